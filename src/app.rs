@@ -1,0 +1,126 @@
+//! Running a parsed command line: resolve the configuration, dispatch to the command,
+//! print, and decide the exit code. The only place that prints errors (as a cause chain)
+//! and that maps a closed output pipe to a quiet exit 0.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use crate::check::{self, Keep};
+use crate::cli::{Cli, ColorWhen, Command, Format, InspectArgs};
+use crate::config::{self, CheckConfig};
+use crate::exit::ExitCode;
+use crate::inspect;
+use crate::output::{self, human, json};
+use crate::verdict::Severity;
+
+/// Run a command line to completion.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.color {
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+        ColorWhen::Auto => {}
+    }
+    let outcome = match cli.command {
+        Command::Check(args) => match CheckConfig::resolve(&args) {
+            Ok(config) => run_check(&config),
+            Err(err) => return usage_error(&err),
+        },
+        Command::Inspect(args) => run_inspect(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::Success,
+        Err(err) => {
+            eprintln!("pycguard: error: cannot write output: {err}");
+            ExitCode::Problems
+        }
+    }
+}
+
+fn usage_error(err: &dyn std::error::Error) -> ExitCode {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    eprintln!("pycguard: error: {message}");
+    ExitCode::Usage
+}
+
+fn run_check(config: &CheckConfig) -> io::Result<ExitCode> {
+    let started = Instant::now();
+    let keep = match config.format {
+        Format::Json => Keep::All,
+        Format::Human => Keep::Problems,
+    };
+    let report = check::run(&config.scan, keep);
+    let elapsed = started.elapsed();
+    let mut out = anstream::stdout().lock();
+    match config.format {
+        Format::Json => json::write_report(&mut out, &report)?,
+        Format::Human => {
+            if !config.quiet {
+                human::write_problems(&mut out, &report)?;
+            }
+            human::write_summary(&mut out, &report, elapsed)?;
+        }
+    }
+    out.flush()?;
+    if config.format == Format::Json || config.quiet {
+        // Unreadable entries still reach the user on stderr when stdout is not for them.
+        for error in &report.errors {
+            eprintln!("pycguard: {}: {}", error.path.display(), error.message);
+        }
+    }
+    let worst = report.summary.worst;
+    let failing = match worst {
+        Some(Severity::Error) => true,
+        Some(Severity::Warning) => config.strict,
+        _ => false,
+    } || !report.errors.is_empty();
+    Ok(if failing && !config.exit_zero {
+        ExitCode::Problems
+    } else {
+        ExitCode::Success
+    })
+}
+
+fn run_inspect(args: &InspectArgs) -> io::Result<ExitCode> {
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(err) => return Ok(usage_error(&err)),
+    };
+    let prefix = config::pycache_prefix(args.pycache_prefix.as_deref(), &cwd);
+    let mut out = anstream::stdout().lock();
+    let mut any_error = false;
+    if args.format == Format::Json {
+        out.write_all(b"[")?;
+    }
+    for (n, file) in args.files.iter().enumerate() {
+        let absolute = config::lexically_absolute(&cwd, file);
+        let result = inspect::inspect(file, &absolute, prefix.as_deref());
+        any_error |= result.is_error();
+        match args.format {
+            Format::Human => {
+                if n > 0 {
+                    writeln!(out)?;
+                }
+                inspect::write_human(&mut out, &result)?;
+            }
+            Format::Json => {
+                out.write_all(if n == 0 { b"\n  " } else { b",\n  " })?;
+                inspect::write_json(&mut out, &result)?;
+            }
+        }
+    }
+    if args.format == Format::Json {
+        out.write_all(b"\n]\n")?;
+    }
+    out.flush()?;
+    Ok(if any_error {
+        ExitCode::Problems
+    } else {
+        ExitCode::Success
+    })
+}

@@ -1,0 +1,16 @@
+//! Exit codes. 0: no error-severity cache; 1: at least one (or, with `--strict`, a warning;
+//! or an entry that could not be judged); 2: bad usage or an unreadable root path.
+
+/// The process exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    Problems = 1,
+    Usage = 2,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}

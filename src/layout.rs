@@ -1,0 +1,390 @@
+//! Where caches live and which source each one belongs to (PEP 3147, PEP 488, `sys.pycache_prefix`).
+//!
+//! `importlib.util.cache_from_source` maps `d/name.py` to `d/__pycache__/name.TAG[.opt-N].pyc`
+//! (keeping every dot of `name`), to `PREFIX/<abs d>/name.TAG[.opt-N].pyc` under a pycache
+//! prefix, and Python 2 / `compileall -b` put `name.pyc` beside the source. This module
+//! parses cache file names and maps between the two sides, in both directions. It works on
+//! raw name bytes, so non-UTF-8 file names round-trip. Pure; no I/O.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+/// The directory name of PEP 3147 caches.
+pub const PYCACHE_DIR: &str = "__pycache__";
+
+/// What a file's name and place say about it, before its bytes are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheName {
+    /// `STEM.TAG[.opt-N].pyc` inside `__pycache__` or under a pycache prefix.
+    Tagged {
+        stem: OsString,
+        tag: String,
+        optimization: u8,
+    },
+    /// `STEM.pyc` / `STEM.pyo` beside where its source is (or was).
+    Legacy { stem: OsString, pyo: bool },
+    /// A tagged name outside `__pycache__` and any prefix: no importer looks for it there.
+    TaggedOutOfPlace { stem: OsString, tag: String },
+    /// `NAME.TAG.pyc.DIGITS`: the temporary file of a cache write that never completed.
+    PartialWrite,
+    /// A `.pyc` inside `__pycache__` whose name is not `STEM.TAG.pyc`.
+    Misnamed,
+}
+
+impl CacheName {
+    /// The tag in the name, if any.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            CacheName::Tagged { tag, .. } | CacheName::TaggedOutOfPlace { tag, .. } => Some(tag),
+            _ => None,
+        }
+    }
+
+    /// The optimisation level the name records (`None` for legacy names, which carry none).
+    pub fn optimization(&self) -> Option<u8> {
+        match self {
+            CacheName::Tagged { optimization, .. } => Some(*optimization),
+            _ => None,
+        }
+    }
+
+    /// True for a pytest assertion-rewritten cache (`…-pytest-X.Y.Z`).
+    pub fn is_pytest(&self) -> bool {
+        self.tag().is_some_and(|t| t.contains("-pytest-"))
+    }
+}
+
+/// Classify a file by its name. `in_cache_dir` is true inside `__pycache__` and under a
+/// pycache prefix. `None`: the file is not a bytecode cache at all and pycguard never
+/// touches it.
+pub fn classify(file_name: &OsStr, in_cache_dir: bool) -> Option<CacheName> {
+    let name = file_name.as_bytes();
+    if in_cache_dir && is_partial_write(name) {
+        return Some(CacheName::PartialWrite);
+    }
+    let (base, pyo) = if let Some(b) = name.strip_suffix(b".pyc") {
+        (b, false)
+    } else if let Some(b) = name.strip_suffix(b".pyo") {
+        (b, true)
+    } else {
+        return None;
+    };
+    if base.is_empty() {
+        return if in_cache_dir {
+            Some(CacheName::Misnamed)
+        } else {
+            None
+        };
+    }
+    let tagged = if pyo { None } else { split_tagged(base) };
+    match (tagged, in_cache_dir) {
+        (Some((stem, tag, optimization)), true) => Some(CacheName::Tagged {
+            stem: OsString::from_vec(stem.to_vec()),
+            tag,
+            optimization,
+        }),
+        (None, true) => Some(CacheName::Misnamed),
+        (Some((stem, tag, _)), false) => Some(CacheName::TaggedOutOfPlace {
+            stem: OsString::from_vec(stem.to_vec()),
+            tag,
+        }),
+        (None, false) => Some(CacheName::Legacy {
+            stem: OsString::from_vec(base.to_vec()),
+            pyo,
+        }),
+    }
+}
+
+/// `NAME.pyc.DIGITS` — importlib's `_write_atomic` temp name is `'{}.{}'.format(path, id(path))`.
+fn is_partial_write(name: &[u8]) -> bool {
+    let Some(pos) = name.windows(5).rposition(|w| w == b".pyc.") else {
+        return false;
+    };
+    let digits = &name[pos + 5..];
+    pos > 0 && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// Split `STEM.TAG[.opt-N]` (the name without `.pyc`) into its parts.
+fn split_tagged(base: &[u8]) -> Option<(&[u8], String, u8)> {
+    let (base, optimization) = match base.iter().rposition(|&b| b == b'.') {
+        Some(dot) if base[dot + 1..].starts_with(b"opt-") => {
+            let level = std::str::from_utf8(&base[dot + 5..]).ok()?.parse().ok()?;
+            (&base[..dot], level)
+        }
+        _ => (base, 0),
+    };
+    // The tag is the leftmost dotted tail that is tag-shaped; only a pytest version may
+    // contain dots, so this finds `cpython-312` in `foo.bar.cpython-312`.
+    for (dot, _) in base.iter().enumerate().filter(|(_, &b)| b == b'.') {
+        if dot == 0 {
+            continue;
+        }
+        let tail = &base[dot + 1..];
+        if let Ok(tag) = std::str::from_utf8(tail) {
+            if is_tag(tag) {
+                return Some((&base[..dot], tag.to_owned(), optimization));
+            }
+        }
+    }
+    None
+}
+
+/// `IMPL[-]DIGITS…` (`cpython-312`, `pypy39`, `pypy3-71`), optionally `-pytest-VERSION`.
+fn is_tag(tag: &str) -> bool {
+    let (base, pytest_version) = match tag.split_once("-pytest-") {
+        Some((b, v)) => (b, Some(v)),
+        None => (tag, None),
+    };
+    if let Some(v) = pytest_version {
+        if v.is_empty()
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+        {
+            return false;
+        }
+    }
+    let letters = base.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let rest = base[letters..]
+        .strip_prefix('-')
+        .unwrap_or(&base[letters..]);
+    letters > 0
+        && rest.bytes().next().is_some_and(|b| b.is_ascii_digit())
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The source a cache in `cache_dir` belongs to, given its parsed name. For a tagged name
+/// `cache_dir` is the `__pycache__` directory (its parent holds the source); for a legacy
+/// name it is the source's own directory. Prefix caches are mapped by [`prefix_source_dir`].
+pub fn source_path(cache_dir: &Path, name: &CacheName) -> Option<PathBuf> {
+    match name {
+        CacheName::Tagged { stem, .. } => Some(cache_dir.parent()?.join(with_py(stem))),
+        CacheName::Legacy { stem, .. } => Some(cache_dir.join(with_py(stem))),
+        _ => None,
+    }
+}
+
+fn with_py(stem: &OsStr) -> OsString {
+    let mut s = stem.to_os_string();
+    s.push(".py");
+    s
+}
+
+/// `importlib.util.cache_from_source(source)` for `tag` and an optimisation level.
+pub fn cache_path(source: &Path, tag: &str, optimization: u8) -> Option<PathBuf> {
+    let dir = source.parent()?;
+    Some(
+        dir.join(PYCACHE_DIR)
+            .join(tagged_file_name(source.file_name()?, tag, optimization)),
+    )
+}
+
+/// The cache of `source` under `sys.pycache_prefix` (`abs_source` must be absolute).
+pub fn prefix_cache_path(
+    prefix: &Path,
+    abs_source: &Path,
+    tag: &str,
+    optimization: u8,
+) -> Option<PathBuf> {
+    let dir = prefix_mirror_dir(prefix, abs_source.parent()?);
+    Some(dir.join(tagged_file_name(abs_source.file_name()?, tag, optimization)))
+}
+
+/// `STEM.TAG[.opt-N].pyc` for a source file name (`stem` keeps every dot but the last).
+pub fn tagged_file_name(source_name: &OsStr, tag: &str, optimization: u8) -> OsString {
+    let bytes = source_name.as_bytes();
+    let stem = match bytes.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 => &bytes[..dot],
+        _ => bytes,
+    };
+    let mut out = stem.to_vec();
+    out.push(b'.');
+    out.extend_from_slice(tag.as_bytes());
+    if optimization > 0 {
+        out.extend_from_slice(format!(".opt-{optimization}").as_bytes());
+    }
+    out.extend_from_slice(b".pyc");
+    OsString::from_vec(out)
+}
+
+/// The directory under `prefix` that mirrors the absolute directory `abs_dir`
+/// (`PREFIX/a/b` for `/a/b`): importlib joins the prefix with the path minus its root.
+pub fn prefix_mirror_dir(prefix: &Path, abs_dir: &Path) -> PathBuf {
+    let mut out = prefix.to_path_buf();
+    for c in abs_dir.components() {
+        if let Component::Normal(part) = c {
+            out.push(part);
+        }
+    }
+    out
+}
+
+/// True when `name` is a directory name pycguard treats as a cache directory.
+pub fn is_pycache_dir(name: &OsStr) -> bool {
+    name == PYCACHE_DIR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> OsString {
+        OsString::from(s)
+    }
+
+    fn c(name: &str, in_cache: bool) -> Option<CacheName> {
+        classify(OsStr::new(name), in_cache)
+    }
+
+    #[test]
+    fn tagged_names() {
+        assert_eq!(
+            c("mod.cpython-312.pyc", true),
+            Some(CacheName::Tagged {
+                stem: os("mod"),
+                tag: "cpython-312".into(),
+                optimization: 0
+            })
+        );
+        assert_eq!(
+            c("mod.cpython-312.opt-2.pyc", true),
+            Some(CacheName::Tagged {
+                stem: os("mod"),
+                tag: "cpython-312".into(),
+                optimization: 2
+            })
+        );
+        assert_eq!(
+            c("foo.bar.cpython-312.pyc", true),
+            Some(CacheName::Tagged {
+                stem: os("foo.bar"),
+                tag: "cpython-312".into(),
+                optimization: 0
+            })
+        );
+        let pytest = c("test_x.cpython-312-pytest-8.3.4.pyc", true).unwrap();
+        assert_eq!(pytest.tag(), Some("cpython-312-pytest-8.3.4"));
+        assert!(pytest.is_pytest());
+        assert_eq!(c("m.pypy39.pyc", true).unwrap().tag(), Some("pypy39"));
+        assert_eq!(c("m.pypy3-71.pyc", true).unwrap().tag(), Some("pypy3-71"));
+        assert_eq!(
+            c("__init__.cpython-36.pyc", true).unwrap().tag(),
+            Some("cpython-36")
+        );
+    }
+
+    #[test]
+    fn other_names() {
+        assert_eq!(c("mod.py", true), None);
+        assert_eq!(c("README", false), None);
+        assert_eq!(c("mod.pyc", true), Some(CacheName::Misnamed));
+        assert_eq!(c(".pyc", true), Some(CacheName::Misnamed));
+        assert_eq!(c(".pyc", false), None);
+        assert_eq!(
+            c("mod.pyc", false),
+            Some(CacheName::Legacy {
+                stem: os("mod"),
+                pyo: false
+            })
+        );
+        assert_eq!(
+            c("mod.pyo", false),
+            Some(CacheName::Legacy {
+                stem: os("mod"),
+                pyo: true
+            })
+        );
+        assert_eq!(
+            c("mod.cpython-312.pyc", false),
+            Some(CacheName::TaggedOutOfPlace {
+                stem: os("mod"),
+                tag: "cpython-312".into()
+            })
+        );
+        assert_eq!(
+            c("mod.cpython-312.pyc.140234", true),
+            Some(CacheName::PartialWrite)
+        );
+        assert_eq!(c("mod.cpython-312.pyc.140234", false), None);
+        assert_eq!(c("mod.cpython-312.pyc.12a", true), None);
+        // A dotted legacy name whose tail is not tag-shaped stays legacy.
+        assert_eq!(
+            c("foo.bar.pyc", false),
+            Some(CacheName::Legacy {
+                stem: os("foo.bar"),
+                pyo: false
+            })
+        );
+    }
+
+    #[test]
+    fn non_utf8_names_round_trip() {
+        let raw = OsString::from_vec(b"caf\xe9.cpython-311.pyc".to_vec());
+        let name = classify(&raw, true).unwrap();
+        assert_eq!(
+            name,
+            CacheName::Tagged {
+                stem: OsString::from_vec(b"caf\xe9".to_vec()),
+                tag: "cpython-311".into(),
+                optimization: 0
+            }
+        );
+        let src = source_path(Path::new("d/__pycache__"), &name).unwrap();
+        assert_eq!(src.as_os_str().as_bytes(), b"d/caf\xe9.py");
+        assert_eq!(
+            cache_path(&src, "cpython-311", 0)
+                .unwrap()
+                .as_os_str()
+                .as_bytes(),
+            b"d/__pycache__/caf\xe9.cpython-311.pyc"
+        );
+    }
+
+    #[test]
+    fn source_and_cache_paths_are_inverse() {
+        for (src, tag, opt) in [
+            ("pkg/mod.py", "cpython-312", 0u8),
+            ("pkg/foo.bar.py", "cpython-39", 1),
+            ("a/b/__init__.py", "pypy39", 2),
+        ] {
+            let cache = cache_path(Path::new(src), tag, opt).unwrap();
+            let name = classify(cache.file_name().unwrap(), true).unwrap();
+            assert_eq!(name.tag(), Some(tag));
+            assert_eq!(name.optimization(), Some(opt));
+            assert_eq!(
+                source_path(cache.parent().unwrap(), &name).unwrap(),
+                Path::new(src)
+            );
+        }
+        assert_eq!(
+            cache_path(Path::new("d/foo.bar.py"), "cpython-312", 1).unwrap(),
+            Path::new("d/__pycache__/foo.bar.cpython-312.opt-1.pyc")
+        );
+        let legacy = classify(OsStr::new("m.pyc"), false).unwrap();
+        assert_eq!(
+            source_path(Path::new("x"), &legacy).unwrap(),
+            Path::new("x/m.py")
+        );
+    }
+
+    #[test]
+    fn prefix_mirror() {
+        assert_eq!(
+            prefix_mirror_dir(Path::new("/tmp/pfx"), Path::new("/opt/app/pkg")),
+            Path::new("/tmp/pfx/opt/app/pkg")
+        );
+        assert_eq!(
+            prefix_cache_path(
+                Path::new("/tmp/pfx"),
+                Path::new("/opt/app/mod.py"),
+                "cpython-312",
+                0
+            )
+            .unwrap(),
+            Path::new("/tmp/pfx/opt/app/mod.cpython-312.pyc")
+        );
+    }
+}

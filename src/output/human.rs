@@ -1,0 +1,129 @@
+//! Human output: problems grouped by state (worst first) with path and reason, then one
+//! summary line; coloured on a terminal, plain otherwise (anstream honours `NO_COLOR`).
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::report::Report;
+use crate::verdict::{Severity, State};
+
+/// The order problem groups are printed in: what runs wrong code first.
+const GROUP_ORDER: [State; 8] = [
+    State::HiddenStale,
+    State::Ghost,
+    State::Corrupt,
+    State::Suspect,
+    State::Stale,
+    State::Orphan,
+    State::Unknown,
+    State::Sourceless,
+];
+
+pub fn severity_style(severity: Severity) -> Style {
+    match severity {
+        Severity::Error => AnsiColor::Red.on_default().bold(),
+        Severity::Warning => AnsiColor::Yellow.on_default().bold(),
+        Severity::Info => AnsiColor::Cyan.on_default(),
+        Severity::Ok => AnsiColor::Green.on_default(),
+    }
+}
+
+const DIM: Style = Style::new().dimmed();
+const BOLD: Style = Style::new().bold();
+
+/// Print every problem entry of the report, grouped by state.
+pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    for state in GROUP_ORDER {
+        let entries: Vec<_> = report
+            .entries
+            .iter()
+            .filter(|e| e.verdict.state == state)
+            .collect();
+        if entries.is_empty() {
+            continue;
+        }
+        let worst = entries
+            .iter()
+            .map(|e| e.verdict.severity)
+            .max()
+            .unwrap_or(Severity::Info);
+        let style = severity_style(worst);
+        writeln!(
+            out,
+            "{style}{}{style:#} ({}): {DIM}{}{DIM:#}",
+            state.name(),
+            entries.len(),
+            state.meaning()
+        )?;
+        for entry in entries {
+            writeln!(out, "  {}", entry.path.display())?;
+            if let Some(reason) = &entry.verdict.reason {
+                writeln!(out, "      {reason}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    if !report.errors.is_empty() {
+        let style = severity_style(Severity::Error);
+        writeln!(
+            out,
+            "{style}unreadable{style:#} ({}): {DIM}could not be judged{DIM:#}",
+            report.errors.len()
+        )?;
+        for error in &report.errors {
+            writeln!(out, "  {}", error.path.display())?;
+            writeln!(out, "      {}", error.message)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The summary line, then the header-only note when it applies.
+pub fn write_summary<W: Write>(out: &mut W, report: &Report, elapsed: Duration) -> io::Result<()> {
+    let s = &report.summary;
+    let total = s.total();
+    write!(
+        out,
+        "{BOLD}{total} {}{BOLD:#} checked in {:.2}s",
+        if total == 1 { "cache" } else { "caches" },
+        elapsed.as_secs_f64()
+    )?;
+    let mut parts = Vec::new();
+    for state in State::ALL {
+        let n = s.count(state);
+        if n > 0 {
+            let style = if state == State::Fresh {
+                severity_style(Severity::Ok)
+            } else {
+                severity_style(crate::verdict::default_severity(state))
+            };
+            parts.push(format!("{style}{n} {}{style:#}", state.name()));
+        }
+    }
+    if !report.errors.is_empty() {
+        let style = severity_style(Severity::Error);
+        parts.push(format!(
+            "{style}{} unreadable{style:#}",
+            report.errors.len()
+        ));
+    }
+    if !parts.is_empty() {
+        write!(out, ": {}", parts.join(", "))?;
+    }
+    writeln!(out)?;
+    if s.header_only > 0 {
+        writeln!(
+            out,
+            "{DIM}{} judged by header only (mtime and size, as the interpreter does); the code inside was not compared with the source.{DIM:#}",
+            if s.header_only == 1 {
+                "1 cache was".to_owned()
+            } else {
+                format!("{} caches were", s.header_only)
+            }
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! The result of a scan: one entry per cache, the per-state summary, and the entries that
+//! could not be judged. Printers read it; actions (fix, clean) consume it.
+
+use std::path::PathBuf;
+
+use crate::verdict::{Checked, Severity, State, Verdict};
+
+/// One judged cache.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub source: Option<PathBuf>,
+    pub verdict: Verdict,
+}
+
+/// A cache (or directory) that could not be judged; the scan went on without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Counts per state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    counts: [usize; State::ALL.len()],
+    /// Fresh and suspect caches whose code was not compared with the source.
+    pub header_only: usize,
+    pub worst: Option<Severity>,
+}
+
+impl Summary {
+    pub fn add(&mut self, verdict: &Verdict) {
+        self.counts[verdict.state as usize] += 1;
+        if matches!(verdict.state, State::Fresh | State::Suspect)
+            && verdict.checked == Checked::Header
+        {
+            self.header_only += 1;
+        }
+        self.worst = self.worst.max(Some(verdict.severity));
+    }
+
+    pub fn count(&self, state: State) -> usize {
+        self.counts[state as usize]
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.iter().sum()
+    }
+}
+
+/// Everything a scan found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The entries kept (all of them, or only the non-fresh ones), sorted by path.
+    pub entries: Vec<Entry>,
+    pub summary: Summary,
+    /// Sorted by path.
+    pub errors: Vec<ScanError>,
+}
+
+impl Report {
+    pub fn sort(&mut self) {
+        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        self.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+}

@@ -1,0 +1,496 @@
+//! The verdict: one state per cache, decided from gathered facts exactly as the importer of
+//! the series that wrote (or reads) the cache would decide — plus what the importer misses.
+//!
+//! Facts come in (name, location, bytes, the source's stat and hash), a [`Verdict`] goes
+//! out; this module does no I/O, so every rule is unit-tested here and every rule is also
+//! checked against caches written by real interpreters in `tests/`. The order of the
+//! checks mirrors `SourceLoader.get_code`: where the importer looks, magic, header, flags,
+//! mtime/size or hash, then `marshal.loads` of the body.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::layout::CacheName;
+use crate::pyc::header::{self, Header, HeaderError, Invalidation, SourceStat, TimestampCheck};
+use crate::pyc::magic::{self, Series};
+use crate::pyc::marshal;
+use crate::pyc::source_hash::stored_hex;
+use crate::timefmt;
+
+/// The state of one cache. Each cache gets exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Fresh,
+    Stale,
+    Suspect,
+    HiddenStale,
+    Ghost,
+    Sourceless,
+    Orphan,
+    Corrupt,
+    Unknown,
+}
+
+impl State {
+    /// Every state, in the order of the JSON summary.
+    pub const ALL: [State; 9] = [
+        State::Fresh,
+        State::Stale,
+        State::Suspect,
+        State::HiddenStale,
+        State::Ghost,
+        State::Sourceless,
+        State::Orphan,
+        State::Corrupt,
+        State::Unknown,
+    ];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Fresh => "fresh",
+            State::Stale => "stale",
+            State::Suspect => "suspect",
+            State::HiddenStale => "hidden-stale",
+            State::Ghost => "ghost",
+            State::Sourceless => "sourceless",
+            State::Orphan => "orphan",
+            State::Corrupt => "corrupt",
+            State::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// What the state means for someone running the code, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            State::Fresh => "matches its source",
+            State::Stale => "out of date; the interpreter will notice and recompile",
+            State::Suspect => "source changed after the cache was written, but the header still matches: the interpreter trusts it",
+            State::HiddenStale => "does not match its source, yet the interpreter runs it",
+            State::Ghost => "source deleted, but the interpreter still imports this file",
+            State::Sourceless => "sourceless distribution (no sources in the directory)",
+            State::Orphan => "never used by any interpreter",
+            State::Corrupt => "not a usable cache",
+            State::Unknown => "written by no interpreter pycguard knows",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How much a state matters; decides the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    Ok,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// How far a verdict was proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Checked {
+    /// Header fields against the source's stat (what the importer checks).
+    Header,
+    /// The header's SipHash against the source bytes.
+    Hash,
+    /// The code object against a fresh compile of the source (`check --deep`).
+    Deep,
+}
+
+impl Checked {
+    pub fn name(self) -> &'static str {
+        match self {
+            Checked::Header => "header",
+            Checked::Hash => "hash",
+            Checked::Deep => "deep",
+        }
+    }
+}
+
+/// The judgement of one cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub state: State,
+    pub severity: Severity,
+    /// One sentence naming the evidence; `None` for an unremarkable fresh cache.
+    pub reason: Option<String>,
+    /// The series that wrote the cache (from its magic; from its tag when the magic is unreadable).
+    pub interpreter: Option<Series>,
+    pub tag: Option<String>,
+    /// `timestamp`, `checked-hash` or `unchecked-hash`, when the header was readable.
+    pub invalidation: Option<&'static str>,
+    pub optimization: Option<u8>,
+    pub checked: Checked,
+}
+
+/// Where the cache sits relative to the places importers look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// Inside a `__pycache__` directory.
+    PyCache,
+    /// Under a `sys.pycache_prefix` tree.
+    Prefix,
+    /// Anywhere else (legacy location beside the sources).
+    Beside,
+}
+
+/// What was learned about a cache's source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceFacts {
+    Present {
+        stat: SourceStat,
+        /// The source's mtime in nanoseconds since the epoch.
+        mtime_ns: i128,
+        /// `source_hash` of the source bytes under the cache's magic, when the header is
+        /// hash-based (the only time the source is read).
+        hash: Option<u64>,
+    },
+    Missing {
+        /// Does the cache's directory hold any `.py` file (ghost vs sourceless)?
+        dir_has_sources: bool,
+    },
+    /// The name maps to no source.
+    NotApplicable,
+}
+
+/// Everything the judge needs about one cache.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheFacts<'a> {
+    pub name: &'a CacheName,
+    pub location: Location,
+    /// The whole cache file.
+    pub bytes: &'a [u8],
+    /// The cache file's own mtime in nanoseconds since the epoch.
+    pub cache_mtime_ns: i128,
+    /// File name of the source (for reasons), when the name maps to one.
+    pub source_name: Option<&'a OsStr>,
+    pub source: SourceFacts,
+}
+
+impl CacheFacts<'_> {
+    /// The parsed header (cheap; parsed on demand rather than stored twice).
+    pub fn header(&self) -> Result<Header, HeaderError> {
+        header::parse(self.bytes)
+    }
+}
+
+/// Judge one cache.
+pub fn judge(facts: &CacheFacts<'_>) -> Verdict {
+    let parsed = facts.header();
+    let header = parsed.as_ref().ok();
+    let tag = facts.name.tag().map(str::to_owned);
+    let tag_series = tag.as_deref().and_then(magic::series_of_tag);
+    let magic_series = header.map(|h| h.magic.series).or_else(|| {
+        parsed
+            .as_ref()
+            .err()
+            .and_then(|e| e.magic())
+            .map(|m| m.series)
+    });
+    let mut v = Verdict {
+        state: State::Fresh,
+        severity: Severity::Ok,
+        reason: None,
+        interpreter: magic_series.or(tag_series),
+        tag,
+        invalidation: header.map(|h| h.invalidation.mode_name()),
+        optimization: facts.name.optimization(),
+        checked: Checked::Header,
+    };
+    let source_name = facts
+        .source_name
+        .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
+        .unwrap_or_default();
+    match facts.name {
+        CacheName::PartialWrite => v.set(
+            State::Orphan,
+            "temporary file of a cache write that never completed; no interpreter reads it".into(),
+        ),
+        CacheName::Misnamed => v.set(
+            State::Orphan,
+            "not named NAME.TAG.pyc, so no interpreter looks for it".into(),
+        ),
+        CacheName::TaggedOutOfPlace { tag, .. } => v.set(
+            State::Orphan,
+            format!("named for {tag} but outside __pycache__ and any pycache prefix; no interpreter looks for it here"),
+        ),
+        CacheName::Tagged { .. } => match facts.source {
+            SourceFacts::Present { .. } => judge_against_source(facts, &parsed, tag_series, &mut v),
+            _ => v.set(
+                State::Orphan,
+                format!("source {source_name} does not exist; no interpreter imports this cache"),
+            ),
+        },
+        CacheName::Legacy { .. } => match facts.source {
+            SourceFacts::Missing { dir_has_sources } => judge_sourceless(facts, &parsed, dir_has_sources, &source_name, &mut v),
+            SourceFacts::NotApplicable => v.set(State::Orphan, "no source can be derived from this name".into()),
+            SourceFacts::Present { .. } => match magic_series {
+                Some(series) if series.uses_pycache() => v.set(
+                    State::Orphan,
+                    format!("{series} ignores a legacy cache while {source_name} exists (it reads __pycache__)"),
+                ),
+                _ => judge_against_source(facts, &parsed, None, &mut v),
+            },
+        },
+    }
+    v
+}
+
+impl Verdict {
+    fn set(&mut self, state: State, reason: String) {
+        self.state = state;
+        self.severity = default_severity(state);
+        self.reason = Some(reason);
+    }
+}
+
+/// The severity of a state; `corrupt` is an error only when the import fails, which the
+/// judge decides case by case.
+pub fn default_severity(state: State) -> Severity {
+    match state {
+        State::Fresh => Severity::Ok,
+        State::Sourceless | State::Unknown => Severity::Info,
+        State::Stale | State::Suspect | State::Orphan | State::Corrupt => Severity::Warning,
+        State::HiddenStale | State::Ghost => Severity::Error,
+    }
+}
+
+fn who(series: Option<Series>) -> String {
+    series.map_or_else(|| "the interpreter".to_owned(), |s| s.to_string())
+}
+
+/// A legacy cache whose source is gone: imported as-is by the interpreter (ghost) unless
+/// the directory is a sourceless distribution.
+fn judge_sourceless(
+    facts: &CacheFacts<'_>,
+    parsed: &Result<Header, HeaderError>,
+    dir_has_sources: bool,
+    source_name: &str,
+    v: &mut Verdict,
+) {
+    let series = parsed.as_ref().ok().map(|h| h.magic.series);
+    let body = parsed
+        .as_ref()
+        .ok()
+        .and_then(|h| body_problem(h, facts.bytes));
+    if dir_has_sources {
+        let mut reason = match series {
+            Some(s) => format!("source {source_name} deleted; {s} still imports this file"),
+            None => format!(
+                "source {source_name} deleted; an import of this module finds this file and fails ({})",
+                parsed.as_ref().err().map(ToString::to_string).unwrap_or_default()
+            ),
+        };
+        if let Some(problem) = body {
+            reason.push_str(&format!(", and its body is damaged: {problem}"));
+        }
+        v.set(State::Ghost, reason);
+        return;
+    }
+    match (parsed, body) {
+        (Ok(_), Some(problem)) => {
+            v.set(
+                State::Corrupt,
+                format!("sourceless cache with a damaged body: {problem}; importing it fails"),
+            );
+            v.severity = Severity::Error;
+        }
+        _ => v.set(
+            State::Sourceless,
+            format!(
+                "no sources in this directory: a sourceless distribution ({})",
+                who(series)
+            ),
+        ),
+    }
+}
+
+fn judge_against_source(
+    facts: &CacheFacts<'_>,
+    parsed: &Result<Header, HeaderError>,
+    reader: Option<Series>,
+    v: &mut Verdict,
+) {
+    let SourceFacts::Present {
+        stat,
+        mtime_ns,
+        hash: source_hash,
+    } = facts.source
+    else {
+        return;
+    };
+    let pytest = facts.name.is_pytest();
+    let h = match parsed {
+        Ok(h) => h,
+        Err(err @ HeaderError::UnknownMagic { .. }) => {
+            v.set(State::Unknown, err.to_string());
+            return;
+        }
+        Err(err) => {
+            let reader = reader.or_else(|| err.magic().map(|m| m.series));
+            v.set(
+                State::Corrupt,
+                format!("{err}; {} regenerates it on import", who(reader)),
+            );
+            return;
+        }
+    };
+    let writer = h.magic.series;
+    if facts.location != Location::Beside && !writer.uses_pycache() {
+        v.set(
+            State::Orphan,
+            format!("written by {writer}, which never reads __pycache__"),
+        );
+        return;
+    }
+    if let Some(reader) = reader {
+        if reader != writer {
+            v.set(
+                State::Stale,
+                format!(
+                    "the header is {writer}'s (magic {}) but the name says {}; {reader} rejects it and recompiles",
+                    h.magic.value,
+                    v.tag.as_deref().unwrap_or_default()
+                ),
+            );
+            return;
+        }
+    }
+    if pytest && h.flags != 0 {
+        v.set(
+            State::Stale,
+            "pytest accepts only timestamp caches and rewrites this one".into(),
+        );
+        return;
+    }
+    let reader = reader.unwrap_or(writer);
+    match h.invalidation {
+        Invalidation::Timestamp { mtime, size } => {
+            match header::compare_timestamp(h.magic.mtime_rule, mtime, size, &stat) {
+                TimestampCheck::Accepted => {}
+                TimestampCheck::MtimeDiffers { header, source } => {
+                    return v.set(
+                        State::Stale,
+                        format!(
+                            "source mtime {} differs from header {}",
+                            timefmt::seconds(source),
+                            timefmt::seconds(i64::from(header))
+                        ),
+                    )
+                }
+                TimestampCheck::MtimeUnrepresentable { source } => {
+                    return v.set(
+                        State::Stale,
+                        format!(
+                            "source mtime {} cannot match any {writer} header (it compares {}), so the cache is rebuilt on every import",
+                            timefmt::seconds(source),
+                            match h.magic.mtime_rule {
+                                magic::MtimeRule::SignExtended => "the mtime sign-extended from 32 bits",
+                                _ => "the mtime unmasked",
+                            }
+                        ),
+                    )
+                }
+                TimestampCheck::SizeDiffers { header, source } => {
+                    return v.set(
+                        State::Stale,
+                        format!("source is {source} bytes, header says {header}"),
+                    )
+                }
+            }
+            if let Some(problem) = body_problem(h, facts.bytes) {
+                return corrupt_body(v, reader, pytest, problem);
+            }
+            if mtime_ns > facts.cache_mtime_ns {
+                v.set(
+                    State::Suspect,
+                    format!(
+                        "source modified at {} after the cache was written at {}, yet the header matches (same second and size): {reader} runs the cached code",
+                        timefmt::nanos(mtime_ns),
+                        timefmt::nanos(facts.cache_mtime_ns)
+                    ),
+                );
+            }
+        }
+        Invalidation::Hash { hash, check_source } => {
+            v.checked = Checked::Hash;
+            let Some(actual) = source_hash else {
+                return;
+            };
+            if actual != hash {
+                let evidence = format!(
+                    "SipHash {} differs from source's {}",
+                    stored_hex(hash),
+                    stored_hex(actual)
+                );
+                if check_source {
+                    return v.set(
+                        State::Stale,
+                        format!("{evidence}; {reader} checks it and recompiles"),
+                    );
+                }
+                if let Some(problem) = body_problem(h, facts.bytes) {
+                    return corrupt_body(v, reader, pytest, problem);
+                }
+                return v.set(
+                    State::HiddenStale,
+                    format!("unchecked-hash cache: {evidence}; {reader} never checks it and runs the old code"),
+                );
+            }
+            if let Some(problem) = body_problem(h, facts.bytes) {
+                corrupt_body(v, reader, pytest, problem);
+            }
+        }
+    }
+}
+
+fn corrupt_body(v: &mut Verdict, reader: Series, pytest: bool, problem: String) {
+    if pytest {
+        v.set(
+            State::Corrupt,
+            format!("header matches but the body is damaged ({problem}); pytest rewrites it"),
+        );
+    } else {
+        v.set(
+            State::Corrupt,
+            format!("header matches but the body is damaged ({problem}); importing it with {reader} fails"),
+        );
+        v.severity = Severity::Error;
+    }
+}
+
+/// Would `marshal.loads` of the body fail (as importlib runs it, outside any fallback)?
+/// `None` also when the series' marshal dialect is not known to pycguard (PyPy).
+fn body_problem(h: &Header, bytes: &[u8]) -> Option<String> {
+    if h.magic.series.implementation != magic::Implementation::CPython {
+        return None;
+    }
+    let dialect = marshal::Dialect::cpython(h.magic.value)?;
+    marshal::validate(&bytes[h.byte_len()..], dialect)
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! Shared fixtures for integration tests: discovering the real interpreters on this
+//! machine, running them with a controlled environment, building temp trees, and running
+//! the pycguard binary.
+//!
+//! Interpreters are the oracle: caches are written by them, and where it matters the test
+//! asks them what they actually import. A missing interpreter is skipped with a visible
+//! `SKIP:` line on stderr, never faked.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The interpreter series this machine is expected to have under ~/.pyenv/versions.
+pub const EXPECTED: &[(u32, u32)] = &[
+    (2, 7),
+    (3, 6),
+    (3, 7),
+    (3, 8),
+    (3, 9),
+    (3, 10),
+    (3, 11),
+    (3, 12),
+    (3, 13),
+];
+
+/// One real interpreter.
+#[derive(Clone, Debug)]
+pub struct Interp {
+    pub path: PathBuf,
+    pub major: u32,
+    pub minor: u32,
+    pub version: String,
+}
+
+impl Interp {
+    /// `cpython-3.12`, as pycguard's JSON names it.
+    pub fn id(&self) -> String {
+        format!("cpython-{}.{}", self.major, self.minor)
+    }
+
+    /// `cpython-312`; `None` for Python 2.
+    pub fn tag(&self) -> Option<String> {
+        (self.major >= 3).then(|| format!("cpython-{}{}", self.major, self.minor))
+    }
+
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+
+    /// A command for this interpreter with the cache-related environment cleared.
+    pub fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.current_dir(dir)
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .env_remove("PYTHONPYCACHEPREFIX")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME")
+            .env_remove("PYTHONOPTIMIZE")
+            .env_remove("PYTHONCHECKHASHBASEDPYCS");
+        cmd
+    }
+
+    /// Run `code` with `args`; panics with the interpreter's stderr on failure.
+    pub fn run(&self, dir: &Path, code: &str, args: &[&OsStr]) -> String {
+        let out = self.try_run(dir, code, args, &[]);
+        assert!(
+            out.status.success(),
+            "{} failed: {}\n{}",
+            self.version,
+            String::from_utf8_lossy(&out.stderr),
+            code
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn try_run(&self, dir: &Path, code: &str, args: &[&OsStr], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(dir);
+        cmd.arg("-c").arg(code).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run interpreter")
+    }
+
+    /// Compile `files` (relative to `dir`) with py_compile. `mode` is `timestamp`,
+    /// `checked_hash` or `unchecked_hash` (3.7+); `legacy` writes `name.pyc` beside.
+    pub fn compile(&self, dir: &Path, files: &[&str], mode: &str, optimize: u32) {
+        let code = r#"
+import sys, py_compile
+mode, opt, legacy = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+for f in sys.argv[4:]:
+    kw = {}
+    if sys.version_info >= (3, 7):
+        kw["invalidation_mode"] = getattr(py_compile.PycInvalidationMode, mode.upper())
+    if sys.version_info >= (3,):
+        kw["optimize"] = opt
+    if legacy or sys.version_info < (3,):
+        kw["cfile"] = f + "c"
+    py_compile.compile(f, doraise=True, **kw)
+"#;
+        let (mode, legacy) = match mode {
+            "legacy" => ("timestamp", "1"),
+            m => (m, "0"),
+        };
+        let opt = optimize.to_string();
+        let mut args: Vec<&OsStr> = vec![OsStr::new(mode), OsStr::new(&opt), OsStr::new(legacy)];
+        args.extend(files.iter().map(OsStr::new));
+        self.run(dir, code, &args);
+    }
+
+    /// What the interpreter imports for `module`: `VALUE` of the module, or the error line.
+    /// Runs with bytecode writing off, so the tree is not changed by asking.
+    pub fn import_value(&self, dir: &Path, module: &str) -> Result<String, String> {
+        let code = format!(
+            "import sys\nsys.dont_write_bytecode = True\nimport {module} as m\nsys.stdout.write(str(m.VALUE))"
+        );
+        let out = self.try_run(dir, &code, &[], &[("PYTHONDONTWRITEBYTECODE", "1")]);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Err(err.lines().last().unwrap_or("").to_owned())
+        }
+    }
+}
+
+fn probe(path: &Path) -> Option<Interp> {
+    let out = Command::new(path)
+        .args(["-c", "import sys; v = sys.version_info; sys.stdout.write('%d %d %s' % (v[0], v[1], sys.version.split()[0]))"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut parts = text.split_whitespace();
+    Some(Interp {
+        path: path.to_path_buf(),
+        major: parts.next()?.parse().ok()?,
+        minor: parts.next()?.parse().ok()?,
+        version: parts.next()?.to_owned(),
+    })
+}
+
+/// Every interpreter on the machine: ~/.pyenv/versions/*/bin/python and the system
+/// python3, distinct builds only. Prints a SKIP line for each expected series not found.
+pub fn interpreters() -> Vec<Interp> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(home) = std::env::var_os("HOME") {
+        let versions = Path::new(&home).join(".pyenv/versions");
+        if let Ok(entries) = fs::read_dir(&versions) {
+            let mut dirs: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            dirs.sort();
+            candidates.extend(dirs.into_iter().map(|d| d.join("bin/python")));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/bin/python3"));
+    let mut seen = Vec::new();
+    let mut found = Vec::new();
+    for c in candidates {
+        let Ok(real) = fs::canonicalize(&c) else {
+            continue;
+        };
+        if seen.contains(&real) {
+            continue;
+        }
+        seen.push(real);
+        if let Some(i) = probe(&c) {
+            found.push(i);
+        }
+    }
+    for (major, minor) in EXPECTED {
+        if !found.iter().any(|i| i.major == *major && i.minor == *minor) {
+            eprintln!("SKIP: no Python {major}.{minor} interpreter found (~/.pyenv/versions/*/bin/python, /usr/bin/python3)");
+        }
+    }
+    found
+}
+
+/// Interpreters of at least `major.minor` (prints SKIP lines for missing ones).
+pub fn interpreters_from(major: u32, minor: u32) -> Vec<Interp> {
+    interpreters()
+        .into_iter()
+        .filter(|i| i.at_least(major, minor))
+        .collect()
+}
+
+/// A temporary directory tree.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree {
+            dir: tempfile::Builder::new()
+                .prefix("pycguard-test")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    /// Write a file (creating directories).
+    pub fn write(&self, rel: impl AsRef<Path>, content: &[u8]) -> PathBuf {
+        let path = self.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+/// Set a file's mtime to `secs` + `nanos` since the epoch.
+pub fn set_mtime(path: &Path, secs: u64, nanos: u32) {
+    let t = UNIX_EPOCH + Duration::new(secs, nanos);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .or_else(|_| fs::File::open(path))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// A file's mtime as (secs, nanos).
+pub fn mtime(path: &Path) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).unwrap();
+    (m.mtime(), m.mtime_nsec())
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The pycguard binary under test.
+pub fn pycguard() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pycguard"));
+    cmd.env("TZ", "UTC")
+        .env("NO_COLOR", "1")
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .env_remove("CLICOLOR_FORCE");
+    cmd
+}
+
+/// Run `pycguard check --format json` in `dir` on `args` and parse the output.
+pub fn check_json(dir: &Path, args: &[&str]) -> (Value, i32) {
+    let out = pycguard()
+        .current_dir(dir)
+        .args(["check", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 json");
+    let value: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "bad json ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (value, out.status.code().unwrap_or(-1))
+}
+
+/// The cache entries of a JSON report by path.
+pub fn by_path(report: &Value) -> BTreeMap<String, Value> {
+    report["caches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().to_owned(), c.clone()))
+        .collect()
+}
+
+/// A snapshot of every file under `dir`: path → (content, mtime secs, mtime nanos).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            let p = e.path();
+            if ft.is_dir() {
+                stack.push(p.clone());
+            }
+            let content = if ft.is_file() {
+                fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            use std::os::unix::fs::MetadataExt;
+            let m = fs::symlink_metadata(&p).unwrap();
+            out.insert(p, (content, m.mtime(), m.mtime_nsec()));
+        }
+    }
+    out
+}
