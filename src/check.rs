@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use crate::config::ScanConfig;
 use crate::facts::{self, DirSources};
+use crate::memo::Memo;
 use crate::report::{Entry, Report, ScanError};
 use crate::verdict::{self, CacheFacts, State};
 use crate::walk::{self, Candidate, WalkEvent};
@@ -28,10 +29,14 @@ thread_local! {
 }
 
 /// Judge one found cache; the error says why it could not be judged.
-pub fn judge_candidate(candidate: Candidate, dirs: &DirSources) -> Result<Entry, ScanError> {
+pub fn judge_candidate(
+    candidate: Candidate,
+    dirs: &DirSources,
+    memo: &Memo,
+) -> Result<Entry, ScanError> {
     READ_BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let gathered = facts::gather(&candidate, &mut buf, dirs).map_err(|e| ScanError {
+        let gathered = facts::gather(&candidate, &mut buf, dirs, memo).map_err(|e| ScanError {
             path: candidate.path.clone(),
             message: e.to_string(),
         })?;
@@ -39,6 +44,7 @@ pub fn judge_candidate(candidate: Candidate, dirs: &DirSources) -> Result<Entry,
             name: &candidate.name,
             location: candidate.location,
             bytes: &buf,
+            body: &gathered.body,
             cache_mtime_ns: gathered.cache_mtime_ns,
             source_name: candidate.source.as_deref().and_then(|s| s.file_name()),
             source: gathered.source,
@@ -59,9 +65,13 @@ pub fn judge_candidate(candidate: Candidate, dirs: &DirSources) -> Result<Entry,
 pub fn run(config: &ScanConfig, keep: Keep) -> Report {
     let report = Mutex::new(Report::default());
     let dirs = DirSources::default();
+    let memo = match &config.cache_dir {
+        Some(dir) => Memo::load(dir),
+        None => Memo::disabled(),
+    };
     let sink = |event: WalkEvent| {
         let outcome = match event {
-            WalkEvent::Cache(candidate) => judge_candidate(candidate, &dirs),
+            WalkEvent::Cache(candidate) => judge_candidate(candidate, &dirs, &memo),
             WalkEvent::Error { path, message } => Err(ScanError { path, message }),
         };
         let mut report = report.lock().expect("poisoned");
@@ -78,6 +88,7 @@ pub fn run(config: &ScanConfig, keep: Keep) -> Report {
     for root in &config.roots {
         walk::walk_root(root, &config.walk, &sink);
     }
+    memo.save();
     let mut report = report.into_inner().expect("poisoned");
     report.sort();
     report

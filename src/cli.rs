@@ -69,6 +69,21 @@ pub struct WalkArgs {
     /// Threads for the walk [default: number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// pycguard's own cache (never inside the scanned tree).
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Do not read or write pycguard's cache directory
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// pycguard's cache directory [default: $PYCGUARD_CACHE_DIR, else $XDG_CACHE_HOME/pycguard, else ~/.cache/pycguard]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

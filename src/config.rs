@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobSetBuilder};
 
-use crate::cli::{CheckArgs, Format, WalkArgs};
+use crate::cli::{CacheArgs, CheckArgs, Format, WalkArgs};
 use crate::walk::{Root, WalkOptions};
 
 /// A command line that cannot run (exit 2).
@@ -32,6 +32,8 @@ pub enum ConfigError {
 pub struct ScanConfig {
     pub roots: Vec<Root>,
     pub walk: WalkOptions,
+    /// pycguard's cache directory; `None` with `--no-cache` (or when no home is known).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `pycguard check`.
@@ -100,8 +102,29 @@ impl ScanConfig {
                 excludes,
                 pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &cwd),
             },
+            cache_dir: cache_dir(&args.cache, &cwd),
         })
     }
+}
+
+/// pycguard's own cache directory: `--cache-dir`, else `$PYCGUARD_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/pycguard`, else `~/.cache/pycguard`; `None` with `--no-cache`.
+pub fn cache_dir(args: &CacheArgs, cwd: &Path) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v: &OsString| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = args
+        .cache_dir
+        .clone()
+        .or_else(|| env("PYCGUARD_CACHE_DIR"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("pycguard")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache").join("pycguard")))?;
+    Some(lexically_absolute(cwd, &dir))
 }
 
 /// The pycache prefix: the flag, else a non-empty `$PYTHONPYCACHEPREFIX`, made absolute

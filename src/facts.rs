@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::layout::CacheName;
+use crate::memo::{Identity, Memo};
 use crate::pyc::header::{self, Invalidation, SourceStat};
 use crate::pyc::source_hash;
-use crate::verdict::SourceFacts;
+use crate::verdict::{BodyFacts, SourceFacts};
 use crate::walk::Candidate;
 
 /// Why a cache could not be judged (vanished, unreadable…): reported on its entry.
@@ -52,11 +53,13 @@ pub fn io_message(err: &io::Error) -> String {
     }
 }
 
-/// The owned facts of one cache (the bytes live in the caller's reusable buffer).
-#[derive(Clone, Copy, Debug)]
+/// The owned facts of one cache (its bytes, or just its header when the memo vouches for
+/// the rest, live in the caller's reusable buffer).
+#[derive(Clone, Debug)]
 pub struct Gathered {
     pub cache_mtime_ns: i128,
     pub source: SourceFacts,
+    pub body: BodyFacts,
 }
 
 /// Remembers, per directory, whether it holds any `.py` source (ghost vs sourceless).
@@ -130,25 +133,36 @@ pub fn source_stat(meta: &fs::Metadata) -> SourceStat {
     }
 }
 
-/// Read the cache into `buf` and learn about its source.
+/// Read the cache into `buf` and learn about its source. A cache the memo knows (same
+/// identity as when its body was last found well-formed) costs one `stat`.
 pub fn gather(
     candidate: &Candidate,
     buf: &mut Vec<u8>,
     dirs: &DirSources,
+    memo: &Memo,
 ) -> Result<Gathered, FactsError> {
     buf.clear();
-    let mut file = File::open(&candidate.path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => FactsError::CacheVanished,
-        _ => FactsError::ReadCache(e),
-    })?;
-    let meta = file.metadata().map_err(FactsError::ReadCache)?;
-    read_whole(&mut file, meta.len(), buf).map_err(FactsError::ReadCache)?;
-    let cache_mtime_ns = mtime_ns(&meta);
-
+    let remembered = if memo.is_enabled() {
+        let meta = fs::symlink_metadata(&candidate.path).map_err(cache_error)?;
+        if !meta.is_file() {
+            return Err(FactsError::CacheVanished);
+        }
+        memo.lookup(&Identity::of(&meta)).map(|record| {
+            buf.extend_from_slice(record.header());
+            (mtime_ns(&meta), BodyFacts::Valid)
+        })
+    } else {
+        None
+    };
+    let (cache_mtime_ns, body) = match remembered {
+        Some(known) => known,
+        None => read_cache(&candidate.path, buf, memo)?,
+    };
     let Some(source_path) = &candidate.source else {
         return Ok(Gathered {
             cache_mtime_ns,
             source: SourceFacts::NotApplicable,
+            body,
         });
     };
     let source = match fs::metadata(source_path) {
@@ -188,7 +202,31 @@ pub fn gather(
     Ok(Gathered {
         cache_mtime_ns,
         source,
+        body,
     })
+}
+
+fn cache_error(e: io::Error) -> FactsError {
+    match e.kind() {
+        io::ErrorKind::NotFound => FactsError::CacheVanished,
+        _ => FactsError::ReadCache(e),
+    }
+}
+
+/// Read a whole cache file and walk its body; a well-formed one is remembered.
+fn read_cache(
+    path: &Path,
+    buf: &mut Vec<u8>,
+    memo: &Memo,
+) -> Result<(i128, BodyFacts), FactsError> {
+    let mut file = File::open(path).map_err(cache_error)?;
+    let meta = file.metadata().map_err(FactsError::ReadCache)?;
+    read_whole(&mut file, meta.len(), buf).map_err(FactsError::ReadCache)?;
+    let body = BodyFacts::of(buf);
+    if body == BodyFacts::Valid {
+        memo.remember(Identity::of(&meta), buf);
+    }
+    Ok((mtime_ns(&meta), body))
 }
 
 fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::check;
 use crate::facts::DirSources;
+use crate::memo::Memo;
 use crate::output::human::severity_style;
 use crate::output::json::{write_path, write_str};
 use crate::pyc::header::{self, Header, Invalidation};
@@ -44,7 +45,7 @@ pub fn inspect(path: &Path, absolute: &Path, prefix: Option<&Path>) -> Inspectio
     let mut source_exists = false;
     if let (Some(candidate), None) = (candidate, &read_error) {
         source_exists = candidate.source.as_deref().is_some_and(Path::is_file);
-        match check::judge_candidate(candidate, &DirSources::default()) {
+        match check::judge_candidate(candidate, &DirSources::default(), &Memo::disabled()) {
             Ok(e) => entry = Some(e),
             Err(e) => return failed(path, e.message, header),
         }

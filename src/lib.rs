@@ -13,6 +13,7 @@ pub mod exit;
 pub mod facts;
 pub mod inspect;
 pub mod layout;
+pub mod memo;
 pub mod output;
 pub mod pyc;
 pub mod report;

@@ -174,13 +174,44 @@ pub enum SourceFacts {
     NotApplicable,
 }
 
+/// What is known about the marshal body after the header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyFacts {
+    /// `marshal.loads` of the writing series returns a code object.
+    Valid,
+    /// It would fail (or return a non-code object), for this reason.
+    Damaged(String),
+    /// Not walked: no usable header, or a marshal dialect pycguard does not know (PyPy).
+    Unchecked,
+}
+
+impl BodyFacts {
+    /// Walk the body of a whole cache file as the series named by its header would.
+    pub fn of(bytes: &[u8]) -> BodyFacts {
+        let Ok(h) = header::parse(bytes) else {
+            return BodyFacts::Unchecked;
+        };
+        if h.magic.series.implementation != magic::Implementation::CPython {
+            return BodyFacts::Unchecked;
+        }
+        let Some(dialect) = marshal::Dialect::cpython(h.magic.value) else {
+            return BodyFacts::Unchecked;
+        };
+        match marshal::validate(&bytes[h.byte_len()..], dialect) {
+            Ok(()) => BodyFacts::Valid,
+            Err(e) => BodyFacts::Damaged(e.to_string()),
+        }
+    }
+}
+
 /// Everything the judge needs about one cache.
 #[derive(Clone, Copy, Debug)]
 pub struct CacheFacts<'a> {
     pub name: &'a CacheName,
     pub location: Location,
-    /// The whole cache file.
+    /// The cache file, or at least its header (enough for [`header::parse`]).
     pub bytes: &'a [u8],
+    pub body: &'a BodyFacts,
     /// The cache file's own mtime in nanoseconds since the epoch.
     pub cache_mtime_ns: i128,
     /// File name of the source (for reasons), when the name maps to one.
@@ -290,10 +321,7 @@ fn judge_sourceless(
     v: &mut Verdict,
 ) {
     let series = parsed.as_ref().ok().map(|h| h.magic.series);
-    let body = parsed
-        .as_ref()
-        .ok()
-        .and_then(|h| body_problem(h, facts.bytes));
+    let body = parsed.as_ref().ok().and_then(|_| body_problem(facts.body));
     if dir_has_sources {
         let mut reason = match series {
             Some(s) => format!("source {source_name} deleted; {s} still imports this file"),
@@ -419,7 +447,7 @@ fn judge_against_source(
                     )
                 }
             }
-            if let Some(problem) = body_problem(h, facts.bytes) {
+            if let Some(problem) = body_problem(facts.body) {
                 return corrupt_body(v, reader, pytest, problem);
             }
             if mtime_ns > facts.cache_mtime_ns {
@@ -450,7 +478,7 @@ fn judge_against_source(
                         format!("{evidence}; {reader} checks it and recompiles"),
                     );
                 }
-                if let Some(problem) = body_problem(h, facts.bytes) {
+                if let Some(problem) = body_problem(facts.body) {
                     return corrupt_body(v, reader, pytest, problem);
                 }
                 return v.set(
@@ -458,7 +486,7 @@ fn judge_against_source(
                     format!("unchecked-hash cache: {evidence}; {reader} never checks it and runs the old code"),
                 );
             }
-            if let Some(problem) = body_problem(h, facts.bytes) {
+            if let Some(problem) = body_problem(facts.body) {
                 corrupt_body(v, reader, pytest, problem);
             }
         }
@@ -481,15 +509,11 @@ fn corrupt_body(v: &mut Verdict, reader: Series, pytest: bool, problem: String) 
 }
 
 /// Would `marshal.loads` of the body fail (as importlib runs it, outside any fallback)?
-/// `None` also when the series' marshal dialect is not known to pycguard (PyPy).
-fn body_problem(h: &Header, bytes: &[u8]) -> Option<String> {
-    if h.magic.series.implementation != magic::Implementation::CPython {
-        return None;
+fn body_problem(body: &BodyFacts) -> Option<String> {
+    match body {
+        BodyFacts::Damaged(problem) => Some(problem.clone()),
+        BodyFacts::Valid | BodyFacts::Unchecked => None,
     }
-    let dialect = marshal::Dialect::cpython(h.magic.value)?;
-    marshal::validate(&bytes[h.byte_len()..], dialect)
-        .err()
-        .map(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -466,3 +466,58 @@ fn help_and_version() {
     let out = pycguard().arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("pycguard "));
 }
+
+/// The scan memo may only save work: after it has learned a tree, a cache damaged in place
+/// (same size, mtime restored) is still found, because its ctime changed.
+#[test]
+fn the_scan_memo_never_hides_a_change() {
+    let Some(interp) = common::interpreters_from(3, 7).into_iter().last() else {
+        return;
+    };
+    let tree = Tree::new();
+    let cache_dir = Tree::new();
+    let p = tree.write("pkg/m.py", b"VALUE = 'old'\n");
+    set_mtime(&p, T, 0);
+    interp.compile(tree.path(), &["pkg/m.py"], "timestamp", 0);
+    let pyc = tree.join(format!("pkg/__pycache__/m.{}.pyc", interp.tag().unwrap()));
+    let check = || {
+        let out = pycguard()
+            .current_dir(tree.path())
+            .env("PYCGUARD_CACHE_DIR", cache_dir.path())
+            .args(["check", "--format", "json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["caches"][0]["state"].as_str().unwrap().to_owned(),
+            v["caches"][0]["severity"].as_str().unwrap().to_owned(),
+        )
+    };
+    // Files changed within 2 s of a run are never remembered: wait that out once.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(check(), ("fresh".into(), "ok".into()));
+    let table = fs::read(cache_dir.join("scan-memo-v2.tbl")).expect("memo written");
+    assert!(table[4096..].iter().any(|&b| b != 0), "memo holds a record");
+    assert_eq!(
+        check(),
+        ("fresh".into(), "ok".into()),
+        "served from the memo"
+    );
+    // Damage the body in place, keep size and mtime.
+    let (secs, nanos) = common::mtime(&pyc);
+    let mut bytes = fs::read(&pyc).unwrap();
+    let n = bytes.len();
+    bytes[n - 40..].fill(b'?');
+    fs::write(&pyc, &bytes).unwrap();
+    set_mtime(&pyc, secs as u64, nanos as u32);
+    assert_eq!(check(), ("corrupt".into(), "error".into()));
+    // And --no-cache never writes a memo.
+    let fresh_dir = Tree::new();
+    pycguard()
+        .current_dir(tree.path())
+        .env("PYCGUARD_CACHE_DIR", fresh_dir.path())
+        .args(["check", "--no-cache"])
+        .output()
+        .unwrap();
+    assert!(fs::read_dir(fresh_dir.path()).unwrap().next().is_none());
+}

@@ -250,10 +250,23 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// pycguard's cache directory for this test process (never the user's own).
+pub fn test_cache_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("pycguard-cache")
+            .tempdir()
+            .unwrap()
+    })
+    .path()
+}
+
 /// The pycguard binary under test.
 pub fn pycguard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pycguard"));
-    cmd.env("TZ", "UTC")
+    cmd.env("PYCGUARD_CACHE_DIR", test_cache_dir())
+        .env("TZ", "UTC")
         .env("NO_COLOR", "1")
         .env_remove("PYTHONPYCACHEPREFIX")
         .env_remove("CLICOLOR_FORCE");

@@ -1,0 +1,396 @@
+//! The scan memo: which cache files pycguard has already read and found well-formed, so
+//! that a repeated `check` of an unchanged tree costs one `stat` (plus one small `pread`)
+//! per cache instead of an open, a read of the whole file and a walk of its marshal body.
+//!
+//! A record says: the file with this identity (device, inode, size, mtime and ctime to the
+//! nanosecond) starts with these header bytes and its body unmarshals. The ctime cannot be
+//! set from user space and changes on every write, so a file whose identity is unchanged
+//! has unchanged bytes. Like git's index, a file changed within [`RACY_WINDOW_NS`] of the
+//! run start is never remembered ("racily clean"), so a write that lands in the same
+//! timestamp tick as our read cannot hide behind a record.
+//!
+//! The memo is an on-disk hash table of fixed-size slots in the pycguard cache directory
+//! (never in the scanned tree): a lookup is one `pread` of a small bucket, learning is one
+//! `pwrite`, and nothing is loaded into memory, so memory does not grow with the tree and
+//! the file is bounded by construction ([`SLOTS`] × [`SLOT_LEN`], sparse). Each slot
+//! carries a 128-bit fingerprint of the identity and a checksum, so a torn write, two runs
+//! writing at once, or a damaged file only ever produce a miss. A file of another format
+//! or version is replaced. Every I/O failure is silent: the memo only saves work, it never
+//! changes a verdict.
+
+use std::fs::{self, File, OpenOptions};
+use std::hash::Hasher;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use siphasher::sip::SipHasher13;
+use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
+
+/// File name of the memo inside the cache directory.
+pub const FILE_NAME: &str = "scan-memo-v2.tbl";
+/// Slots in the table (a power of two).
+pub const SLOTS: u64 = 1 << 19;
+/// Bytes per slot.
+pub const SLOT_LEN: u64 = 48;
+/// Slots probed from a fingerprint's home slot.
+pub const BUCKET: u64 = 4;
+/// Files changed this close to the run's start are not remembered.
+pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+const HEADER_LEN: u64 = 4096;
+const MAGIC: &[u8; 8] = b"PYCGMEMO";
+
+/// What identifies a file's content without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Identity {
+    pub fn of(meta: &fs::Metadata) -> Identity {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// 128-bit fingerprint; never zero (zero marks an empty slot).
+    fn fingerprint(&self) -> u128 {
+        let mut h = SipHasher13x128::new_with_keys(0x7079_6367_7561_7264, 0x6d65_6d6f);
+        for v in [
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime_ns as u64,
+            self.ctime_ns as u64,
+        ] {
+            h.write_u64(v);
+        }
+        h.finish128().as_u128().max(1)
+    }
+}
+
+/// A remembered, well-formed cache's first (up to 16) bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    header_len: u8,
+    header: [u8; 16],
+}
+
+impl Record {
+    pub fn new(bytes: &[u8]) -> Record {
+        let len = bytes.len().min(16);
+        let mut header = [0u8; 16];
+        header[..len].copy_from_slice(&bytes[..len]);
+        Record {
+            header_len: len as u8,
+            header,
+        }
+    }
+
+    /// The remembered leading bytes (the whole header of every known series).
+    pub fn header(&self) -> &[u8] {
+        &self.header[..usize::from(self.header_len)]
+    }
+}
+
+fn slot_checksum(slot: &[u8]) -> u64 {
+    let mut h = SipHasher13::new_with_keys(0x736c_6f74, 0x6368_6563_6b73_756d);
+    h.write(&slot[..40]);
+    h.finish()
+}
+
+/// Encode a slot: fingerprint (16) | header len (1) | header (16) | pad (7) | checksum (8).
+pub fn encode_slot(fingerprint: u128, record: &Record) -> [u8; SLOT_LEN as usize] {
+    let mut slot = [0u8; SLOT_LEN as usize];
+    slot[..16].copy_from_slice(&fingerprint.to_le_bytes());
+    slot[16] = record.header_len;
+    slot[17..33].copy_from_slice(&record.header);
+    let sum = slot_checksum(&slot);
+    slot[40..].copy_from_slice(&sum.to_le_bytes());
+    slot
+}
+
+/// Decode a slot; `None` for an empty, torn or damaged one.
+pub fn decode_slot(slot: &[u8]) -> Option<(u128, Record)> {
+    let fingerprint = u128::from_le_bytes(slot[..16].try_into().ok()?);
+    let sum = u64::from_le_bytes(slot[40..48].try_into().ok()?);
+    if fingerprint == 0 || slot[16] > 16 || slot_checksum(slot) != sum {
+        return None;
+    }
+    Some((
+        fingerprint,
+        Record {
+            header_len: slot[16],
+            header: slot[17..33].try_into().ok()?,
+        },
+    ))
+}
+
+fn file_header() -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN as usize);
+    h.extend(MAGIC);
+    let version = env!("CARGO_PKG_VERSION").as_bytes();
+    h.push(version.len() as u8);
+    h.extend(version);
+    h.extend(SLOTS.to_le_bytes());
+    h.extend(SLOT_LEN.to_le_bytes());
+    h.resize(HEADER_LEN as usize, 0);
+    h
+}
+
+/// The memo of one run.
+pub struct Memo {
+    table: Option<File>,
+    writable: bool,
+    racy_after_ns: i64,
+}
+
+impl Memo {
+    /// A memo that remembers nothing (`--no-cache`).
+    pub fn disabled() -> Memo {
+        Memo {
+            table: None,
+            writable: false,
+            racy_after_ns: 0,
+        }
+    }
+
+    /// Open (or create, or replace when of another format) the table in `dir`.
+    pub fn load(dir: &Path) -> Memo {
+        let (table, writable) = match open_table(dir) {
+            Some((file, writable)) => (Some(file), writable),
+            None => (None, false),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        Memo {
+            table,
+            writable,
+            racy_after_ns: now - RACY_WINDOW_NS,
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.table.is_some()
+    }
+
+    fn bucket(&self, fingerprint: u128) -> Option<(u64, [u8; (SLOT_LEN * BUCKET) as usize])> {
+        let table = self.table.as_ref()?;
+        let home = (fingerprint as u64) & (SLOTS - BUCKET);
+        let mut buf = [0u8; (SLOT_LEN * BUCKET) as usize];
+        let at = HEADER_LEN + home * SLOT_LEN;
+        let n = table.read_at(&mut buf, at).ok()?;
+        (n == buf.len()).then_some((home, buf))
+    }
+
+    /// The record for a file with exactly this identity.
+    pub fn lookup(&self, identity: &Identity) -> Option<Record> {
+        let fingerprint = identity.fingerprint();
+        let (_, bucket) = self.bucket(fingerprint)?;
+        bucket
+            .chunks_exact(SLOT_LEN as usize)
+            .filter_map(decode_slot)
+            .find(|(fp, _)| *fp == fingerprint)
+            .map(|(_, r)| r)
+    }
+
+    /// Remember a file that was read whole and found well-formed (unless racily changed).
+    pub fn remember(&self, identity: Identity, bytes: &[u8]) {
+        if !self.writable
+            || identity.mtime_ns >= self.racy_after_ns
+            || identity.ctime_ns >= self.racy_after_ns
+        {
+            return;
+        }
+        let fingerprint = identity.fingerprint();
+        let Some((home, bucket)) = self.bucket(fingerprint) else {
+            return;
+        };
+        // Reuse this file's slot, else an empty or damaged one, else evict by fingerprint.
+        let slots: Vec<Option<u128>> = bucket
+            .chunks_exact(SLOT_LEN as usize)
+            .map(|s| decode_slot(s).map(|(fp, _)| fp))
+            .collect();
+        let index = slots
+            .iter()
+            .position(|s| *s == Some(fingerprint))
+            .or_else(|| slots.iter().position(Option::is_none))
+            .unwrap_or(((fingerprint >> 64) as u64 % BUCKET) as usize) as u64;
+        let slot = encode_slot(fingerprint, &Record::new(bytes));
+        if let Some(table) = &self.table {
+            let _ = table.write_at(&slot, HEADER_LEN + (home + index) * SLOT_LEN);
+        }
+    }
+
+    /// Nothing to flush: records are written as they are learned. Kept so that callers
+    /// mark the end of a run explicitly.
+    pub fn save(self) {}
+}
+
+fn open_table(dir: &Path) -> Option<(File, bool)> {
+    let path = dir.join(FILE_NAME);
+    let expected = file_header();
+    let matches = |file: &File| {
+        let mut head = vec![0u8; HEADER_LEN as usize];
+        file.read_at(&mut head, 0).ok() == Some(head.len())
+            && head == expected
+            && file
+                .metadata()
+                .is_ok_and(|m| m.len() == HEADER_LEN + SLOTS * SLOT_LEN)
+    };
+    if let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) {
+        if matches(&file) {
+            return Some((file, true));
+        }
+    } else if let Ok(file) = File::open(&path) {
+        // Read-only cache directory: use what is there, learn nothing.
+        return matches(&file).then_some((file, false));
+    }
+    // Absent, or of another format or version: build a new table beside it and swap it in.
+    fs::create_dir_all(dir).ok()?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).ok()?;
+    tmp.as_file().write_all_at(&expected, 0).ok()?;
+    tmp.as_file().set_len(HEADER_LEN + SLOTS * SLOT_LEN).ok()?;
+    tmp.persist(&path).ok()?;
+    let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+    matches(&file).then_some((file, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old_identity(ino: u64) -> Identity {
+        Identity {
+            dev: 1,
+            ino,
+            size: 100,
+            mtime_ns: 5,
+            ctime_ns: 7,
+        }
+    }
+
+    #[test]
+    fn slots_round_trip_and_reject_damage() {
+        let record = Record::new(b"\xcb\x0d\x0d\x0a0123456789ab");
+        let slot = encode_slot(42, &record);
+        assert_eq!(decode_slot(&slot), Some((42, record)));
+        for at in [0, 15, 16, 20, 32, 40, 47] {
+            let mut bad = slot;
+            bad[at] ^= 0x10;
+            assert_eq!(decode_slot(&bad), None, "flip at {at}");
+        }
+        assert_eq!(decode_slot(&[0u8; 48]), None, "empty slot");
+    }
+
+    #[test]
+    fn lookup_needs_the_exact_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = Memo::load(dir.path());
+        memo.remember(old_identity(3), b"\xcb\x0d\x0d\x0aheader..");
+        let memo = Memo::load(dir.path());
+        assert_eq!(
+            memo.lookup(&old_identity(3)).unwrap().header(),
+            b"\xcb\x0d\x0d\x0aheader.."
+        );
+        for change in [
+            |i: &mut Identity| i.ctime_ns += 1,
+            |i: &mut Identity| i.mtime_ns += 1,
+            |i: &mut Identity| i.size += 1,
+            |i: &mut Identity| i.ino += 1,
+            |i: &mut Identity| i.dev += 1,
+        ] {
+            let mut other = old_identity(3);
+            change(&mut other);
+            assert!(memo.lookup(&other).is_none(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_sparse() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = Memo::load(dir.path());
+        for ino in 0..5000 {
+            memo.remember(old_identity(ino), b"\x03\xf3\r\n1234");
+        }
+        let len = fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
+        assert_eq!(len, HEADER_LEN + SLOTS * SLOT_LEN);
+        let found = (0..5000)
+            .filter(|&i| memo.lookup(&old_identity(i)).is_some())
+            .count();
+        assert!(found > 4990, "{found} of 5000 kept");
+    }
+
+    #[test]
+    fn racily_clean_files_are_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = Memo::load(dir.path());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let racy = Identity {
+            ctime_ns: now,
+            ..old_identity(4)
+        };
+        memo.remember(racy, b"x");
+        assert!(memo.lookup(&racy).is_none());
+    }
+
+    #[test]
+    fn disabled_memo_does_nothing() {
+        let memo = Memo::disabled();
+        memo.remember(old_identity(5), b"x");
+        assert!(memo.lookup(&old_identity(5)).is_none());
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), b"garbage that is not a memo").unwrap();
+        let memo = Memo::load(dir.path());
+        assert!(memo.is_enabled());
+        assert!(memo.lookup(&old_identity(1)).is_none());
+        memo.remember(old_identity(6), b"h");
+        assert!(Memo::load(dir.path()).lookup(&old_identity(6)).is_some());
+        // Damage inside the table only loses the damaged slot.
+        let path = dir.path().join(FILE_NAME);
+        let data = fs::read(&path).unwrap();
+        let at = data[HEADER_LEN as usize..]
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap()
+            + HEADER_LEN as usize;
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&[data[at] ^ 0xff], at as u64).unwrap();
+        assert!(Memo::load(dir.path()).lookup(&old_identity(6)).is_none());
+    }
+
+    #[test]
+    fn two_writers_at_once_never_produce_a_wrong_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Memo::load(dir.path());
+        let b = Memo::load(dir.path());
+        std::thread::scope(|s| {
+            s.spawn(|| (0..2000).for_each(|i| a.remember(old_identity(i), &i.to_le_bytes())));
+            s.spawn(|| (0..2000).for_each(|i| b.remember(old_identity(i), &i.to_le_bytes())));
+        });
+        let memo = Memo::load(dir.path());
+        for i in 0..2000u64 {
+            if let Some(r) = memo.lookup(&old_identity(i)) {
+                assert_eq!(r.header(), &i.to_le_bytes()[..]);
+            }
+        }
+    }
+}
