@@ -6,8 +6,9 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use crate::check::{self, Keep};
-use crate::cli::{Cli, ColorWhen, Command, Format, InspectArgs};
+use crate::cli::{Cli, ColorWhen, Command, DeepArgs, Format, InspectArgs};
 use crate::config::{self, CheckConfig};
+use crate::deep;
 use crate::exit::ExitCode;
 use crate::inspect;
 use crate::output::{self, human, json};
@@ -22,10 +23,14 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Check(args) => match CheckConfig::resolve(&args) {
-            Ok(config) => run_check(&config),
+            Ok(config) => run_check(&config, &args.deep),
             Err(err) => return usage_error(&err),
         },
         Command::Inspect(args) => run_inspect(&args),
+        Command::Interpreters(args) => match config::ScanConfig::resolve(&args.walk) {
+            Ok(scan) => deep::listing::run(&scan, &args.python),
+            Err(err) => return usage_error(&err),
+        },
     };
     match outcome {
         Ok(code) => code,
@@ -48,13 +53,28 @@ fn usage_error(err: &dyn std::error::Error) -> ExitCode {
     ExitCode::Usage
 }
 
-fn run_check(config: &CheckConfig) -> io::Result<ExitCode> {
+fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode> {
     let started = Instant::now();
     let keep = match config.format {
+        // The deep stage upgrades fresh verdicts too, so it needs every entry.
+        _ if deep_args.deep => Keep::All,
         Format::Json => Keep::All,
         Format::Human => Keep::Problems,
     };
-    let report = check::run(&config.scan, keep);
+    let mut report = check::run(&config.scan, keep);
+    let deep_summary = if deep_args.deep {
+        match deep::run_stage(&mut report, deep_args, config) {
+            Ok(summary) => Some(summary),
+            Err(err @ deep::StageError::Usage { .. }) => return Ok(usage_error(&err)),
+            Err(deep::StageError::Interrupted) => {
+                // The workers are already stopped and reaped.
+                eprintln!("pycguard: interrupted");
+                std::process::exit(130);
+            }
+        }
+    } else {
+        None
+    };
     let elapsed = started.elapsed();
     let mut out = anstream::stdout().lock();
     match config.format {
@@ -64,7 +84,15 @@ fn run_check(config: &CheckConfig) -> io::Result<ExitCode> {
                 human::write_problems(&mut out, &report)?;
             }
             human::write_summary(&mut out, &report, elapsed)?;
+            match &deep_summary {
+                Some(summary) => human::write_deep_summary(&mut out, summary)?,
+                None if !config.quiet => human::write_deep_hint(&mut out, &report)?,
+                None => {}
+            }
         }
+    }
+    if let (Format::Json, Some(summary)) = (config.format, &deep_summary) {
+        human::write_deep_summary(&mut anstream::stderr().lock(), summary)?;
     }
     out.flush()?;
     if config.format == Format::Json || config.quiet {

@@ -49,6 +49,52 @@ warning; also when an entry could not be read), 2 on bad usage or an unreadable 
 
     /// Show everything known about cache files: header, source, verdict, code inside
     Inspect(InspectArgs),
+
+    /// List the Python interpreters found and how many caches under PATHS each can prove
+    #[command(long_about = "\
+List the Python interpreters pycguard finds (--python PATH, virtualenvs inside PATHS, pyenv \
+versions, uv-managed Pythons, python/python3/python3.X on $PATH) with version, magic number \
+and cache tag, and how many caches under PATHS each one can prove with `check --deep`.")]
+    Interpreters(InterpretersArgs),
+}
+
+/// Which interpreters prove caches (`check --deep`, `interpreters`).
+#[derive(Debug, Args)]
+pub struct PythonArgs {
+    /// Use this Python interpreter too, before any found on its own (repeatable)
+    #[arg(long = "python", value_name = "PATH")]
+    pub pythons: Vec<PathBuf>,
+}
+
+/// `check --deep`.
+#[derive(Debug, Args)]
+pub struct DeepArgs {
+    /// Prove every cache the interpreter would run by compiling its source with the interpreter that wrote it and comparing the code
+    #[arg(long)]
+    pub deep: bool,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    /// With --deep: seconds one file may take before its worker is stopped
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub timeout: f64,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InterpretersArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
 }
 
 /// Which files to look at.
@@ -106,6 +152,9 @@ pub struct CheckArgs {
     /// Always exit 0 unless the command line is wrong
     #[arg(long)]
     pub exit_zero: bool,
+
+    #[command(flatten)]
+    pub deep: DeepArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::deep::DeepSummary;
 use crate::report::Report;
 use crate::verdict::{Severity, State};
 
@@ -123,6 +124,71 @@ pub fn write_summary<W: Write>(out: &mut W, report: &Report, elapsed: Duration) 
             } else {
                 format!("{} caches were", s.header_only)
             }
+        )?;
+    }
+    Ok(())
+}
+
+/// After a shallow check that judged caches by header only: how to prove them.
+pub fn write_deep_hint<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    if report.summary.header_only > 0 {
+        writeln!(
+            out,
+            "{DIM}Run `pycguard check --deep` to prove them: it compiles each source with the interpreter that wrote the cache and compares the code.{DIM:#}"
+        )?;
+    }
+    Ok(())
+}
+
+/// After `check --deep`: how many caches were proven, and which could not be, and why.
+pub fn write_deep_summary<W: Write>(out: &mut W, deep: &DeepSummary) -> io::Result<()> {
+    let proven = deep.compiled + deep.remembered;
+    writeln!(
+        out,
+        "{BOLD}deep:{BOLD:#} {proven} {} proven against {} source ({} compiled now, {} remembered from earlier runs)",
+        if proven == 1 { "cache" } else { "caches" },
+        if proven == 1 { "its" } else { "their" },
+        deep.compiled,
+        deep.remembered
+    )?;
+    let unproven = deep.unproven();
+    if unproven == 0 {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    for (interpreter, n) in &deep.missing_interpreter {
+        why.push(format!(
+            "{n} need {interpreter}, which was not found (add --python PATH)"
+        ));
+    }
+    if deep.pytest > 0 {
+        why.push(format!("{} rewritten by pytest", deep.pytest));
+    }
+    if !deep.failed.is_empty() {
+        why.push(format!("{} failed", deep.failed.len()));
+    }
+    if !deep.other.is_empty() {
+        why.push(format!("{} cannot be reproduced", deep.other.len()));
+    }
+    let style = severity_style(Severity::Warning);
+    writeln!(
+        out,
+        "{style}{unproven} {} could not be proven{style:#} and {} judged by header only: {}",
+        if unproven == 1 { "cache" } else { "caches" },
+        if unproven == 1 { "is" } else { "are" },
+        why.join(", ")
+    )?;
+    const SHOWN: usize = 20;
+    for (path, reason) in deep.failed.iter().chain(&deep.other).take(SHOWN) {
+        writeln!(out, "  {}", path.display())?;
+        writeln!(out, "      {reason}")?;
+    }
+    let listed = deep.failed.len() + deep.other.len();
+    if listed > SHOWN {
+        writeln!(
+            out,
+            "  {DIM}… and {} more (see --format json){DIM:#}",
+            listed - SHOWN
         )?;
     }
     Ok(())

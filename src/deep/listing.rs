@@ -1,0 +1,138 @@
+//! `pycguard interpreters`: the interpreters found, and how many caches under the given
+//! paths each one can prove with `check --deep`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use anstyle::Style;
+
+use crate::check::{self, Keep};
+use crate::cli::PythonArgs;
+use crate::config::ScanConfig;
+use crate::exit::ExitCode;
+use crate::interpreters::{Discovery, Interpreters, Origin};
+use crate::pyc::magic;
+use crate::verdict::State;
+
+const BOLD: Style = Style::new().bold();
+const DIM: Style = Style::new().dimmed();
+
+/// Run the command.
+pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
+    let interpreters = Interpreters::discover(&Discovery {
+        pythons: python.pythons.clone(),
+        roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
+        cache_dir: scan.cache_dir.clone(),
+    });
+    if let Some(bad) = interpreters
+        .rejected
+        .iter()
+        .find(|r| r.origin == Origin::Flag)
+    {
+        eprintln!(
+            "pycguard: error: --python {}: {}",
+            bad.path.display(),
+            bad.message
+        );
+        return Ok(ExitCode::Usage);
+    }
+    let report = check::run(scan, Keep::All);
+    let mut provable = vec![0usize; interpreters.all().len()];
+    let mut missing: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in &report.entries {
+        let pytest = entry
+            .verdict
+            .tag
+            .as_deref()
+            .is_some_and(|t| t.contains("-pytest-"));
+        if !matches!(entry.verdict.state, State::Fresh | State::Suspect)
+            || entry.source.is_none()
+            || pytest
+        {
+            continue;
+        }
+        let Some(raw) = read_magic(&entry.path) else {
+            continue;
+        };
+        match interpreters.all().iter().position(|i| i.magic == raw) {
+            Some(i) => provable[i] += 1,
+            None => {
+                let who = magic::lookup(raw).map_or_else(
+                    || format!("magic {}", u16::from_le_bytes([raw[0], raw[1]])),
+                    |m| m.series.to_string(),
+                );
+                *missing.entry(who).or_default() += 1;
+            }
+        }
+    }
+    let mut out = anstream::stdout().lock();
+    let rows: Vec<[String; 6]> = interpreters
+        .all()
+        .iter()
+        .zip(&provable)
+        .map(|(i, n)| {
+            [
+                i.path.display().to_string(),
+                i.version.clone(),
+                format!("{} ({})", i.magic_value(), hex(&i.magic)),
+                i.cache_tag.clone().unwrap_or_else(|| "-".into()),
+                i.origin.name().to_owned(),
+                n.to_string(),
+            ]
+        })
+        .collect();
+    let heads = ["PATH", "VERSION", "MAGIC", "TAG", "FOUND VIA", "CACHES"];
+    let mut widths = heads.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String; 6]| {
+        let mut s = String::new();
+        for (k, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if k == 5 {
+                s.push_str(&format!("{cell:>w$}"));
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s
+    };
+    writeln!(out, "{BOLD}{}{BOLD:#}", line(&heads.map(str::to_owned)))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    if rows.is_empty() {
+        writeln!(out, "(no Python interpreter found; pass --python PATH)")?;
+    }
+    for (who, n) in &missing {
+        writeln!(
+            out,
+            "{n} {} need {who}, which was not found (add --python PATH)",
+            if *n == 1 { "cache" } else { "caches" }
+        )?;
+    }
+    for r in &interpreters.rejected {
+        writeln!(
+            out,
+            "{DIM}ignored {} ({}): {}{DIM:#}",
+            r.path.display(),
+            r.origin.name(),
+            r.message
+        )?;
+    }
+    out.flush()?;
+    Ok(ExitCode::Success)
+}
+
+fn read_magic(path: &std::path::Path) -> Option<[u8; 4]> {
+    let mut raw = [0u8; 4];
+    File::open(path).ok()?.read_exact(&mut raw).ok()?;
+    Some(raw)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,550 @@
+//! `check --deep`: prove caches against their sources with the interpreter that wrote them.
+//!
+//! Runs after the normal check, on its report (which then keeps every entry). For every
+//! cache the interpreter accepts (header verdict fresh or suspect, hash-based ones
+//! included) whose source exists:
+//!
+//! 1. read the cache and the source and hash both (blake3, in parallel); find the
+//!    interpreter with the cache's exact magic number ([`crate::interpreters`]); look the
+//!    pair up in the verification [`store`];
+//! 2. send what the store does not know to a [`pool::Pool`] of that interpreter's workers:
+//!    compile the source as the importer would (`dont_inherit=True`, the optimisation level
+//!    of the file name; a legacy cache tries 0, 1 and 2) and compare code objects
+//!    ([`compare`] turns the answer into a verdict);
+//! 3. remember the new proofs.
+//!
+//! Nothing is imported or executed: the workers only `compile()` and `marshal.loads()`.
+//! pytest-rewritten caches are not recompiled (their code is not a plain compile), and a
+//! cache whose interpreter is absent keeps its header verdict; the [`DeepSummary`] counts
+//! both. Ctrl-C stops the workers (killed and reaped) and the run ends with exit 130.
+
+pub mod compare;
+pub mod listing;
+pub mod pool;
+pub mod protocol;
+pub mod store;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::DeepArgs;
+use crate::config::CheckConfig;
+use crate::interpreters::{Discovery, Interpreter, Interpreters, Origin};
+use crate::pyc::header;
+use crate::report::{Report, ScanError, Summary};
+use crate::verdict::State;
+use pool::{Job, JobOutcome, Pool, PoolError};
+use store::{Proof, Store};
+
+/// The resolved configuration of the deep stage.
+#[derive(Clone, Debug)]
+pub struct DeepConfig {
+    /// `--python PATH`, in order.
+    pub pythons: Vec<PathBuf>,
+    /// The checked paths (virtualenvs inside them are found).
+    pub roots: Vec<PathBuf>,
+    /// Worker processes per interpreter (`--jobs`, default one per core).
+    pub workers: usize,
+    /// Per-file time limit of a worker.
+    pub timeout: Duration,
+    /// pycguard's cache directory (store and interpreter memo); `None` with `--no-cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Show a progress bar on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// Why the deep stage of `check` did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A `--python PATH` that is not a usable interpreter (exit 2).
+    #[error("--python {}: {message}", path.display())]
+    Usage { path: PathBuf, message: String },
+    /// Ctrl-C; the workers are stopped and reaped.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl DeepConfig {
+    pub fn resolve(args: &DeepArgs, check: &CheckConfig) -> DeepConfig {
+        DeepConfig {
+            pythons: args.python.pythons.clone(),
+            roots: check.scan.roots.iter().map(|r| r.path.clone()).collect(),
+            workers: check.scan.walk.threads,
+            timeout: Duration::from_secs_f64(args.timeout),
+            cache_dir: check.scan.cache_dir.clone(),
+            progress: !check.quiet,
+        }
+    }
+}
+
+/// The deep stage of `check`: find the interpreters, then [`run`].
+pub fn run_stage(
+    report: &mut Report,
+    args: &DeepArgs,
+    check: &CheckConfig,
+) -> Result<DeepSummary, StageError> {
+    let config = DeepConfig::resolve(args, check);
+    let interpreters = discover(&config);
+    if let Some(bad) = interpreters
+        .rejected
+        .iter()
+        .find(|r| r.origin == Origin::Flag)
+    {
+        return Err(StageError::Usage {
+            path: bad.path.clone(),
+            message: bad.message.clone(),
+        });
+    }
+    run(report, &config, &interpreters).map_err(|Interrupted| StageError::Interrupted)
+}
+
+/// The deep stage was interrupted (Ctrl-C); the workers are stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// What the deep stage did, for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeepSummary {
+    /// Caches proven in this run by compiling their sources.
+    pub compiled: usize,
+    /// Caches whose proof was found in the store.
+    pub remembered: usize,
+    /// Caches not proven because no interpreter with their magic number was found, by
+    /// the interpreter that would prove them (`Python 3.9`).
+    pub missing_interpreter: BTreeMap<String, usize>,
+    /// pytest-rewritten caches, judged by header only.
+    pub pytest: usize,
+    /// Caches whose proof failed (worker crashed or hung twice, damaged body…), with why.
+    pub failed: Vec<(PathBuf, String)>,
+    /// Other caches that cannot be proven (e.g. Python 2 `.pyo`), with why.
+    pub other: Vec<(PathBuf, String)>,
+}
+
+impl DeepSummary {
+    /// Caches that stay judged by their header.
+    pub fn unproven(&self) -> usize {
+        self.missing_interpreter.values().sum::<usize>()
+            + self.pytest
+            + self.failed.len()
+            + self.other.len()
+    }
+}
+
+/// A cache to prove, after phase 1.
+struct Pending {
+    entry: usize,
+    levels: Vec<u8>,
+    key: store::Key,
+}
+
+enum Looked {
+    Hit(Proof, usize),
+    Miss(Pending, usize),
+    NoInterpreter(String),
+    Skip(String),
+    Unreadable(String),
+}
+
+/// Prove the caches of `report` (see the module docs). The report's summary is
+/// recomputed; every entry must have been kept (`Keep::All`).
+pub fn run(
+    report: &mut Report,
+    config: &DeepConfig,
+    interpreters: &Interpreters,
+) -> Result<DeepSummary, Interrupted> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let registered = install_interrupt(&interrupt);
+    let result = prove_all(report, config, interpreters, &interrupt);
+    if registered {
+        // From now on a Ctrl-C ends the process at once (exit 130): no worker is left.
+        interrupt.store(true, Ordering::SeqCst);
+    }
+    report.summary = Summary::default();
+    for entry in &report.entries {
+        report.summary.add(&entry.verdict);
+    }
+    result
+}
+
+/// The interpreters `check --deep` uses for `config`.
+pub fn discover(config: &DeepConfig) -> Interpreters {
+    Interpreters::discover(&Discovery {
+        pythons: config.pythons.clone(),
+        roots: config.roots.clone(),
+        cache_dir: config.cache_dir.clone(),
+    })
+}
+
+/// First Ctrl-C (or SIGTERM): set `flag`; once it is set, the next one exits with 130.
+fn install_interrupt(flag: &Arc<AtomicBool>) -> bool {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let mut ok = true;
+    for sig in [SIGINT, SIGTERM] {
+        ok &= flag::register_conditional_shutdown(sig, 130, Arc::clone(flag)).is_ok();
+        ok &= flag::register(sig, Arc::clone(flag)).is_ok();
+    }
+    ok
+}
+
+/// The optimisation levels to compile a cache at: the one in its name, or for a legacy
+/// cache (which records none) every level; `None` when it cannot be reproduced.
+pub fn levels_for(path: &Path, optimization: Option<u8>, major: u8) -> Result<Vec<u8>, String> {
+    match optimization {
+        Some(level) => Ok(vec![level]),
+        None if major == 2 => {
+            if path.extension().is_some_and(|e| e == "pyo") {
+                Err(
+                    "a Python 2 .pyo needs `python -O`, which a plain compile() cannot reproduce"
+                        .into(),
+                )
+            } else {
+                Ok(vec![0])
+            }
+        }
+        None => Ok(vec![0, 1, 2]),
+    }
+}
+
+fn prove_all(
+    report: &mut Report,
+    config: &DeepConfig,
+    interpreters: &Interpreters,
+    interrupt: &Arc<AtomicBool>,
+) -> Result<DeepSummary, Interrupted> {
+    let mut summary = DeepSummary::default();
+    let mut wanted = Vec::new();
+    for (i, entry) in report.entries.iter_mut().enumerate() {
+        if !matches!(entry.verdict.state, State::Fresh | State::Suspect) || entry.source.is_none() {
+            continue;
+        }
+        let pytest = entry
+            .verdict
+            .tag
+            .as_deref()
+            .is_some_and(|t| t.contains("-pytest-"));
+        if pytest {
+            compare::not_proven(
+                &mut entry.verdict,
+                "pytest rewrites the code of its caches, so a plain compile cannot reproduce it",
+            );
+            summary.pytest += 1;
+            continue;
+        }
+        wanted.push(i);
+    }
+    let store = match &config.cache_dir {
+        Some(dir) => Store::load(dir),
+        None => Store::disabled(),
+    };
+    let bar = progress_bar(config.progress, wanted.len() as u64);
+    bar.set_message("hashing");
+
+    // Phase 1: hash, find the interpreter, look up the store (in parallel).
+    let looked = {
+        let entries = &report.entries;
+        let next = AtomicUsize::new(0);
+        let out: Mutex<Vec<(usize, Looked)>> = Mutex::new(Vec::with_capacity(wanted.len()));
+        std::thread::scope(|s| {
+            for _ in 0..config.workers.max(1) {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        if interrupt.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = wanted.get(n) else { break };
+                        let entry = &entries[i];
+                        let looked = look_up(
+                            &entry.path,
+                            entry.source.as_deref().expect("filtered"),
+                            entry.verdict.optimization,
+                            interpreters,
+                            &store,
+                        );
+                        if matches!(looked, Looked::Hit(..)) {
+                            bar.inc(1);
+                        }
+                        mine.push((i, looked));
+                    }
+                    out.lock().expect("poisoned").extend(mine);
+                });
+            }
+        });
+        out.into_inner().expect("poisoned")
+    };
+    if interrupt.load(Ordering::SeqCst) {
+        bar.finish_and_clear();
+        return Err(Interrupted);
+    }
+    let mut store = store;
+    let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
+    for (i, looked) in looked {
+        let entry = &mut report.entries[i];
+        match looked {
+            Looked::Hit(proof, interp) => {
+                let prover = interpreters.all()[interp].display_name();
+                compare::apply(&mut entry.verdict, &proof, &prover);
+                summary.remembered += 1;
+            }
+            Looked::Miss(mut pending, interp) => {
+                pending.entry = i;
+                groups.entry(interp).or_default().push(pending);
+            }
+            Looked::NoInterpreter(who) => {
+                compare::not_proven(&mut entry.verdict, &format!("no {who} interpreter found"));
+                *summary.missing_interpreter.entry(who).or_default() += 1;
+            }
+            Looked::Skip(why) => {
+                compare::not_proven(&mut entry.verdict, &why);
+                summary.other.push((entry.path.clone(), why));
+            }
+            Looked::Unreadable(message) => {
+                bar.inc(1);
+                report.errors.push(ScanError {
+                    path: entry.path.clone(),
+                    message,
+                });
+            }
+        }
+    }
+
+    // Phase 2: compile and compare what the store did not know.
+    bar.set_message("compiling");
+    for (interp, mut pending) in groups {
+        pending.sort_by_key(|p| p.entry);
+        let interpreter = &interpreters.all()[interp];
+        let outcome = prove_group(
+            report,
+            &pending,
+            interpreter,
+            config,
+            interrupt,
+            &mut store,
+            &bar,
+            &mut summary,
+        );
+        if let Err(PoolError::Start {
+            interpreter,
+            message,
+        }) = &outcome
+        {
+            let why = format!("{interpreter} could not run pycguard's worker: {message}");
+            for p in &pending {
+                let entry = &mut report.entries[p.entry];
+                compare::not_proven(&mut entry.verdict, &why);
+                summary.failed.push((entry.path.clone(), why.clone()));
+                bar.inc(1);
+            }
+        }
+        if let Err(PoolError::Interrupted) = outcome {
+            store.save();
+            bar.finish_and_clear();
+            return Err(Interrupted);
+        }
+    }
+    store.save();
+    bar.finish_and_clear();
+    report.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(summary)
+}
+
+fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} proving caches [{bar:30}] {pos}/{len} {msg} ({eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Read and hash one cache and its source, and decide what to do with it.
+fn look_up(
+    cache_path: &Path,
+    source_path: &Path,
+    optimization: Option<u8>,
+    interpreters: &Interpreters,
+    store: &Store,
+) -> Looked {
+    let cache = match fs::read(cache_path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Looked::Unreadable(format!(
+                "cannot read the cache: {}",
+                crate::facts::io_message(&e)
+            ))
+        }
+    };
+    let Ok(h) = header::parse(&cache) else {
+        return Looked::Skip("its header changed during the check".into());
+    };
+    let series = h.magic.series;
+    let Some((index, interpreter)) = interpreters
+        .all()
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.magic == h.magic.raw)
+    else {
+        // Another build of the series (a pre-release magic) would compile differently.
+        return Looked::NoInterpreter(match interpreters.for_series(series) {
+            Some(_) => format!("{series} (magic {})", h.magic.value),
+            None => series.to_string(),
+        });
+    };
+    let levels = match levels_for(cache_path, optimization, series.major) {
+        Ok(l) => l,
+        Err(why) => return Looked::Skip(why),
+    };
+    let source = match fs::read(source_path) {
+        Ok(b) => b,
+        Err(e) => {
+            return Looked::Unreadable(format!(
+                "cannot read its source: {}",
+                crate::facts::io_message(&e)
+            ))
+        }
+    };
+    let key = store::key(
+        interpreter,
+        &levels,
+        &blake3::hash(&cache),
+        &blake3::hash(&source),
+    );
+    match store.get(&key) {
+        Some(proof) => Looked::Hit(proof.clone(), index),
+        None => Looked::Miss(
+            Pending {
+                entry: 0,
+                levels,
+                key,
+            },
+            index,
+        ),
+    }
+}
+
+/// The job for one pending cache, read again now (so the bytes proven are the bytes
+/// hashed): the job, and the key of exactly those bytes (`None` if unreadable).
+fn make_job(
+    cache_path: &Path,
+    source_path: &Path,
+    levels: &[u8],
+    interpreter: &Interpreter,
+) -> Result<(Job, store::Key), String> {
+    let cache = fs::read(cache_path)
+        .map_err(|e| format!("cannot read the cache: {}", crate::facts::io_message(&e)))?;
+    let source = fs::read(source_path)
+        .map_err(|e| format!("cannot read its source: {}", crate::facts::io_message(&e)))?;
+    let h =
+        header::parse(&cache).map_err(|e| format!("its header changed during the check: {e}"))?;
+    let key = store::key(
+        interpreter,
+        levels,
+        &blake3::hash(&cache),
+        &blake3::hash(&source),
+    );
+    let body = cache[h.byte_len()..].to_vec();
+    Ok((
+        Job::Prove {
+            source,
+            filename: source_path.to_path_buf(),
+            body,
+            optimize_levels: levels.to_vec(),
+        },
+        key,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prove_group(
+    report: &mut Report,
+    pending: &[Pending],
+    interpreter: &Interpreter,
+    config: &DeepConfig,
+    interrupt: &Arc<AtomicBool>,
+    store: &mut Store,
+    bar: &ProgressBar,
+    summary: &mut DeepSummary,
+) -> Result<(), PoolError> {
+    let workers = config.workers.max(1).min(pending.len());
+    let mut pool = Pool::start(interpreter, workers, config.timeout)?;
+    pool.set_interrupt(Arc::clone(interrupt));
+    let prover = interpreter.display_name();
+    // Keys of the bytes actually sent (the file may have changed since phase 1), and
+    // reasons for jobs that could not even be made.
+    let sent: RefCell<HashMap<usize, Result<store::Key, String>>> = RefCell::new(HashMap::new());
+    let entries = &mut report.entries;
+    let paths: Vec<(PathBuf, PathBuf)> = pending
+        .iter()
+        .map(|p| {
+            let e = &entries[p.entry];
+            (e.path.clone(), e.source.clone().expect("filtered"))
+        })
+        .collect();
+    let make = |i: usize| match make_job(&paths[i].0, &paths[i].1, &pending[i].levels, interpreter)
+    {
+        Ok((job, key)) => {
+            sent.borrow_mut().insert(i, Ok(key));
+            job
+        }
+        Err(why) => {
+            sent.borrow_mut().insert(i, Err(why));
+            // An empty body fails in the worker; the reason recorded above is reported.
+            Job::Prove {
+                source: Vec::new(),
+                filename: paths[i].1.clone(),
+                body: Vec::new(),
+                optimize_levels: vec![0],
+            }
+        }
+    };
+    let on_done = |i: usize, outcome: JobOutcome| {
+        bar.inc(1);
+        let entry = &mut entries[pending[i].entry];
+        let key = match sent.borrow_mut().remove(&i) {
+            Some(Ok(key)) => key,
+            Some(Err(why)) => {
+                compare::not_proven(&mut entry.verdict, &why);
+                summary.failed.push((entry.path.clone(), why));
+                return;
+            }
+            None => pending[i].key,
+        };
+        let proof = match outcome {
+            JobOutcome::Proven { equal: true, .. } => Proof::Equal,
+            JobOutcome::Proven { difference, .. } => Proof::Different(difference),
+            JobOutcome::SyntaxError { line, message } => Proof::SyntaxError { line, message },
+            JobOutcome::Compiled { .. } => {
+                let why = "the worker answered a different question".to_owned();
+                summary.failed.push((entry.path.clone(), why));
+                return;
+            }
+            JobOutcome::Failed(why) => {
+                compare::not_proven(&mut entry.verdict, &why);
+                summary.failed.push((entry.path.clone(), why));
+                return;
+            }
+        };
+        compare::apply(&mut entry.verdict, &proof, &prover);
+        summary.compiled += 1;
+        store.insert(key, proof);
+    };
+    pool.run_with(pending.len(), make, on_done)
+}
