@@ -92,6 +92,9 @@ pub fn run_stage(
     check: &CheckConfig,
 ) -> Result<DeepSummary, StageError> {
     let config = DeepConfig::resolve(args, check);
+    // Before discovery: a Ctrl-C while interpreters are probed is handled too.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let registered = install_interrupt(&interrupt);
     let interpreters = discover(&config);
     if let Some(bad) = interpreters
         .rejected
@@ -103,7 +106,8 @@ pub fn run_stage(
             message: bad.message.clone(),
         });
     }
-    run(report, &config, &interpreters).map_err(|Interrupted| StageError::Interrupted)
+    run_with(report, &config, &interpreters, &interrupt, registered)
+        .map_err(|Interrupted| StageError::Interrupted)
 }
 
 /// The deep stage was interrupted (Ctrl-C); the workers are stopped.
@@ -163,7 +167,17 @@ pub fn run(
 ) -> Result<DeepSummary, Interrupted> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let registered = install_interrupt(&interrupt);
-    let result = prove_all(report, config, interpreters, &interrupt);
+    run_with(report, config, interpreters, &interrupt, registered)
+}
+
+fn run_with(
+    report: &mut Report,
+    config: &DeepConfig,
+    interpreters: &Interpreters,
+    interrupt: &Arc<AtomicBool>,
+    registered: bool,
+) -> Result<DeepSummary, Interrupted> {
+    let result = prove_all(report, config, interpreters, interrupt);
     if registered {
         // From now on a Ctrl-C ends the process at once (exit 130): no worker is left.
         interrupt.store(true, Ordering::SeqCst);
