@@ -27,6 +27,12 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(err) => return usage_error(&err),
         },
         Command::Inspect(args) => run_inspect(&args),
+        Command::Fix(args) => crate::actions::commands::run_fix(&args),
+        Command::Compile(args) => crate::actions::commands::run_compile(&args),
+        Command::Clean(args) => match crate::actions::commands::clean_options(&args) {
+            Ok((scan, options)) => crate::actions::commands::run_clean(&scan, &options, &args),
+            Err(err) => return usage_error(err.as_ref()),
+        },
         Command::Interpreters(args) => match config::ScanConfig::resolve(&args.walk) {
             Ok(scan) => deep::listing::run(&scan, &args.python),
             Err(err) => return usage_error(&err),
@@ -42,7 +48,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn usage_error(err: &dyn std::error::Error) -> ExitCode {
+pub(crate) fn usage_error(err: &dyn std::error::Error) -> ExitCode {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

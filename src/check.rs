@@ -55,6 +55,8 @@ pub fn judge_candidate(
         }
         Ok(Entry {
             path: candidate.path,
+            root: candidate.root,
+            name: candidate.name,
             source: candidate.source,
             verdict,
         })
@@ -73,6 +75,7 @@ pub fn run(config: &ScanConfig, keep: Keep) -> Report {
         let outcome = match event {
             WalkEvent::Cache(candidate) => judge_candidate(candidate, &dirs, &memo),
             WalkEvent::Error { path, message } => Err(ScanError { path, message }),
+            WalkEvent::Debris { .. } | WalkEvent::Source { .. } => return,
         };
         let mut report = report.lock().expect("poisoned");
         match outcome {

@@ -56,6 +56,145 @@ List the Python interpreters pycguard finds (--python PATH, virtualenvs inside P
 versions, uv-managed Pythons, python/python3/python3.X on $PATH) with version, magic number \
 and cache tag, and how many caches under PATHS each one can prove with `check --deep`.")]
     Interpreters(InterpretersArgs),
+
+    /// Remove bytecode caches (all, some states, or one interpreter's) and tool caches
+    #[command(long_about = "\
+Remove bytecode caches under PATHS (default: .): every cache by default, or only those in the \
+given --state, or only one interpreter's (--tag cpython-39: the leftovers of a removed Python). \
+Sourceless distributions (legacy .pyc files in a directory without sources) are kept unless \
+--state sourceless names them. __pycache__ directories this run emptied are removed; nothing \
+else is. Symlinks are never followed.
+
+--debris also removes the tool caches .pytest_cache, .mypy_cache, .ruff_cache, .pytype and \
+.pyre (never build outputs, virtual environments or notebook checkpoints).
+
+Exit status: 0 when everything selected was removed, 1 when a removal failed (or an entry \
+could not be read), 2 on bad usage.")]
+    Clean(CleanArgs),
+
+    /// Repair exactly what is wrong: recompile stale caches, delete ghosts and orphans
+    #[command(long_about = "\
+Check the caches under PATHS (default: .) and repair each by its state: hidden-stale, stale, \
+suspect and corrupt caches are recompiled with the interpreter they are for, keeping their \
+invalidation mode and optimisation level (deleted when that interpreter is not found, or with \
+--delete); ghosts and orphans are deleted; sourceless and unknown caches are left alone unless \
+--include names them; fresh caches are never touched. Only bytecode caches are ever written or \
+deleted, symlinks are never followed, writes are atomic, and when run as root new caches belong \
+to the owner of the source's directory.
+
+Exit status: 0 when everything was repaired, 1 when anything could not be (each is listed with \
+its reason), 2 on bad usage.")]
+    Fix(FixArgs),
+
+    /// Compile what is missing or not fresh (a pycguard-judged `python -m compileall`)
+    #[command(long_about = "\
+Compile every source under PATHS (default: .) whose cache is missing or not fresh, for each \
+interpreter the tree already holds caches for (or each --python), in parallel through \
+long-lived workers. An up-to-date tree starts no interpreter at all. --invalidation-mode \
+checked-hash makes the interpreter itself verify every later edit (see README).
+
+Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
+    Compile(CompileArgs),
+}
+
+/// How written caches are invalidated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InvalidationMode {
+    Timestamp,
+    CheckedHash,
+    UncheckedHash,
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub deep: DeepArgs,
+
+    /// Delete caches that would be recompiled instead
+    #[arg(long)]
+    pub delete: bool,
+
+    /// Also delete these states, left alone by default (comma-separated: sourceless,unknown)
+    #[arg(long, value_name = "STATES", value_delimiter = ',')]
+    pub include: Vec<String>,
+
+    /// Write recompiled caches in this mode instead of the one they had
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub invalidation_mode: Option<InvalidationMode>,
+
+    /// Print every action it would take; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Print only the summary line and failures
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    /// Invalidation mode [default: checked-hash when SOURCE_DATE_EPOCH is set, else timestamp]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub invalidation_mode: Option<InvalidationMode>,
+
+    /// Optimisation: -O writes .opt-1 caches, -OO .opt-2 (like python -O/-OO)
+    #[arg(short = 'O', action = clap::ArgAction::Count)]
+    pub optimize: u8,
+
+    /// Compile every source, fresh or not
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Seconds one file may take before its worker is stopped
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub timeout: f64,
+
+    /// List what would be compiled; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Print only the summary line and failures
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    /// Only caches in these states (comma-separated: stale,orphan,ghost,...)
+    #[arg(long, value_name = "STATES", value_delimiter = ',')]
+    pub state: Vec<String>,
+
+    /// Only caches of these interpreters (comma-separated cache tags: cpython-39,pypy310)
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    pub tag: Vec<String>,
+
+    /// Also remove tool caches (.pytest_cache, .mypy_cache, .ruff_cache, .pytype, .pyre)
+    #[arg(long)]
+    pub debris: bool,
+
+    /// List what would be removed; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// List every removed path
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Print only the summary line and failures
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// Which interpreters prove caches (`check --deep`, `interpreters`).

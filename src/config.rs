@@ -101,6 +101,8 @@ impl ScanConfig {
                 threads,
                 excludes,
                 pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &cwd),
+                report_debris: false,
+                report_sources: false,
             },
             cache_dir: cache_dir(&args.cache, &cwd),
         })

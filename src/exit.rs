@@ -7,6 +7,8 @@ pub enum ExitCode {
     Success = 0,
     Problems = 1,
     Usage = 2,
+    /// Ctrl-C (128 + SIGINT).
+    Interrupted = 130,
 }
 
 impl From<ExitCode> for std::process::ExitCode {

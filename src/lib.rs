@@ -5,6 +5,7 @@
 //! sources → [`verdict`] judges (pure) → [`report`] collects → [`output`] prints. The
 //! format knowledge lives in [`pyc`] and [`layout`], pure and heavily unit-tested.
 
+pub mod actions;
 pub mod app;
 pub mod check;
 pub mod cli;

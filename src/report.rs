@@ -1,7 +1,10 @@
 //! The result of a scan: one entry per cache, the per-state summary, and the entries that
 //! could not be judged. Printers read it; actions (fix, clean) consume it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::layout::CacheName;
 
 use crate::verdict::{Checked, Severity, State, Verdict};
 
@@ -9,6 +12,10 @@ use crate::verdict::{Checked, Severity, State, Verdict};
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub path: PathBuf,
+    /// Where the walk that found it started (see [`crate::walk::Candidate::root`]).
+    pub root: Arc<Path>,
+    /// What the name says (tag, optimisation level, legacy or not).
+    pub name: CacheName,
     pub source: Option<PathBuf>,
     pub verdict: Verdict,
 }

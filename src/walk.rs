@@ -8,6 +8,7 @@
 //! caller's sink, on the walker's threads, so the scan streams and memory stays flat.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use globset::GlobSet;
 use ignore::{DirEntry, WalkBuilder, WalkState};
@@ -23,6 +24,9 @@ pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr", "_darcs", ".jj", 
 pub struct Candidate {
     /// The cache's path as reached from the PATH argument (or under the prefix).
     pub path: PathBuf,
+    /// The directory the walk started from (the PATH, or its mirror under the prefix):
+    /// actions open directories beneath it without following symlinks.
+    pub root: Arc<Path>,
     pub name: CacheName,
     pub location: Location,
     /// The source the cache belongs to, as reached from the PATH argument.
@@ -38,6 +42,16 @@ pub enum WalkEvent {
         path: PathBuf,
         message: String,
     },
+    /// A tool-cache directory (see [`WalkOptions::report_debris`]); not descended into.
+    Debris {
+        root: Arc<Path>,
+        path: PathBuf,
+    },
+    /// A `.py` source (see [`WalkOptions::report_sources`]); a symlink to a file counts.
+    Source {
+        root: Arc<Path>,
+        path: PathBuf,
+    },
 }
 
 /// How to walk; resolved once from the command line.
@@ -47,6 +61,11 @@ pub struct WalkOptions {
     pub excludes: GlobSet,
     /// Absolute pycache prefix, if any: walked as a mirror and skipped in the normal walk.
     pub pycache_prefix: Option<PathBuf>,
+    /// Report directories named in [`crate::actions::clean::DEBRIS_DIRS`] instead of
+    /// walking into them.
+    pub report_debris: bool,
+    /// Also report `.py` sources (for `compile`).
+    pub report_sources: bool,
 }
 
 /// A PATH argument to walk.
@@ -115,11 +134,24 @@ where
             )
         });
     }
+    let walk_root: Arc<Path> = Arc::from(start);
     builder.build_parallel().run(|| {
         Box::new(|result| {
             match result {
                 Ok(entry) => {
-                    if let Some(event) = classify_entry(&entry, root, mode) {
+                    if options.report_debris && is_debris_dir(&entry) {
+                        sink(WalkEvent::Debris {
+                            root: walk_root.clone(),
+                            path: entry.into_path(),
+                        });
+                        return WalkState::Skip;
+                    }
+                    if options.report_sources && matches!(mode, Mode::Tree) && is_source(&entry) {
+                        sink(WalkEvent::Source {
+                            root: walk_root.clone(),
+                            path: entry.into_path(),
+                        });
+                    } else if let Some(event) = classify_entry(&entry, root, &walk_root, mode) {
                         sink(WalkEvent::Cache(event));
                     }
                 }
@@ -134,6 +166,26 @@ where
             WalkState::Continue
         })
     });
+}
+
+/// A `NAME.py` file (or a symlink to one) outside `__pycache__`.
+fn is_source(entry: &DirEntry) -> bool {
+    if !entry.file_name().as_encoded_bytes().ends_with(b".py") || entry.file_name().len() < 4 {
+        return false;
+    }
+    match entry.file_type() {
+        Some(t) if t.is_file() => true,
+        Some(t) if t.is_symlink() => entry.path().is_file(),
+        _ => false,
+    }
+}
+
+fn is_debris_dir(entry: &DirEntry) -> bool {
+    entry.depth() > 0
+        && entry.file_type().is_some_and(|t| t.is_dir())
+        && crate::actions::clean::DEBRIS_DIRS
+            .iter()
+            .any(|d| entry.file_name() == *d)
 }
 
 fn keep_entry(entry: &DirEntry, start: &Path, excludes: &GlobSet, prefix: Option<&Path>) -> bool {
@@ -167,7 +219,12 @@ fn same_dir(path: &Path, abs: &Path) -> bool {
     }
 }
 
-fn classify_entry(entry: &DirEntry, root: &Path, mode: Mode<'_>) -> Option<Candidate> {
+fn classify_entry(
+    entry: &DirEntry,
+    root: &Path,
+    walk_root: &Arc<Path>,
+    mode: Mode<'_>,
+) -> Option<Candidate> {
     // A symlink is never a cache we judge or touch: only regular files.
     if !entry.file_type()?.is_file() {
         return None;
@@ -186,6 +243,7 @@ fn classify_entry(entry: &DirEntry, root: &Path, mode: Mode<'_>) -> Option<Candi
             let source = layout::source_path(parent, &name);
             Some(Candidate {
                 path: path.to_path_buf(),
+                root: walk_root.clone(),
                 name,
                 location,
                 source,
@@ -204,6 +262,7 @@ fn classify_entry(entry: &DirEntry, root: &Path, mode: Mode<'_>) -> Option<Candi
             };
             Some(Candidate {
                 path: path.to_path_buf(),
+                root: walk_root.clone(),
                 name,
                 location: Location::Prefix,
                 source,
@@ -242,11 +301,13 @@ pub fn candidate_for_file(
 ) -> Option<Candidate> {
     let file_name = path.file_name()?;
     let parent = path.parent().unwrap_or(Path::new(""));
+    let root: Arc<Path> = Arc::from(parent);
     if parent.file_name().is_some_and(layout::is_pycache_dir) {
         let name = layout::classify(file_name, true)?;
         let source = layout::source_path(parent, &name);
         return Some(Candidate {
             path: path.to_path_buf(),
+            root: root.clone(),
             name,
             location: Location::PyCache,
             source,
@@ -264,6 +325,7 @@ pub fn candidate_for_file(
         };
         return Some(Candidate {
             path: path.to_path_buf(),
+            root: root.clone(),
             name,
             location: Location::Prefix,
             source,
@@ -273,6 +335,7 @@ pub fn candidate_for_file(
     let source = layout::source_path(parent, &name);
     Some(Candidate {
         path: path.to_path_buf(),
+        root,
         name,
         location: Location::Beside,
         source,

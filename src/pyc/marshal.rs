@@ -34,18 +34,33 @@
 //! strings.  Behaviour was read from CPython's sources and then pinned down
 //! against real 2.7 and 3.6–3.13 interpreters (`tests/oracle.rs`).
 //!
-//! Known limits (all documented where they apply):
+//! # Fidelity and its limits
+//!
+//! * For 2.7 and 3.6–3.13 both the answer (loads a code object or not) and
+//!   the kind of failure (CPython's exception class, a non-code object of the
+//!   same type, or an interpreter crash) match the real interpreters on every
+//!   hand-built edge case, every `.pyc` they ship and tens of thousands of
+//!   mutated bodies (`tests/oracle.rs`).
 //! * 3.0–3.5 and 3.14 have no interpreter on the test machine; their rules
-//!   come from reading the sources and from their neighbours' behaviour.
-//! * Out-of-memory outcomes never matter: every body whose declared sizes
-//!   would make CPython allocate more than the body holds also fails later
-//!   with an EOF, so the accept/reject answer does not depend on the machine.
+//!   come from CPython's sources: 3.0–3.3 share the pre-3.4 reader with 2.7
+//!   (no references; integers read past the end are garbage rather than an
+//!   EOFError; a NULL dict value skips the pair), 3.4/3.5 intern only the top
+//!   level of `co_consts`, and 3.14 adds `':'` slices.  3.14's opcode
+//!   numbering is unverified and its quickening is not modelled.
+//! * MemoryError: CPython allocates a tuple, list, bytes or long of the
+//!   declared size before reading its contents, so a huge declared size may
+//!   raise MemoryError (depending on the machine) where we report the first
+//!   problem in the contents.  Such a body holds far fewer items than it
+//!   declares and is rejected either way.
+//! * Where CPython keeps reading after an error (2.7's dict loop after an
+//!   unhashable key) we stop at that error: same rejection, possibly a
+//!   different final exception.
 //! * Undefined behaviour inside CPython (e.g. the one-unit out-of-bounds
-//!   write when 3.12 quickens a truncated trailing instruction) is not
-//!   modelled; such bodies are treated as CPython's well-defined path would.
+//!   write when 3.12 quickens a code object whose last instruction lacks its
+//!   inline caches) is not modelled.
 //! * Equality comparisons during dict/set insertion never raise for
-//!   marshal-able values except on self-containing structures, which are
-//!   already rejected as unhashable.
+//!   marshal-able values, except on self-containing tuples, which are already
+//!   reported as crashing when hashed.
 
 use std::fmt;
 
@@ -76,6 +91,9 @@ const RESERVED: u8 = 8;
 /// A `str` read from an ASCII type code (`a`, `A`, `z`, `Z`): its bytes are
 /// Latin-1 code points, not UTF-8.
 const LATIN1: u8 = 16;
+/// A reference to a tuple that is still being built (its items are NULL).
+/// Unlike [`CYCLIC`] this does not propagate to containers.
+const INCOMPLETE: u8 = 32;
 
 /// Which code-object field layout a series marshals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +177,14 @@ static CACHES_312: [u8; 256] = cache_table(
       0000000000000100000040000400000111000011100300000000000000000000\
       0000000000000000000000000000000000000000000001000300000010000000",
 );
+/// As [`CACHES_311`] for 3.13 (which renumbered every opcode).
+static CACHES_313: [u8; 256] = cache_table(
+    b"0001010000000000000000000000000000000001300001000000030000110000\
+      0000000010000100009000000004010001111000100040000000010000000000\
+      0000000000000000000000111111111111333333333333333333331111111119\
+      9999999999944110144411333333111000000000000000000011300001111100",
+);
+
 /// Quickening step table: cache units to skip after each opcode, or
 /// [`CRASH`] for an opcode that segfaults quickening.
 const fn quicken_table(caches: &[u8; 256], crash: &[u8]) -> [u8; 256] {
@@ -171,16 +197,28 @@ const fn quicken_table(caches: &[u8; 256], crash: &[u8]) -> [u8; 256] {
     out
 }
 const CRASH: u8 = u8::MAX;
-static QUICKEN_312: [u8; 256] = quicken_table(&CACHES_312, &[253, 254]);
-static QUICKEN_313: [u8; 256] = quicken_table(&CACHES_313, &[247, 254]);
+/// 3.12: `INSTRUMENTED_INSTRUCTION`, `INSTRUMENTED_LINE`.
+const CRASH_312: [u8; 2] = [253, 254];
+/// 3.13: `INSTRUMENTED_INSTRUCTION`, `INSTRUMENTED_LINE`.
+const CRASH_313: [u8; 2] = [247, 254];
+static QUICKEN_TABLE_312: [u8; 256] = quicken_table(&CACHES_312, &CRASH_312);
+static QUICKEN_TABLE_313: [u8; 256] = quicken_table(&CACHES_313, &CRASH_313);
+static QUICKEN_312: Quicken = Quicken {
+    table: &QUICKEN_TABLE_312,
+    crash: CRASH_312,
+};
+static QUICKEN_313: Quicken = Quicken {
+    table: &QUICKEN_TABLE_313,
+    crash: CRASH_313,
+};
 
-/// As [`CACHES_311`] for 3.13 (which renumbered every opcode).
-static CACHES_313: [u8; 256] = cache_table(
-    b"0001010000000000000000000000000000000001300001000000030000110000\
-      0000000010000100009000000004010001111000100040000000010000000000\
-      0000000000000000000000111111111111333333333333333333331111111119\
-      9999999999944110144411333333111000000000000000000011300001111100",
-);
+/// How 3.12/3.13 walk a new code object's instructions when quickening it.
+struct Quicken {
+    /// Cache units to skip after each opcode, or [`CRASH`].
+    table: &'static [u8; 256],
+    /// The opcodes marked [`CRASH`] in `table`.
+    crash: [u8; 2],
+}
 
 impl Dialect {
     /// The marshal dialect that the CPython build with this magic number
@@ -274,7 +312,7 @@ impl Dialect {
             11 => f.inline_caches = Some(&CACHES_311),
             12 => {
                 f.inline_caches = Some(&CACHES_312);
-                f.quicken_crash = &[253, 254];
+                f.quicken_crash = &CRASH_312;
             }
             13 => {
                 f.have_argument = 44;
@@ -282,11 +320,13 @@ impl Dialect {
                 f.store_global = 113;
                 f.extended_arg = 71;
                 f.inline_caches = Some(&CACHES_313);
-                f.quicken_crash = &[247, 254];
+                f.quicken_crash = &CRASH_313;
             }
             14 => {
                 // Not verified against an interpreter (none on the test
-                // machine); numbers from CPython 3.14's opcode_ids.h.
+                // machine): the 3.14 numbering as published in the xdis
+                // project's opcode table.  3.14's inline-cache table and
+                // quickening behaviour are not modelled.
                 f.have_argument = 44;
                 f.store_name = 116;
                 f.store_global = 115;
@@ -299,62 +339,65 @@ impl Dialect {
 }
 
 /// Why CPython's `marshal.loads` (followed by importlib's code-object check)
-/// would not produce a code object.  Every message carries the byte offset
-/// into the body where the problem was found (for object-level problems the
-/// offset of the object's type byte, for short reads the offset of the
-/// read).
+/// would not produce a code object.
+///
+/// Every message carries the byte offset into the body where the problem was
+/// found: for short reads the offset of the read, for problems with an
+/// object (sizes, references, hashing, code-object checks) the offset of its
+/// type byte.  Each variant names the exception CPython raises for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MarshalError {
-    /// A type byte was expected but the body ended.
+    /// A type byte was expected but the body ended (EOFError).
     #[error("EOF read where object expected (offset {offset})")]
     EofObject { offset: usize },
     /// A length, integer, string payload or other fixed-size field was cut
-    /// short.
+    /// short (EOFError).
     #[error("marshal data too short (offset {offset})")]
     TooShort { offset: usize },
-    /// A type byte this series does not know.
+    /// A type byte this series does not know (ValueError).
     #[error("bad marshal data (unknown type code 0x{code:02x} at offset {offset})")]
     UnknownType { code: u8, offset: usize },
-    /// A negative size for a bytes/str/tuple/list/set object.
+    /// A negative size for a bytes/str/tuple/list/set object (ValueError).
     #[error("bad marshal data ({what} size out of range at offset {offset})")]
     SizeOutOfRange { what: &'static str, offset: usize },
-    /// A `'l'` long whose digit count is `INT_MIN`.
+    /// A `'l'` long whose digit count is `INT_MIN` (ValueError).
     #[error("bad marshal data (long size out of range at offset {offset})")]
     LongSizeOutOfRange { offset: usize },
-    /// A 15-bit long digit with the top bit set.
+    /// A 15-bit long digit with the top bit set (ValueError).
     #[error("bad marshal data (digit out of range in long at offset {offset})")]
     LongDigitOutOfRange { offset: usize },
-    /// A long whose most significant digit is zero.
+    /// A long whose most significant digit is zero (ValueError).
     #[error("bad marshal data (unnormalized long data at offset {offset})")]
     UnnormalizedLong { offset: usize },
     /// An `'r'` index outside the reference list, or naming a slot that is
-    /// reserved but not filled yet.
+    /// reserved but not filled yet (ValueError).
     #[error("bad marshal data (invalid reference {index} at offset {offset})")]
     InvalidReference { index: i32, offset: usize },
-    /// A 2.7 `'R'` index outside the interned-string list.
+    /// A 2.7 `'R'` index outside the interned-string list (ValueError).
     #[error("bad marshal data (string ref out of range {index} at offset {offset})")]
     StringRefOutOfRange { index: i32, offset: usize },
-    /// More than 2^31 - 2 reference slots.
+    /// More than 2^31 - 2 reference slots (ValueError).
     #[error("bad marshal data (index list too large at offset {offset})")]
     IndexListTooLarge { offset: usize },
-    /// Nesting deeper than `MAX_MARSHAL_STACK_DEPTH` (2000).
+    /// Nesting deeper than `MAX_MARSHAL_STACK_DEPTH` (2000) (ValueError).
     #[error("recursion limit exceeded (offset {offset})")]
     RecursionLimit { offset: usize },
     /// A NULL (`'0'`, or a code object cut short by one) where an object is
-    /// required.
+    /// required (TypeError).
     #[error("NULL object in marshal data for {container} (offset {offset})")]
     NullObject {
         container: &'static str,
         offset: usize,
     },
-    /// A dict key or set element that cannot be hashed.
+    /// A dict key or set element that cannot be hashed (TypeError).
     #[error("unhashable type: '{kind}' (offset {offset})")]
     Unhashable { kind: &'static str, offset: usize },
-    /// A text float (`'f'`/`'x'`) that `PyOS_string_to_double` refuses.
+    /// A text float (`'f'`/`'x'`) that `PyOS_string_to_double` refuses
+    /// (ValueError).
     #[error("could not convert string to float (offset {offset})")]
     BadFloat { offset: usize },
-    /// A `'u'`/`'t'` payload that is not UTF-8 (lone surrogates are allowed,
-    /// as with `surrogatepass`).
+    /// A `'u'`/`'t'` payload that is not UTF-8; lone surrogates are allowed,
+    /// as with `surrogatepass` (UnicodeDecodeError).
     #[error(
         "'utf-8' codec can't decode byte 0x{byte:02x} in position {position} (offset {offset})"
     )]
@@ -363,12 +406,13 @@ pub enum MarshalError {
         position: usize,
         offset: usize,
     },
-    /// The code-object constructor raises (SystemError "bad argument to
-    /// internal function", ValueError "code: varnames is too small", ...).
+    /// The code-object constructor raises: SystemError for reasons starting
+    /// "bad argument" or "non-string", OverflowError for "code: co_code
+    /// larger than INT_MAX", ValueError for the other "code: ..." reasons.
     #[error("{reason} (offset {offset})")]
     BadCode { reason: &'static str, offset: usize },
-    /// Loading this body crashes the interpreter (fatal error or segfault);
-    /// the cache can never be imported.
+    /// Loading this body crashes the interpreter (`Py_FatalError` abort or
+    /// segfault); the cache can never be imported.
     #[error("CPython would crash loading this: {reason} (offset {offset})")]
     WouldCrash { reason: &'static str, offset: usize },
     /// marshal returned something, but not a code object: importlib raises
@@ -417,13 +461,15 @@ pub struct CodeSummary {
     /// first occurrence.
     pub stored_names: Vec<String>,
     /// Number of code objects in the whole body (nested functions, classes,
-    /// comprehensions included).
+    /// comprehensions included): every code object built while loading, so
+    /// one reached twice through a reference counts once.
     pub code_objects: usize,
 }
 
 /// Fast path used on every cache of a tree: `Ok(())` iff CPython's
 /// `marshal.loads` would return a code object for this body (what importlib
-/// needs), otherwise the error CPython would hit first.
+/// needs), otherwise the error CPython would hit first.  Trailing bytes after
+/// the top-level object are ignored, as `marshal.loads` ignores them.
 pub fn validate(body: &[u8], dialect: Dialect) -> Result<(), MarshalError> {
     Walker::new(body, dialect).run_top().map(|_| ())
 }
@@ -459,6 +505,8 @@ enum Kind {
     FrozenSet,
     Code,
     Slice,
+    /// 2.7 `long` (`'l'`); 3.x reads `'l'` as [`Kind::Int`].
+    Long,
 }
 
 impl Kind {
@@ -482,29 +530,41 @@ impl Kind {
             Kind::FrozenSet => "frozenset",
             Kind::Code => "code",
             Kind::Slice => "slice",
+            Kind::Long => "long",
         }
     }
 }
 
-/// Every kind, indexed by its discriminant.
-const KINDS: [Kind; 16] = [
-    Kind::None,
-    Kind::Bool,
-    Kind::StopIter,
-    Kind::Ellipsis,
-    Kind::Int,
-    Kind::Float,
-    Kind::Complex,
-    Kind::Bytes,
-    Kind::Str,
-    Kind::Tuple,
-    Kind::List,
-    Kind::Dict,
-    Kind::Set,
-    Kind::FrozenSet,
-    Kind::Code,
-    Kind::Slice,
-];
+/// Every kind, indexed by its discriminant (padded to 32 so that a 5-bit
+/// field always indexes it).
+const KINDS: [Kind; 32] = {
+    let all = [
+        Kind::None,
+        Kind::Bool,
+        Kind::StopIter,
+        Kind::Ellipsis,
+        Kind::Int,
+        Kind::Float,
+        Kind::Complex,
+        Kind::Bytes,
+        Kind::Str,
+        Kind::Tuple,
+        Kind::List,
+        Kind::Dict,
+        Kind::Set,
+        Kind::FrozenSet,
+        Kind::Code,
+        Kind::Slice,
+        Kind::Long,
+    ];
+    let mut table = [Kind::None; 32];
+    let mut i = 0;
+    while i < all.len() {
+        table[all[i] as usize] = all[i];
+        i += 1;
+    }
+    table
+};
 
 /// What the walker knows about one unmarshalled object.
 ///
@@ -535,13 +595,13 @@ impl Val {
         self.info as u32
     }
     fn kind(&self) -> Kind {
-        KINDS[((self.info >> 32) & 0xf) as usize]
+        KINDS[((self.info >> 32) & 0x1f) as usize]
     }
     fn flags(&self) -> u8 {
         (self.info >> 40) as u8
     }
     fn culprit(&self) -> Kind {
-        KINDS[((self.info >> 48) & 0xf) as usize]
+        KINDS[((self.info >> 48) & 0x1f) as usize]
     }
     fn has(&self, flag: u8) -> bool {
         self.flags() & flag != 0
@@ -562,8 +622,13 @@ struct Rules {
     refs: bool,
     /// 3.14: `':'` slice objects.
     slice: bool,
-    /// A NULL dict value ends the dict (3.4+); 2.7 just skips the pair.
-    dict_null_value_ends: bool,
+    /// The pre-3.4 reader (2.7, 3.0-3.3): a NULL dict value skips the pair
+    /// instead of ending the dict, and integers read past the end of the data
+    /// are garbage instead of an EOFError.
+    old_reader: bool,
+    /// Interning constants recurses into nested tuples and frozensets (3.6+);
+    /// 3.4/3.5 only look at the items of `co_consts` itself.
+    intern_recurses: bool,
     /// A NULL code field raises (3.11+); earlier series silently return NULL.
     code_null_is_error: bool,
     /// A non-identifier in a name tuple is `Py_FatalError` (2.7, 3.0–3.8)
@@ -572,8 +637,8 @@ struct Rules {
     layout: CodeLayout,
     /// The kind `intern_strings` requires of name tuple items.
     ident: Kind,
-    /// Quickening table of 3.12/3.13 (see [`quicken_table`]).
-    quicken: Option<&'static [u8; 256]>,
+    /// Quickening of 3.12/3.13.
+    quicken: Option<&'static Quicken>,
 }
 
 impl Rules {
@@ -587,7 +652,8 @@ impl Rules {
             py2: d.major == 2,
             refs: d.at_least(4),
             slice: d.at_least(14),
-            dict_null_value_ends: d.at_least(4),
+            old_reader: !d.at_least(4),
+            intern_recurses: d.at_least(6),
             code_null_is_error: d.at_least(11),
             names_fatal: !d.at_least(9),
             layout: d.code_layout(),
@@ -790,7 +856,8 @@ impl<'a> Walker<'a> {
             pos: 0,
             dialect,
             r: Rules::new(dialect),
-            slots: Vec::new(),
+            // Real bodies register roughly one object per 20-40 bytes.
+            slots: Vec::with_capacity((body.len() / 32).min(1 << 16)),
             interned: Vec::new(),
             frames: Vec::new(),
             codes: Vec::new(),
@@ -817,11 +884,35 @@ impl<'a> Walker<'a> {
         Ok(self.body[p])
     }
 
+    /// `r_long`.
     #[inline]
     fn read_i32(&mut self) -> Res<i32> {
-        let p = self.take(4)?;
-        let b = &self.body[p..p + 4];
-        Ok(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        let p = self.pos;
+        match self.body.get(p..p + 4) {
+            Some(b) => {
+                self.pos = p + 4;
+                Ok(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            None => self.read_i32_at_eof(),
+        }
+    }
+
+    /// 3.4+ raise EOFError.  The older reader's `r_long` (2.7, 3.0-3.3) does
+    /// not notice the end of the data: it ORs `EOF` (-1) shifted into place
+    /// for every missing byte, so all bits from the first missing byte
+    /// upwards are set, and reading goes on with that (negative) value.
+    #[cold]
+    fn read_i32_at_eof(&mut self) -> Res<i32> {
+        let rest = &self.body[self.pos..];
+        if !self.r.old_reader {
+            return Err(MarshalError::TooShort { offset: self.pos });
+        }
+        let mut x = u32::MAX << (8 * rest.len());
+        for (i, &b) in rest.iter().enumerate() {
+            x |= u32::from(b) << (8 * i);
+        }
+        self.pos = self.body.len();
+        Ok(x as i32)
     }
 
     /// A 4-byte size that must not be negative.
@@ -926,10 +1017,6 @@ impl<'a> Walker<'a> {
             (false, code)
         };
         let simple = |kind| Val::new(kind, start, 0, HASHABLE);
-        let unknown = MarshalError::UnknownType {
-            code,
-            offset: start,
-        };
         let v = match ty {
             b'0' => return Ok(Started::Value(None)),
             // Singletons are never registered, even with FLAG_REF.
@@ -938,7 +1025,13 @@ impl<'a> Walker<'a> {
             b'S' => return Ok(Started::Value(Some(simple(Kind::StopIter)))),
             b'.' => return Ok(Started::Value(Some(simple(Kind::Ellipsis)))),
             b'i' => {
-                self.take(4)?;
+                self.read_i32()?;
+                simple(Kind::Int)
+            }
+            b'I' if self.r.old_reader => {
+                // r_long64 is two r_longs in the old reader.
+                self.read_i32()?;
+                self.read_i32()?;
                 simple(Kind::Int)
             }
             b'I' => {
@@ -947,7 +1040,7 @@ impl<'a> Walker<'a> {
             }
             b'l' => {
                 self.read_long(start)?;
-                simple(Kind::Int)
+                simple(if self.r.py2 { Kind::Long } else { Kind::Int })
             }
             b'f' => {
                 self.read_float_str(start)?;
@@ -1075,7 +1168,12 @@ impl<'a> Walker<'a> {
                 });
                 return Ok(Started::Opened);
             }
-            _ => return Err(unknown),
+            _ => {
+                return Err(MarshalError::UnknownType {
+                    code,
+                    offset: start,
+                })
+            }
         };
         if flag {
             self.push_slot(v, start)?;
@@ -1099,7 +1197,9 @@ impl<'a> Walker<'a> {
             match kind {
                 // Tuples register before their items: an 'r' from inside
                 // sees an incomplete tuple.
-                Kind::Tuple if n > 0 => self.push_slot(done.with(CYCLIC, Kind::Tuple), start)?,
+                Kind::Tuple if n > 0 => {
+                    self.push_slot(done.with(CYCLIC | INCOMPLETE, Kind::Tuple), start)?
+                }
                 // Frozensets reserve a slot that is filled only afterwards
                 // (the empty one is registered at once in CPython).
                 Kind::FrozenSet if n > 0 => self.reserve(true, start)?,
@@ -1165,10 +1265,7 @@ impl<'a> Walker<'a> {
                         *flags |= v.flags() & CYCLIC;
                     }
                     Kind::Set | Kind::FrozenSet if !v.has(HASHABLE) => {
-                        return Err(MarshalError::Unhashable {
-                            kind: v.culprit().name(py2),
-                            offset: item_start,
-                        });
+                        return Err(unhashable(v.culprit(), item_start, py2));
                     }
                     _ => {}
                 }
@@ -1194,7 +1291,7 @@ impl<'a> Walker<'a> {
                     // A NULL value: 3.4+ stop reading the dict; 2.7 skips the
                     // pair and reads the next key.
                     (Some(_), None) => {
-                        if !self.r.dict_null_value_ends {
+                        if self.r.old_reader {
                             return Ok(None);
                         }
                     }
@@ -1202,10 +1299,7 @@ impl<'a> Walker<'a> {
                         if !hashable {
                             // 2.7 keeps reading after the failed
                             // PyDict_SetItem but fails in the end anyway.
-                            return Err(MarshalError::Unhashable {
-                                kind: culprit.name(py2),
-                                offset: at,
-                            });
+                            return Err(unhashable(culprit, at, py2));
                         }
                         return Ok(None);
                     }
@@ -1285,25 +1379,22 @@ impl<'a> Walker<'a> {
 
     /// Read integer fields of the innermost code object up to its next
     /// object field; `true` once every field has been read.
+    #[inline]
     fn code_advance(&mut self) -> Res<bool> {
         let fields = layout_fields(self.r.layout);
-        loop {
-            let step = match self.codes.last() {
-                Some(cs) => usize::from(cs.step),
-                None => return Ok(false),
-            };
-            match fields.get(step) {
-                None => return Ok(true),
-                Some(FO(_)) => return Ok(false),
-                Some(FI(i)) => {
-                    let x = self.read_i32()?;
-                    if let Some(cs) = self.codes.last_mut() {
-                        cs.ints[*i] = x;
-                        cs.step += 1;
-                    }
-                }
+        let Some(cs) = self.codes.last() else {
+            return Ok(false);
+        };
+        let mut step = usize::from(cs.step);
+        while let Some(&FI(i)) = fields.get(step) {
+            let x = self.read_i32()?;
+            if let Some(cs) = self.codes.last_mut() {
+                cs.ints[i] = x;
+                cs.step += 1;
             }
+            step += 1;
         }
+        Ok(step >= fields.len())
     }
 
     // -- scalars --------------------------------------------------------------
@@ -1319,8 +1410,15 @@ impl<'a> Walker<'a> {
         // the end of the data is reported before the EOF; the loop is bounded
         // by the body length.
         for i in 0..count {
-            let p = self.take(2)?;
-            let digit = u16::from_le_bytes([self.body[p], self.body[p + 1]]);
+            let p = self.pos;
+            let digit = match self.body.get(p..p + 2) {
+                Some(d) => u16::from_le_bytes([d[0], d[1]]),
+                // The old reader's r_short reads EOF as -1: a negative,
+                // out-of-range digit.
+                None if self.r.old_reader => 0xffff,
+                None => return Err(MarshalError::TooShort { offset: p }),
+            };
+            self.pos = (p + 2).min(self.body.len());
             if digit >= 0x8000 {
                 return Err(MarshalError::LongDigitOutOfRange { offset: start });
             }
@@ -1372,11 +1470,15 @@ impl<'a> Walker<'a> {
             }
         };
         let consts_check = || -> Res<()> {
-            // 2.7 only interns the top level of co_consts; 3.x recurses into
-            // nested tuples and frozensets and never returns on a cycle.
-            if !r.py2 && o(O_CONSTS).has(CYCLIC) {
+            // Interning string constants looks at every item of co_consts
+            // (a NULL one when co_consts is a tuple still being built) and,
+            // in 3.6+, recurses into nested tuples and frozensets, never
+            // returning on a cycle.  Without references (2.7, 3.0-3.3) there
+            // are no cycles.
+            let consts = o(O_CONSTS);
+            if consts.has(INCOMPLETE) || (r.intern_recurses && consts.has(CYCLIC)) {
                 return Err(MarshalError::WouldCrash {
-                    reason: "co_consts contains itself (unbounded recursion)",
+                    reason: "co_consts contains itself or is still being built",
                     offset: cs.start,
                 });
             }
@@ -1496,7 +1598,7 @@ impl<'a> Walker<'a> {
                 if code.len() > i32::MAX as usize {
                     return Err(bad("code: co_code larger than INT_MAX"));
                 }
-                if code.len() % 2 != 0 {
+                if code.len() & 1 != 0 {
                     return Err(bad("code: co_code is malformed"));
                 }
                 let kinds = self.data(&o(O_LPKINDS));
@@ -1514,8 +1616,8 @@ impl<'a> Walker<'a> {
                 names_check(O_NAMES)?;
                 consts_check()?;
                 names_check(O_LPNAMES)?;
-                if let Some(table) = r.quicken {
-                    if let Some(at) = quicken_crash_at(code, table) {
+                if let Some(q) = r.quicken {
+                    if let Some(at) = quicken_crash_at(code, q) {
                         return Err(MarshalError::WouldCrash {
                             reason: "instrumented opcode in co_code segfaults quickening",
                             offset: o(O_CODE).pos + at,
@@ -1615,12 +1717,39 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// The error of hashing an unhashable value whose first unhashable part is
+/// `culprit`.  A tuple culprit is one that (transitively) contains itself or
+/// is still being built: hashing it recurses without end or dereferences a
+/// NULL item.
+fn unhashable(culprit: Kind, offset: usize, py2: bool) -> MarshalError {
+    if culprit == Kind::Tuple {
+        MarshalError::WouldCrash {
+            reason: "hashing a tuple that contains itself or is still being built",
+            offset,
+        }
+    } else {
+        MarshalError::Unhashable {
+            kind: culprit.name(py2),
+            offset,
+        }
+    }
+}
+
 /// Where (byte offset into `code`) 3.12/3.13's `_PyCode_Quicken` would meet
 /// an opcode that dereferences monitoring data a fresh code object lacks.
-fn quicken_crash_at(code: &[u8], table: &[u8; 256]) -> Option<usize> {
+fn quicken_crash_at(code: &[u8], q: &Quicken) -> Option<usize> {
+    // Fast, vectorisable pre-check: most code objects contain no byte that
+    // could be a crashing opcode at all (opcode or argument).
+    let [x, y] = q.crash;
+    let maybe = code
+        .chunks(64)
+        .any(|c| c.iter().fold(false, |acc, &b| acc | (b == x) | (b == y)));
+    if !maybe {
+        return None;
+    }
     let mut i = 0;
     while let Some(&op) = code.get(i) {
-        let step = table[usize::from(op)];
+        let step = q.table[usize::from(op)];
         if step == CRASH {
             return Some(i);
         }
@@ -1771,5 +1900,1807 @@ impl fmt::Display for CodeLayout {
             CodeLayout::Py38 => "3.8-3.10",
             CodeLayout::Py311 => "3.11+",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const M27: u16 = 62211;
+    const M33: u16 = 3230;
+    const M34: u16 = 3310;
+    const M36: u16 = 3379;
+    const M37: u16 = 3394;
+    const M38: u16 = 3413;
+    const M39: u16 = 3425;
+    const M310: u16 = 3439;
+    const M311: u16 = 3495;
+    const M312: u16 = 3531;
+    const M313: u16 = 3571;
+    const M314: u16 = 3627;
+    const ALL: [u16; 12] = [
+        M27, M33, M34, M36, M37, M38, M39, M310, M311, M312, M313, M314,
+    ];
+
+    fn d(magic: u16) -> Dialect {
+        Dialect::cpython(magic).expect("known magic")
+    }
+
+    fn le(n: i32) -> [u8; 4] {
+        n.to_le_bytes()
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Hand-built bodies for one dialect.
+    struct B {
+        d: Dialect,
+    }
+
+    #[derive(Clone)]
+    struct Spec {
+        argc: i32,
+        posonly: i32,
+        kwonly: i32,
+        nlocals: i32,
+        stack: i32,
+        flags: i32,
+        code: Option<Vec<u8>>,
+        consts: Option<Vec<u8>>,
+        names: Option<Vec<u8>>,
+        varnames: Option<Vec<u8>>,
+        cellvars: Option<Vec<u8>>,
+        filename: Option<Vec<u8>>,
+        name: Option<Vec<u8>>,
+        qualname: Option<Vec<u8>>,
+        lnotab: Option<Vec<u8>>,
+        exctable: Option<Vec<u8>>,
+        lpnames: Option<Vec<u8>>,
+        lpkinds: Option<Vec<u8>>,
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            argc: 0,
+            posonly: 0,
+            kwonly: 0,
+            nlocals: 0,
+            stack: 1,
+            flags: 64,
+            code: None,
+            consts: None,
+            names: None,
+            varnames: None,
+            cellvars: None,
+            filename: None,
+            name: None,
+            qualname: None,
+            lnotab: None,
+            exctable: None,
+            lpnames: None,
+            lpkinds: None,
+        }
+    }
+
+    impl B {
+        fn new(magic: u16) -> B {
+            B { d: d(magic) }
+        }
+        fn py2(&self) -> bool {
+            self.d.version().0 == 2
+        }
+        fn bytes(&self, b: &[u8]) -> Vec<u8> {
+            cat(&[b"s", &le(b.len() as i32), b])
+        }
+        fn text(&self, t: &[u8]) -> Vec<u8> {
+            cat(&[b"u", &le(t.len() as i32), t])
+        }
+        fn ident(&self, t: &str) -> Vec<u8> {
+            if self.py2() {
+                self.bytes(t.as_bytes())
+            } else {
+                self.text(t.as_bytes())
+            }
+        }
+        fn tuple(&self, items: &[Vec<u8>]) -> Vec<u8> {
+            let mut v = cat(&[b"(", &le(items.len() as i32)]);
+            for i in items {
+                v.extend_from_slice(i);
+            }
+            v
+        }
+        fn list(&self, items: &[Vec<u8>]) -> Vec<u8> {
+            let mut v = self.tuple(items);
+            v[0] = b'[';
+            v
+        }
+        fn nest(&self, depth: usize, leaf: &[u8]) -> Vec<u8> {
+            let mut v = Vec::new();
+            for _ in 0..depth {
+                v.extend_from_slice(b"(");
+                v.extend_from_slice(&le(1));
+            }
+            v.extend_from_slice(leaf);
+            v
+        }
+        fn code(&self, s: &Spec) -> Vec<u8> {
+            let o = |x: &Option<Vec<u8>>, dflt: Vec<u8>| x.clone().unwrap_or(dflt);
+            let dflt_code = if self.py2() {
+                self.bytes(b"d\x00\x00S")
+            } else {
+                self.bytes(b"d\x00S\x00")
+            };
+            let code = o(&s.code, dflt_code);
+            let consts = o(&s.consts, self.tuple(&[b"N".to_vec()]));
+            let names = o(&s.names, self.tuple(&[]));
+            let filename = o(&s.filename, self.ident("f.py"));
+            let name = o(&s.name, self.ident("<module>"));
+            let lnotab = o(&s.lnotab, self.bytes(b""));
+            let mut v = b"c".to_vec();
+            let ints: Vec<i32> = match self.d.code_layout() {
+                CodeLayout::Py27 => vec![s.argc, s.nlocals, s.stack, s.flags],
+                CodeLayout::Py30 => vec![s.argc, s.kwonly, s.nlocals, s.stack, s.flags],
+                CodeLayout::Py38 => vec![s.argc, s.posonly, s.kwonly, s.nlocals, s.stack, s.flags],
+                CodeLayout::Py311 => vec![s.argc, s.posonly, s.kwonly, s.stack, s.flags],
+            };
+            for x in ints {
+                v.extend_from_slice(&le(x));
+            }
+            v.extend_from_slice(&code);
+            v.extend_from_slice(&consts);
+            v.extend_from_slice(&names);
+            if self.d.code_layout() == CodeLayout::Py311 {
+                v.extend_from_slice(&o(&s.lpnames, self.tuple(&[])));
+                v.extend_from_slice(&o(&s.lpkinds, self.bytes(b"")));
+                v.extend_from_slice(&filename);
+                v.extend_from_slice(&name);
+                v.extend_from_slice(&o(&s.qualname, name.clone()));
+                v.extend_from_slice(&le(1));
+                v.extend_from_slice(&lnotab);
+                v.extend_from_slice(&o(&s.exctable, self.bytes(b"")));
+            } else {
+                v.extend_from_slice(&o(&s.varnames, self.tuple(&[])));
+                v.extend_from_slice(&self.tuple(&[]));
+                v.extend_from_slice(&o(&s.cellvars, self.tuple(&[])));
+                v.extend_from_slice(&filename);
+                v.extend_from_slice(&name);
+                v.extend_from_slice(&le(1));
+                v.extend_from_slice(&lnotab);
+            }
+            v
+        }
+        /// A code object whose co_consts holds `value`.
+        fn holding(&self, value: Vec<u8>) -> Vec<u8> {
+            self.code(&Spec {
+                consts: Some(self.tuple(&[value])),
+                ..spec()
+            })
+        }
+        fn check(&self, body: &[u8]) -> Result<(), MarshalError> {
+            let r = validate(body, self.d);
+            assert_eq!(
+                r.is_ok(),
+                summarize(body, self.d).is_ok(),
+                "validate and summarize must agree"
+            );
+            r
+        }
+    }
+
+    fn not_code(r: Result<(), MarshalError>) -> &'static str {
+        match r {
+            Err(MarshalError::NotCode { kind, offset: 0 }) => kind,
+            other => panic!("expected NotCode, got {other:?}"),
+        }
+    }
+
+    // -- dialects -----------------------------------------------------------
+
+    #[test]
+    fn magic_numbers_map_to_series_and_layouts() {
+        let cases = [
+            (62211, (2, 7), CodeLayout::Py27),
+            (62212, (2, 7), CodeLayout::Py27),
+            (62171, (2, 7), CodeLayout::Py27),
+            (3131, (3, 0), CodeLayout::Py30),
+            (3151, (3, 1), CodeLayout::Py30),
+            (3180, (3, 2), CodeLayout::Py30),
+            (3230, (3, 3), CodeLayout::Py30),
+            (3310, (3, 4), CodeLayout::Py30),
+            (3351, (3, 5), CodeLayout::Py30),
+            (3379, (3, 6), CodeLayout::Py30),
+            (3394, (3, 7), CodeLayout::Py30),
+            (3401, (3, 8), CodeLayout::Py30),
+            (3413, (3, 8), CodeLayout::Py38),
+            (3425, (3, 9), CodeLayout::Py38),
+            (3439, (3, 10), CodeLayout::Py38),
+            (3495, (3, 11), CodeLayout::Py311),
+            (3531, (3, 12), CodeLayout::Py311),
+            (3571, (3, 13), CodeLayout::Py311),
+            (3608, (3, 14), CodeLayout::Py311),
+            (3627, (3, 14), CodeLayout::Py311),
+        ];
+        for (magic, version, layout) in cases {
+            let dl = d(magic);
+            assert_eq!(dl.version(), version, "magic {magic}");
+            assert_eq!(dl.code_layout(), layout, "magic {magic}");
+            assert_eq!(dl.magic(), magic);
+        }
+        for magic in [
+            0, 1, 20121, 62161, 62213, 62210, 3000, 3130, 3450, 3459, 3650, 3700, 65535,
+        ] {
+            assert_eq!(Dialect::cpython(magic), None, "magic {magic}");
+        }
+        assert_eq!(CodeLayout::Py38.to_string(), "3.8-3.10");
+    }
+
+    #[test]
+    fn opcode_facts_per_series() {
+        let f = d(M27).opcode_facts();
+        assert_eq!((f.wordcode, f.store_name, f.extended_arg), (false, 90, 145));
+        assert_eq!(d(62171).opcode_facts().extended_arg, 143);
+        assert_eq!(d(3131).opcode_facts().extended_arg, 143);
+        assert_eq!(d(3310).opcode_facts().extended_arg, 144);
+        assert!(!d(3361).opcode_facts().wordcode);
+        assert!(d(3370).opcode_facts().wordcode);
+        let f = d(M313).opcode_facts();
+        assert_eq!(
+            (
+                f.store_name,
+                f.store_global,
+                f.extended_arg,
+                f.have_argument
+            ),
+            (114, 113, 71, 44)
+        );
+        assert_eq!(f.quicken_crash, &[247, 254]);
+        assert_eq!(d(M312).opcode_facts().quicken_crash, &[253, 254]);
+        // LOAD_ATTR has 9 cache units in 3.12 (opcode 106), 10 in 3.11
+        // LOAD_METHOD (160).
+        assert_eq!(d(M312).opcode_facts().inline_caches.unwrap()[106], 9);
+        assert_eq!(d(M311).opcode_facts().inline_caches.unwrap()[160], 10);
+        assert!(d(M310).opcode_facts().inline_caches.is_none());
+        assert!(d(M314).opcode_facts().inline_caches.is_none());
+    }
+
+    // -- real bodies ----------------------------------------------------------
+
+    // SOURCE = "import os\ndef f(x, *a, **k):\n    global G\n    G = x\n
+    //           return [i for i in a]\nclass C:\n    y = 1.5\nz = f(1)\n"
+    // (magic, code objects, hex body)
+    /// `marshal.dumps(compile(SOURCE, "m.py", "exec"))` from CPython 2.7.18.
+    const REAL_27: (u16, usize, &str) = (
+        62211,
+        3,
+        concat!(
+            "630000000000000000030000004000000073380000006400006401006c00005a00006402008400005a01006403006406",
+            "00640400840000830000595a02006501006405008301005a030064010053280700000069ffffffff4e63010000000400",
+            "0000030000004f000000731d0000007c00006100006700007c0100445d0c007d03007c03005e0200710d005328010000",
+            "004e2801000000740100000047280400000074010000007874010000006174010000006b740100000069280000000028",
+            "0000000073040000006d2e70797401000000660200000073040000000002060174010000004363000000000000000001",
+            "00000042000000730e0000006500005a01006400005a02005253280100000067000000000000f83f2803000000740800",
+            "00005f5f6e616d655f5f740a0000005f5f6d6f64756c655f5f7401000000792800000000280000000028000000007304",
+            "0000006d2e70795206000000060000007302000000060169010000002800000000280400000074020000006f73520500",
+            "0000520600000074010000007a28000000002800000000280000000073040000006d2e707974080000003c6d6f64756c",
+            "653e0100000073060000000c0109041302",
+        ),
+    );
+    /// `marshal.dumps(compile(SOURCE, "m.py", "exec"))` from CPython 3.6.15.
+    const REAL_36: (u16, usize, &str) = (
+        3379,
+        4,
+        concat!(
+            "e30000000000000000000000000300000040000000732a000000640064016c005a006402640384005a01470064046405",
+            "8400640583025a026501640683015a03640153002907e9000000004e63010000000000000003000000020000004f0000",
+            "0073120000007c0061006401640284007c0144008301530029034e630100000000000000020000000300000053000000",
+            "731000000067007c005d087d017c01910271045300a90072020000002902da022e30da016972020000007202000000fa",
+            "046d2e7079fa0a3c6c697374636f6d703e05000000730200000006007a15662e3c6c6f63616c733e2e3c6c697374636f",
+            "6d703e2901da01472903da0178da0161da016b720200000072020000007205000000da01660200000073040000000002",
+            "0401720b000000630000000000000000000000000100000040000000731000000065005a0164005a0264015a03640253",
+            "002903da014367000000000000f83f4e2904da085f5f6e616d655f5fda0a5f5f6d6f64756c655f5fda0c5f5f7175616c",
+            "6e616d655f5fda01797202000000720200000072020000007205000000720c0000000600000073020000000801720c00",
+            "0000e9010000002904da026f73720b000000720c000000da017a7202000000720200000072020000007205000000da08",
+            "3c6d6f64756c653e010000007306000000080108040e02",
+        ),
+    );
+    /// `marshal.dumps(compile(SOURCE, "m.py", "exec"))` from CPython 3.8.18.
+    const REAL_38: (u16, usize, &str) = (
+        3413,
+        4,
+        concat!(
+            "e3000000000000000000000000000000000300000040000000732a000000640064016c005a006402640384005a014700",
+            "640464058400640583025a026501640683015a03640153002907e9000000004e63010000000000000000000000030000",
+            "00020000004f00000073120000007c0061006401640284007c0144008301530029034e63010000000000000000000000",
+            "020000000300000053000000731000000067007c005d087d017c01910271045300a90072020000002902da022e30da01",
+            "6972020000007202000000fa046d2e7079da0a3c6c697374636f6d703e050000007304000000060002007a15662e3c6c",
+            "6f63616c733e2e3c6c697374636f6d703e2901da01472903da0178da0161da016b720200000072020000007205000000",
+            "da016602000000730400000000020401720b000000630000000000000000000000000000000001000000400000007310",
+            "00000065005a0164005a0264015a03640253002903da014367000000000000f83f4e2904da085f5f6e616d655f5fda0a",
+            "5f5f6d6f64756c655f5fda0c5f5f7175616c6e616d655f5fda0179720200000072020000007202000000720500000072",
+            "0c0000000600000073020000000801720c000000e9010000002904da026f73720b000000720c000000da017a72020000",
+            "00720200000072020000007205000000da083c6d6f64756c653e010000007306000000080108040e02",
+        ),
+    );
+    /// `marshal.dumps(compile(SOURCE, "m.py", "exec"))` from CPython 3.11.7.
+    const REAL_311: (u16, usize, &str) = (
+        3495,
+        4,
+        concat!(
+            "e30000000000000000000000000400000000000000f3440000009700640064016c005a00640284005a01020047006403",
+            "84006404a6020000ab0200000000000000005a02020065016405a6010000ab0100000000000000005a03640153002906",
+            "e9000000004e63010000000000000000000000020000000f000000f31e00000097007c006100640184007c014400a600",
+            "0000ab000000000000000000530029024e630100000000000000000000000300000013000000f312000000970067007c",
+            "005d047d017c0191028c055300a90072050000002902da022e30da016973020000002020fa046d2e7079fa0a3c6c6973",
+            "74636f6d703e7a15662e3c6c6f63616c733e2e3c6c697374636f6d703e0500000073120000008000883e883e883e9021",
+            "8841883e883e883ef3000000002901da01472903da0178da0161da016b73030000002020207208000000da0166720f00",
+            "00000200000073170000008000e008098041d80b19883e9071883e893e8c3ed00419720a000000630000000000000000",
+            "000000000100000000000000f312000000970065005a0164005a0264015a03640253002903da014367000000000000f8",
+            "3f4e2904da085f5f6e616d655f5fda0a5f5f6d6f64756c655f5fda0c5f5f7175616c6e616d655f5fda01797205000000",
+            "720a00000072080000007211000000721100000006000000731300000080008000800080008000d8080b804180418041",
+            "720a0000007211000000e9010000002904da026f73720f0000007211000000da017a7205000000720a00000072080000",
+            "00fa083c6d6f64756c653e7219000000010000007356000000f003010101d80009800980098009f00203011af0000301",
+            "1af00003011af00801010cf00001010cf00001010cf00001010cf00001010cf10001010cf40001010cf00001010ce004",
+            "058041806181448444800180018001720a000000",
+        ),
+    );
+    /// `marshal.dumps(compile(SOURCE, "m.py", "exec"))` from CPython 3.12.1.
+    const REAL_312: (u16, usize, &str) = (
+        3531,
+        3,
+        concat!(
+            "e30000000000000000000000000400000000000000f3360000009700640064016c005a00640284005a01020047006403",
+            "84006404ab020000000000005a02020065016405ab010000000000005a0379012906e9000000004e6301000000000000",
+            "0000000000040000000f000000f33000000097007c0061007c0144008f036302670063025d0400007d037c0391028c06",
+            "040063027d0353006302010063027d03770029014e2901da01472904da0178da0161da016bda01697304000000202020",
+            "20fa046d2e7079da0166720a0000000200000073180000008000e008098041d817188e3e90218a418a3ed00419f98a3e",
+            "730400000087091304630000000000000000000000000100000000000000f310000000970065005a0164005a0264015a",
+            "0379022903da014367000000000000f83f4e2904da085f5f6e616d655f5fda0a5f5f6d6f64756c655f5fda0c5f5f7175",
+            "616c6e616d655f5fda0179a900f3000000007209000000720c000000720c0000000600000073070000008400d8080b81",
+            "417212000000720c000000e9010000002904da026f73720a000000720c000000da017a72110000007212000000720900",
+            "0000fa083c6d6f64756c653e7216000000010000007320000000f003010101db0009f20203011af70801010cf1000101",
+            "0ce104058061834481017212000000",
+        ),
+    );
+    /// `marshal.dumps(compile(SOURCE, "m.py", "exec"))` from CPython 3.13.0.
+    const REAL_313: (u16, usize, &str) = (
+        3571,
+        3,
+        concat!(
+            "e30000000000000000000000000400000000000000f3360000009500530053014b00720053021a007201180022005303",
+            "1a005304350200000000000072025c01220053053501000000000000720367012906e9000000004e6301000000000000",
+            "0000000000040000000f000000f33200000095005500710055011300560373022f007302480400006f3350024d060000",
+            "0b00200073026e0324007302200073026e03660029014e2901da01472904da0178da0161da016bda0169730400000020",
+            "202020da046d2e7079da0166720a00000002000000731c0000008000e008098041d917188b3e917190218a419171893e",
+            "d00419f98a3e7304000000870a1404630000000000000000000000000100000000000000f31800000095005c00720153",
+            "00720253017203530272045303720567042905da0143e90600000067000000000000f83fa9004e2906da085f5f6e616d",
+            "655f5fda0a5f5f6d6f64756c655f5fda0c5f5f7175616c6e616d655f5fda0f5f5f66697273746c696e656e6f5f5fda01",
+            "79da155f5f7374617469635f617474726962757465735f5f720e000000f3000000007209000000720c000000720c0000",
+            "000600000073070000008600d8080b83417215000000720c000000e9010000002904da026f73720a000000720c000000",
+            "da017a720e00000072150000007209000000da083c6d6f64756c653e7219000000010000007320000000f003010101db",
+            "0009f20203011af70801010cf10001010ce104058061834481017215000000",
+        ),
+    );
+
+    const REAL: [(u16, usize, &str); 6] = [REAL_27, REAL_36, REAL_38, REAL_311, REAL_312, REAL_313];
+
+    #[test]
+    fn real_bodies_validate_and_summarize() {
+        for (magic, codes, hex) in REAL {
+            let body = unhex(hex);
+            validate(&body, d(magic)).unwrap();
+            let s = summarize(&body, d(magic)).unwrap();
+            assert_eq!(s.filename, "m.py");
+            assert_eq!(s.name, "<module>");
+            assert_eq!(s.names, ["os", "f", "C", "z"]);
+            assert_eq!(s.stored_names, ["os", "f", "C", "z"]);
+            assert_eq!(s.code_objects, codes, "magic {magic}");
+            // Trailing bytes after the top-level object are ignored.
+            let mut longer = body.clone();
+            longer.extend_from_slice(b"\x00garbage\xff");
+            assert_eq!(summarize(&longer, d(magic)).unwrap(), s);
+            // Any proper prefix is cut short.
+            for cut in [0, 1, body.len() / 2, body.len() - 1] {
+                assert!(validate(&body[..cut], d(magic)).is_err(), "cut {cut}");
+            }
+            // A real body read with the wrong series' layout is rejected.
+            let other = if magic == M27 { M313 } else { M27 };
+            assert!(validate(&body, d(other)).is_err());
+        }
+    }
+
+    // -- type codes -----------------------------------------------------------
+
+    #[test]
+    fn every_scalar_type_code_parses() {
+        let b = B::new(M313);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"N".to_vec(), "NoneType"),
+            (b"F".to_vec(), "bool"),
+            (b"T".to_vec(), "bool"),
+            (b"S".to_vec(), "type"),
+            (b".".to_vec(), "ellipsis"),
+            (cat(&[b"i", &le(-5)]), "int"),
+            (b"I\x01\x02\x03\x04\x05\x06\x07\x08".to_vec(), "int"),
+            (cat(&[b"l", &le(0)]), "int"),
+            (cat(&[b"l", &le(-2), b"\x01\x00\xff\x7f"]), "int"),
+            (b"f\x031.5".to_vec(), "float"),
+            (cat(&[b"g", &[0u8; 8]]), "float"),
+            (b"x\x011\x04-inf".to_vec(), "complex"),
+            (cat(&[b"y", &[0u8; 16]]), "complex"),
+            (b.bytes(b"\x00\xff"), "bytes"),
+            (b.text("é".as_bytes()), "str"),
+            (cat(&[b"t", &le(1), b"a"]), "str"),
+            (cat(&[b"a", &le(2), b"\xff\x80"]), "str"),
+            (cat(&[b"A", &le(1), b"x"]), "str"),
+            (b"z\x02ab".to_vec(), "str"),
+            (b"Z\x00".to_vec(), "str"),
+            (b.tuple(&[b"N".to_vec()]), "tuple"),
+            (b")\x02NN".to_vec(), "tuple"),
+            (b.list(&[b"N".to_vec()]), "list"),
+            (b"{NN0".to_vec(), "dict"),
+            (cat(&[b"<", &le(1), b"N"]), "set"),
+            (cat(&[b">", &le(2), b"NT"]), "frozenset"),
+            (cat(&[b">", &le(0)]), "frozenset"),
+            (
+                b.tuple(&[b"\xe9\x05\x00\x00\x00".to_vec(), cat(&[b"r", &le(0)])]),
+                "tuple",
+            ),
+        ];
+        for (body, kind) in cases {
+            assert_eq!(not_code(b.check(&body)), kind, "{body:x?}");
+        }
+        assert_eq!(
+            b.check(b"0"),
+            Err(MarshalError::NullObject {
+                container: "object",
+                offset: 0
+            })
+        );
+        // 2.7 names its string types differently and has 'R'.
+        let b = B::new(M27);
+        assert_eq!(not_code(b.check(&b.bytes(b"x"))), "str");
+        assert_eq!(not_code(b.check(&b.text(b"x"))), "unicode");
+        let r = b.tuple(&[cat(&[b"t", &le(1), b"a"]), cat(&[b"R", &le(0)])]);
+        assert_eq!(not_code(b.check(&r)), "tuple");
+        // 3.14 reads slices.
+        assert_eq!(not_code(B::new(M314).check(b":NNN")), "slice");
+        assert_eq!(
+            not_code(B::new(M314).check(b":N\xe9\x01\x00\x00\x00N")),
+            "slice"
+        );
+    }
+
+    #[test]
+    fn unknown_type_codes_per_series() {
+        let unknown = |magic: u16, body: &[u8], code: u8, offset: usize| {
+            assert_eq!(
+                validate(body, d(magic)),
+                Err(MarshalError::UnknownType { code, offset }),
+                "magic {magic} body {body:x?}"
+            );
+        };
+        for magic in ALL {
+            unknown(magic, b"?", b'?', 0);
+            unknown(magic, b"(\x01\x00\x00\x00Q", b'Q', 5);
+        }
+        for magic in [M27, M33] {
+            for code in [b'a', b'A', b'z', b'Z', b')', b'r', 0xce, 0xa9] {
+                unknown(magic, &[code, 0, 0, 0, 0, 0], code, 0);
+            }
+        }
+        unknown(M33, b"t\x01\x00\x00\x00a", b't', 0);
+        for magic in [M33, M36, M313] {
+            unknown(magic, b"R\x00\x00\x00\x00", b'R', 0);
+        }
+        for magic in [M27, M36, M312, M313] {
+            unknown(magic, b":NNN", b':', 0);
+        }
+    }
+
+    #[test]
+    fn flag_ref_semantics() {
+        let b = B::new(M313);
+        // Singletons and NULL ignore FLAG_REF: nothing is registered.
+        assert_eq!(not_code(b.check(b"\xce")), "NoneType");
+        assert!(matches!(
+            b.check(b"\xb0"),
+            Err(MarshalError::NullObject { .. })
+        ));
+        let r = b.tuple(&[b"\xd4".to_vec(), cat(&[b"r", &le(0)])]);
+        assert_eq!(
+            b.check(&r),
+            Err(MarshalError::InvalidReference {
+                index: 0,
+                offset: 6
+            })
+        );
+        // 'r' with FLAG_REF is still just a reference.
+        let r = b.tuple(&[cat(&[b"\xe9", &le(5)]), cat(&[b"\xf2", &le(0)])]);
+        assert_eq!(not_code(b.check(&r)), "tuple");
+        // Out of range and negative indices.
+        for idx in [1, -1, i32::MAX] {
+            let r = b.tuple(&[cat(&[b"\xe9", &le(5)]), cat(&[b"r", &le(idx)])]);
+            assert_eq!(
+                b.check(&r),
+                Err(MarshalError::InvalidReference {
+                    index: idx,
+                    offset: 10
+                })
+            );
+        }
+        // Code objects and frozensets reserve their slot until finished.
+        let mut c = b.holding(cat(&[b"r", &le(0)]));
+        c[0] |= FLAG_REF;
+        assert!(matches!(
+            b.check(&c),
+            Err(MarshalError::InvalidReference { index: 0, .. })
+        ));
+        let fs = cat(&[b"\xbe", &le(1), b"r", &le(0)]);
+        assert!(matches!(
+            b.check(&fs),
+            Err(MarshalError::InvalidReference { index: 0, .. })
+        ));
+        // ... and are referable afterwards.
+        let mut c = b.code(&spec());
+        c[0] |= FLAG_REF;
+        assert_eq!(
+            not_code(b.check(&b.tuple(&[c, cat(&[b"r", &le(0)])]))),
+            "tuple"
+        );
+        let fs = b.tuple(&[cat(&[b"\xbe", &le(1), b"N"]), cat(&[b"r", &le(0)])]);
+        assert_eq!(not_code(b.check(&fs)), "tuple");
+        // Tuples, lists and dicts register before their items.
+        assert_eq!(
+            not_code(b.check(&cat(&[b"\xa8", &le(1), b"r", &le(0)]))),
+            "tuple"
+        );
+        assert_eq!(
+            not_code(b.check(&cat(&[b"\xdb", &le(1), b"r", &le(0)]))),
+            "list"
+        );
+        assert_eq!(
+            not_code(b.check(&cat(&[b"\xfb", &b.text(b"k"), b"r", &le(0), b"0"]))),
+            "dict"
+        );
+        // A code object that was abandoned (NULL field, before 3.11) never
+        // fills its slot.
+        let b = B::new(M310);
+        let mut c = b.code(&Spec {
+            lnotab: Some(b"0".to_vec()),
+            ..spec()
+        });
+        c[0] |= FLAG_REF;
+        let body = b.tuple(&[cat(&[b"{", &b.text(b"k"), &c]), cat(&[b"r", &le(0)])]);
+        assert!(matches!(
+            b.check(&body),
+            Err(MarshalError::InvalidReference { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn stringref_2_7() {
+        let b = B::new(M27);
+        let t = cat(&[b"t", &le(1), b"a"]);
+        for (idx, ok) in [(0, true), (1, false), (-1, false)] {
+            let body = b.tuple(&[t.clone(), cat(&[b"R", &le(idx)])]);
+            if ok {
+                assert_eq!(not_code(b.check(&body)), "tuple");
+            } else {
+                assert_eq!(
+                    b.check(&body),
+                    Err(MarshalError::StringRefOutOfRange {
+                        index: idx,
+                        offset: 11
+                    })
+                );
+            }
+        }
+        // Only 't' feeds the list, not 's'.
+        let body = b.tuple(&[b.bytes(b"a"), cat(&[b"R", &le(0)])]);
+        assert!(matches!(
+            b.check(&body),
+            Err(MarshalError::StringRefOutOfRange { .. })
+        ));
+        // Names given by string reference.
+        let names = b.tuple(&[t, cat(&[b"R", &le(0)])]);
+        let s = summarize(
+            &b.code(&Spec {
+                names: Some(names),
+                ..spec()
+            }),
+            b.d,
+        )
+        .unwrap();
+        assert_eq!(s.names, ["a", "a"]);
+    }
+
+    #[test]
+    fn sizes_and_truncation() {
+        let b = B::new(M313);
+        for (body, what) in [
+            (cat(&[b"(", &le(-1)]), "tuple"),
+            (cat(&[b"[", &le(-1)]), "list"),
+            (cat(&[b"<", &le(-1)]), "set"),
+            (cat(&[b">", &le(i32::MIN)]), "set"),
+            (cat(&[b"s", &le(-1)]), "bytes object"),
+            (cat(&[b"u", &le(-1)]), "string"),
+            (cat(&[b"a", &le(-7)]), "string"),
+        ] {
+            assert_eq!(
+                b.check(&body),
+                Err(MarshalError::SizeOutOfRange { what, offset: 0 })
+            );
+        }
+        assert_eq!(
+            B::new(M27).check(&cat(&[b"s", &le(-1)])),
+            Err(MarshalError::SizeOutOfRange {
+                what: "string",
+                offset: 0
+            })
+        );
+        // Hostile sizes fail at the end of the data, without allocating or
+        // looping by the declared size.
+        for body in [
+            cat(&[b"(", &le(i32::MAX), b"NNN"]),
+            cat(&[b"[", &le(i32::MAX), b"NNN"]),
+            cat(&[b"<", &le(i32::MAX), b"NNN"]),
+        ] {
+            assert_eq!(b.check(&body), Err(MarshalError::EofObject { offset: 8 }));
+        }
+        for body in [
+            cat(&[b"s", &le(i32::MAX), b"abc"]),
+            cat(&[b"u", &le(0x7000_0000), b"abc"]),
+            cat(&[b"l", &le(i32::MAX), b"\x01\x00"]),
+        ] {
+            assert!(matches!(b.check(&body), Err(MarshalError::TooShort { .. })));
+        }
+        assert_eq!(b.check(b""), Err(MarshalError::EofObject { offset: 0 }));
+        assert_eq!(
+            b.check(b"i\x01\x02"),
+            Err(MarshalError::TooShort { offset: 1 })
+        );
+        assert_eq!(
+            b.check(b"z\x05ab"),
+            Err(MarshalError::TooShort { offset: 2 })
+        );
+        assert_eq!(b.check(b"z"), Err(MarshalError::TooShort { offset: 1 }));
+        assert_eq!(b.check(b")"), Err(MarshalError::TooShort { offset: 1 }));
+        assert_eq!(
+            b.check(b"f\xff111"),
+            Err(MarshalError::TooShort { offset: 2 })
+        );
+        assert_eq!(b.check(b"g\x00"), Err(MarshalError::TooShort { offset: 1 }));
+        assert_eq!(
+            b.check(b"I\x00\x00\x00\x00"),
+            Err(MarshalError::TooShort { offset: 1 })
+        );
+        // A truncated code object header.
+        assert_eq!(
+            b.check(b"c\x00\x00"),
+            Err(MarshalError::TooShort { offset: 1 })
+        );
+        let c = b.code(&spec());
+        for cut in 1..c.len() {
+            assert!(b.check(&c[..cut]).is_err(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn eof_inside_integers_of_2_7() {
+        // 2.7's r_long/r_short read missing bytes as EOF (-1) and go on.
+        let b = B::new(M27);
+        assert_eq!(not_code(b.check(b"i")), "int");
+        assert_eq!(not_code(b.check(b"i\x01\x02")), "int");
+        assert_eq!(not_code(b.check(b"I\x01\x02\x03\x04\x05")), "int");
+        assert_eq!(
+            not_code(b.check(&cat(&[b"l", &le(2), b"\x01\x00\x01\x00"]))),
+            "long"
+        );
+        assert_eq!(
+            b.check(b"l\x01\x00"),
+            Err(MarshalError::LongDigitOutOfRange { offset: 0 })
+        );
+        assert_eq!(
+            b.check(&cat(&[b"l", &le(2), b"\x01\x00\x01"])),
+            Err(MarshalError::LongDigitOutOfRange { offset: 0 })
+        );
+        for body in [&b"s\x01\x00"[..], b"(", b"u\x05", b"[\x00\x00\x00"] {
+            assert!(
+                matches!(b.check(body), Err(MarshalError::SizeOutOfRange { .. })),
+                "{body:x?}"
+            );
+        }
+        assert!(matches!(
+            b.check(b"R\x00"),
+            Err(MarshalError::StringRefOutOfRange { index: -256, .. })
+        ));
+        // The junk value of a truncated field never completes a code object.
+        let c = b.code(&spec());
+        for cut in 1..c.len() {
+            assert!(b.check(&c[..cut]).is_err(), "cut {cut}");
+        }
+        // So does the 3.0-3.3 reader, which predates the 3.4 rewrite.
+        assert_eq!(not_code(B::new(M33).check(b"i\x01")), "int");
+        // 3.4+ raise at once.
+        let b = B::new(M36);
+        assert_eq!(b.check(b"i\x01"), Err(MarshalError::TooShort { offset: 1 }));
+        assert_eq!(
+            b.check(b"l\x01\x00"),
+            Err(MarshalError::TooShort { offset: 1 })
+        );
+        assert_eq!(
+            b.check(&cat(&[b"l", &le(1), b"\x01"])),
+            Err(MarshalError::TooShort { offset: 5 })
+        );
+    }
+
+    #[test]
+    fn longs() {
+        let b = B::new(M313);
+        let long = |n: i32, digits: &[u8]| cat(&[b"l", &le(n), digits]);
+        assert_eq!(not_code(b.check(&long(1, b"\xff\x7f"))), "int");
+        assert_eq!(
+            not_code(b.check(&long(3, b"\x01\x00\x00\x00\x01\x00"))),
+            "int"
+        );
+        assert_eq!(
+            b.check(&long(1, b"\x00\x80")),
+            Err(MarshalError::LongDigitOutOfRange { offset: 0 })
+        );
+        // The bad digit is found before the end of the data.
+        assert_eq!(
+            b.check(&long(5, b"\x01\x00\x00\x80")),
+            Err(MarshalError::LongDigitOutOfRange { offset: 0 })
+        );
+        for (n, digits) in [
+            (1, &b"\x00\x00"[..]),
+            (-1, b"\x00\x00"),
+            (2, b"\x01\x00\x00\x00"),
+        ] {
+            assert_eq!(
+                b.check(&long(n, digits)),
+                Err(MarshalError::UnnormalizedLong { offset: 0 })
+            );
+        }
+        assert_eq!(
+            b.check(&long(i32::MIN, b"\x01\x00")),
+            Err(MarshalError::LongSizeOutOfRange { offset: 0 })
+        );
+        assert_eq!(
+            b.check(&long(3, b"\x01\x00")),
+            Err(MarshalError::TooShort { offset: 7 })
+        );
+        // A negative count other than INT_MIN is a negative number.
+        assert_eq!(
+            not_code(b.check(&long(-3, b"\x01\x00\x02\x00\x03\x00"))),
+            "int"
+        );
+    }
+
+    #[test]
+    fn text_floats() {
+        let ok = [
+            &b"1"[..],
+            b"inf",
+            b"-Infinity",
+            b"nan",
+            b"+nan",
+            b"-nAn",
+            b"1e5",
+            b"1e500",
+            b".5",
+            b"5.",
+            b"1\x002",
+            b"+1",
+            b"1.5E-3",
+            b"00012",
+            b"1e-99999",
+            b"INF",
+            b"1e5\x00junk",
+            b"1e+5",
+            b"-0",
+        ];
+        let bad = [
+            &b" 1"[..],
+            b"1 ",
+            b"1e",
+            b".",
+            b"",
+            b"1_0",
+            b"0x10",
+            b"-",
+            b"1e+",
+            b"infinit",
+            b"nanx",
+            b"\t1",
+            b"1d",
+            b"-.e1",
+            b"+-1",
+            b"1.2.3",
+            b"\x00",
+            b"1E",
+            b"e5",
+            b"inf inity",
+        ];
+        for magic in [M27, M36, M313] {
+            let b = B::new(magic);
+            for f in ok {
+                let body = cat(&[b"f", &[f.len() as u8], f]);
+                assert_eq!(not_code(b.check(&body)), "float", "{f:?}");
+            }
+            for f in bad {
+                let body = cat(&[b"f", &[f.len() as u8], f]);
+                assert_eq!(
+                    b.check(&body),
+                    Err(MarshalError::BadFloat { offset: 0 }),
+                    "{f:?}"
+                );
+            }
+            assert_eq!(
+                b.check(b"x\x011\x01z"),
+                Err(MarshalError::BadFloat { offset: 0 })
+            );
+        }
+    }
+
+    #[test]
+    fn utf8_with_surrogatepass() {
+        let ok = [
+            &b"\xed\xa0\x80"[..],
+            b"\xf0\x90\x80\x80",
+            b"\xed\xbf\xbf",
+            b"\xed\x9f\xbf",
+            b"\xf4\x8f\xbf\xbf",
+            b"\xe2\x82\xac",
+            b"\xed\xa0\x80\xed\xb0\x80",
+            b"",
+            b"plain",
+        ];
+        let bad = [
+            (&b"\xc0\x80"[..], 0),
+            (b"\xf4\x90\x80\x80", 0),
+            (b"\xf8\x88\x80\x80\x80", 0),
+            (b"\xe0\x80\x80", 0),
+            (b"\xc2", 0),
+            (b"\xff", 0),
+            (b"a\xed\xa0", 1),
+            (b"ok\xed\xa0\x80\x80", 5),
+        ];
+        for magic in [M27, M33, M36, M313] {
+            let b = B::new(magic);
+            for t in ok {
+                assert!(
+                    not_code(b.check(&b.text(t))).ends_with("str") || b.py2(),
+                    "{t:x?}"
+                );
+                assert!(matches!(
+                    b.check(&b.text(t)),
+                    Err(MarshalError::NotCode { .. })
+                ));
+            }
+            for (t, pos) in bad {
+                assert_eq!(
+                    b.check(&b.text(t)),
+                    Err(MarshalError::BadUtf8 {
+                        byte: t[pos],
+                        position: pos,
+                        offset: 5 + pos
+                    }),
+                    "{t:x?}"
+                );
+            }
+        }
+        // 't' decodes the same way in 3.4+; the ASCII types take any byte.
+        let b = B::new(M313);
+        assert!(matches!(
+            b.check(&cat(&[b"t", &le(1), b"\xff"])),
+            Err(MarshalError::BadUtf8 { .. })
+        ));
+        assert_eq!(not_code(b.check(b"z\x02\xff\x80")), "str");
+    }
+
+    #[test]
+    fn nulls() {
+        let b = B::new(M313);
+        let null = |container, offset| Err(MarshalError::NullObject { container, offset });
+        assert_eq!(b.check(&b.tuple(&[b"0".to_vec()])), null("tuple", 5));
+        assert_eq!(
+            b.check(&b.list(&[b"N".to_vec(), b"0".to_vec()])),
+            null("list", 6)
+        );
+        assert_eq!(b.check(&cat(&[b"<", &le(1), b"0"])), null("set", 5));
+        assert_eq!(b.check(b"0"), null("object", 0));
+        // A NULL key ends a dict; so does a NULL value in 3.x ...
+        assert_eq!(not_code(b.check(b"{0")), "dict");
+        let body = b.tuple(&[cat(&[b"{", &b.text(b"k"), b"0"]), b"N".to_vec()]);
+        assert_eq!(not_code(b.check(&body)), "tuple");
+        // ... while 2.7 skips the pair and keeps reading the dict.
+        let b2 = B::new(M27);
+        let body = b2.tuple(&[cat(&[b"{", &b2.text(b"k"), b"0"]), b"N".to_vec()]);
+        assert_eq!(b2.check(&body), Err(MarshalError::EofObject { offset: 14 }));
+        let body = cat(&[b"{", &b2.text(b"k"), b"0", &b2.text(b"k2"), b"N0"]);
+        assert_eq!(not_code(b2.check(&body)), "dict");
+    }
+
+    #[test]
+    fn null_code_fields() {
+        for magic in ALL {
+            let b = B::new(magic);
+            let broken = b.code(&Spec {
+                code: Some(b"0".to_vec()),
+                ..spec()
+            });
+            let as_key = cat(&[b"{", &broken, b"N0"]);
+            let in_tuple = b.tuple(std::slice::from_ref(&broken));
+            if d(magic).code_layout() == CodeLayout::Py311 {
+                let err = Err(MarshalError::NullObject {
+                    container: "code object",
+                    offset: 2 + 4 * 5,
+                });
+                assert_eq!(b.check(&as_key), err);
+                assert!(matches!(
+                    b.check(&in_tuple),
+                    Err(MarshalError::NullObject {
+                        container: "code object",
+                        ..
+                    })
+                ));
+            } else {
+                // The code object is abandoned without an error: reading
+                // resumes right after the NULL field.
+                assert_eq!(not_code(b.check(&as_key)), "dict", "magic {magic}");
+                assert_eq!(
+                    b.check(&in_tuple),
+                    Err(MarshalError::NullObject {
+                        container: "tuple",
+                        offset: 5
+                    })
+                );
+            }
+            assert!(b.check(&broken).is_err());
+        }
+    }
+
+    #[test]
+    fn hashability() {
+        for magic in [M27, M36, M313] {
+            let b = B::new(magic);
+            let unhashable = |kind| Err(MarshalError::Unhashable { kind, offset: 1 });
+            assert_eq!(
+                b.check(&cat(&[b"{", &b.list(&[]), b"N0"])),
+                unhashable("list")
+            );
+            assert_eq!(b.check(&cat(&[b"{{0N0"])), unhashable("dict"));
+            assert_eq!(
+                b.check(&cat(&[
+                    b"{",
+                    &b.tuple(&[b"N".to_vec(), b.list(&[])]),
+                    b"N0"
+                ])),
+                unhashable("list")
+            );
+            let err = Err(MarshalError::Unhashable {
+                kind: "set",
+                offset: 5,
+            });
+            assert_eq!(b.check(&cat(&[b">", &le(1), b"<", &le(0)])), err);
+            // Code objects hash their constants.
+            let c = b.holding(b.list(&[]));
+            assert_eq!(b.check(&c), Ok(()));
+            assert_eq!(
+                b.check(&cat(&[b"<", &le(1), &c])),
+                Err(MarshalError::Unhashable {
+                    kind: "list",
+                    offset: 5
+                })
+            );
+            assert_eq!(
+                not_code(b.check(&cat(&[b"<", &le(2), &b.code(&spec()), b"N"]))),
+                "set"
+            );
+            // Everything else hashes.
+            let fine = cat(&[
+                b">",
+                &le(9),
+                b"NTS.",
+                &cat(&[b"i", &le(1)]),
+                b"f\x03nan",
+                &b.bytes(b"x"),
+                &b.text(b"y"),
+                &cat(&[b">", &le(0)]),
+            ]);
+            assert_eq!(not_code(b.check(&fine)), "frozenset");
+            // A NULL value means no insertion happens: no hash, no error.
+            let body = cat(&[b"{", &b.list(&[]), b"00"]);
+            if magic == M27 {
+                // 2.7 goes on to read the next key.
+                assert_eq!(not_code(b.check(&body)), "dict");
+            } else {
+                assert_eq!(not_code(b.check(&body)), "dict");
+            }
+        }
+        // References carry hashability.
+        let b = B::new(M313);
+        let body = b.tuple(&[cat(&[b"\xdb", &le(0)]), cat(&[b"<", &le(1), b"r", &le(0)])]);
+        assert!(matches!(
+            b.check(&body),
+            Err(MarshalError::Unhashable { kind: "list", .. })
+        ));
+        // 3.14 slices hash like their parts.
+        let b = B::new(M314);
+        assert_eq!(not_code(b.check(&cat(&[b"<", &le(1), b":NNN"]))), "set");
+        assert!(matches!(
+            b.check(&cat(&[b"<", &le(1), b":N", &b.list(&[]), b"N"])),
+            Err(MarshalError::Unhashable { kind: "list", .. })
+        ));
+    }
+
+    #[test]
+    fn self_references_that_crash_cpython() {
+        let b = B::new(M313);
+        // Hashing a tuple that is still being built dereferences NULL.
+        let body = cat(&[b"\xa8", &le(1), b"<", &le(1), b"r", &le(0)]);
+        assert!(matches!(
+            b.check(&body),
+            Err(MarshalError::WouldCrash { offset: 10, .. })
+        ));
+        // So does hashing a finished tuple that contains itself.
+        let body = b.tuple(&[
+            cat(&[b"\xa8", &le(1), b"r", &le(0)]),
+            cat(&[b"{r", &le(0), b"N0"]),
+        ]);
+        assert!(matches!(
+            b.check(&body),
+            Err(MarshalError::WouldCrash { offset: 16, .. })
+        ));
+        // Interning constants recurses forever on a self-containing tuple ...
+        for consts in [
+            cat(&[b"\xa8", &le(1), b"r", &le(0)]),
+            b.tuple(&[cat(&[b"\xa8", &le(1), b")\x01r", &le(0)])]),
+        ] {
+            let body = b.code(&Spec {
+                consts: Some(consts),
+                ..spec()
+            });
+            assert!(matches!(
+                b.check(&body),
+                Err(MarshalError::WouldCrash { .. })
+            ));
+        }
+        // ... but does not look into lists or dicts.
+        for consts in [
+            b.tuple(&[cat(&[b"\xdb", &le(1), &b.tuple(&[cat(&[b"r", &le(0)])])])]),
+            cat(&[b"\xa8", &le(1), b"[", &le(1), b"r", &le(0)]),
+            b.tuple(&[cat(&[
+                b"{",
+                &b.text(b"k"),
+                b"\xa8",
+                &le(1),
+                b"r",
+                &le(0),
+                b"0",
+            ])]),
+        ] {
+            let body = b.code(&Spec {
+                consts: Some(consts),
+                ..spec()
+            });
+            assert_eq!(b.check(&body), Ok(()));
+        }
+        // 3.4/3.5 intern only the top level of co_consts: a finished cycle
+        // is harmless there, a co_consts still being built is not.
+        let b34 = B::new(M34);
+        let cyclic = b34.code(&Spec {
+            consts: Some(cat(&[b"\xa8", &le(1), b"r", &le(0)])),
+            ..spec()
+        });
+        assert_eq!(b34.check(&cyclic), Ok(()));
+        let inner = b34.code(&Spec {
+            consts: Some(cat(&[b"r", &le(0)])),
+            ..spec()
+        });
+        let building = b34.code(&Spec {
+            consts: Some(cat(&[b"\xa8", &le(1), &inner])),
+            ..spec()
+        });
+        assert!(matches!(
+            b34.check(&building),
+            Err(MarshalError::WouldCrash { .. })
+        ));
+        // A name tuple that is still being built has NULL items.
+        let inner = b.code(&Spec {
+            names: Some(cat(&[b"r", &le(0)])),
+            ..spec()
+        });
+        let body = b.code(&Spec {
+            consts: Some(cat(&[b"\xa8", &le(1), &inner])),
+            ..spec()
+        });
+        assert!(matches!(
+            b.check(&body),
+            Err(MarshalError::BadCode {
+                reason: "non-string found in code slot",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn recursion_limit() {
+        for magic in [M27, M36, M313] {
+            let b = B::new(magic);
+            assert_eq!(not_code(b.check(&b.nest(1999, b"N"))), "tuple");
+            assert_eq!(
+                b.check(&b.nest(2000, b"N")),
+                Err(MarshalError::RecursionLimit { offset: 2000 * 5 })
+            );
+            let inside = |depth| {
+                b.code(&Spec {
+                    consts: Some(b.nest(depth, b"N")),
+                    ..spec()
+                })
+            };
+            assert_eq!(b.check(&inside(1998)), Ok(()));
+            assert!(matches!(
+                b.check(&inside(1999)),
+                Err(MarshalError::RecursionLimit { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn hostile_nesting_on_a_small_stack() {
+        // A million nested tuples, lists, dicts and code objects must be
+        // refused without recursion, on a thread with a 2 MiB stack.
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let mut results = Vec::new();
+                for magic in [M27, M313] {
+                    let b = B::new(magic);
+                    let deep = b.nest(1_000_000, b"N");
+                    results.push(validate(&deep, d(magic)));
+                    results.push(summarize(&deep, d(magic)).map(|_| ()));
+                    let lists = b"[\x01\x00\x00\x00".repeat(500_000);
+                    results.push(validate(&lists, d(magic)));
+                    let dicts = b"{N".repeat(500_000);
+                    results.push(validate(&dicts, d(magic)));
+                    let codes = b.code(&spec())[..b.code(&spec()).len()].to_vec();
+                    let header = &codes[..codes.iter().position(|&c| c == b's').unwrap()];
+                    let nested_codes = header.repeat(100_000);
+                    results.push(validate(&nested_codes, d(magic)));
+                }
+                results
+            })
+            .unwrap();
+        for r in handle.join().unwrap() {
+            assert!(
+                matches!(r, Err(MarshalError::RecursionLimit { .. })),
+                "{r:?}"
+            );
+        }
+    }
+
+    // -- code objects ---------------------------------------------------------
+
+    fn reason(r: Result<(), MarshalError>) -> &'static str {
+        match r {
+            Err(MarshalError::BadCode { reason, .. }) => reason,
+            Err(MarshalError::WouldCrash { .. }) => "crash",
+            Ok(()) => "ok",
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn code_counts_and_flags() {
+        // (spec, accepted by: 2.7, 3.6/3.7, 3.8-3.10, 3.11+) as measured on
+        // the real interpreters.
+        let cases: Vec<(&str, Spec, [bool; 4])> = vec![
+            ("plain", spec(), [true, true, true, true]),
+            (
+                "neg stacksize",
+                Spec {
+                    stack: -1,
+                    ..spec()
+                },
+                [true, true, false, false],
+            ),
+            (
+                "neg flags",
+                Spec {
+                    flags: -1,
+                    ..spec()
+                },
+                [true, false, false, false],
+            ),
+            (
+                "neg argcount",
+                Spec { argc: -1, ..spec() },
+                [false, false, false, false],
+            ),
+            (
+                "neg nlocals",
+                Spec {
+                    nlocals: -1,
+                    ..spec()
+                },
+                [false, false, false, true],
+            ),
+            (
+                "neg kwonly",
+                Spec {
+                    kwonly: -1,
+                    ..spec()
+                },
+                [true, false, false, false],
+            ),
+            (
+                "neg posonly",
+                Spec {
+                    posonly: -1,
+                    ..spec()
+                },
+                [true, true, false, false],
+            ),
+            (
+                "posonly > argcount",
+                Spec {
+                    posonly: 1,
+                    ..spec()
+                },
+                [true, true, false, false],
+            ),
+            (
+                "varargs, no varnames",
+                Spec {
+                    flags: 64 | 4,
+                    ..spec()
+                },
+                [true, false, false, false],
+            ),
+            (
+                "varkw, no varnames",
+                Spec {
+                    flags: 64 | 8,
+                    ..spec()
+                },
+                [true, false, false, false],
+            ),
+            (
+                "huge stacksize",
+                Spec {
+                    stack: i32::MAX,
+                    ..spec()
+                },
+                [true, true, true, true],
+            ),
+            (
+                "argcount wraps",
+                Spec {
+                    argc: i32::MAX,
+                    kwonly: i32::MAX,
+                    ..spec()
+                },
+                [true, false, false, true],
+            ),
+            (
+                "argcount 1",
+                Spec { argc: 1, ..spec() },
+                [true, false, false, false],
+            ),
+        ];
+        for (label, s, want) in cases {
+            for (i, magic) in [M27, M37, M310, M313].into_iter().enumerate() {
+                let b = B::new(magic);
+                assert_eq!(
+                    b.check(&b.code(&s)).is_ok(),
+                    want[i],
+                    "{label} on magic {magic}"
+                );
+            }
+        }
+        // 3.6-3.10 count arguments against co_varnames.
+        let b = B::new(M38);
+        let a = b.tuple(&[b.ident("a")]);
+        let with = |argc: i32, flags: i32| {
+            b.code(&Spec {
+                argc,
+                flags,
+                varnames: Some(a.clone()),
+                ..spec()
+            })
+        };
+        assert_eq!(reason(b.check(&with(1, 64))), "ok");
+        assert_eq!(reason(b.check(&with(0, 64 | 4))), "ok");
+        assert_eq!(
+            reason(b.check(&with(1, 64 | 4))),
+            "code: varnames is too small"
+        );
+        // 3.11+ count CO_FAST_LOCAL kinds instead.
+        let b = B::new(M311);
+        let a = b.tuple(&[b.ident("a")]);
+        let lp = |kind: &[u8]| {
+            b.code(&Spec {
+                argc: 1,
+                lpnames: Some(a.clone()),
+                lpkinds: Some(b.bytes(kind)),
+                ..spec()
+            })
+        };
+        assert_eq!(reason(b.check(&lp(b"\x20"))), "ok");
+        assert_eq!(reason(b.check(&lp(b"\x26"))), "ok");
+        assert_eq!(
+            reason(b.check(&lp(b"\x40"))),
+            "code: co_varnames is too small"
+        );
+        assert_eq!(
+            reason(b.check(&lp(b"\x80"))),
+            "code: co_varnames is too small"
+        );
+    }
+
+    #[test]
+    fn code_field_types() {
+        let n = || Some(b"N".to_vec());
+        for magic in [M27, M36, M38, M39, M310, M311, M312, M313, M314] {
+            let b = B::new(magic);
+            let py2 = magic == M27;
+            let l311 = d(magic).code_layout() == CodeLayout::Py311;
+            let none = b.tuple(&[b"N".to_vec()]);
+            let cases: Vec<(&str, Spec, bool)> = vec![
+                (
+                    "co_code text",
+                    Spec {
+                        code: Some(b.text(b"ab")),
+                        ..spec()
+                    },
+                    py2,
+                ),
+                (
+                    "co_code tuple",
+                    Spec {
+                        code: Some(b.tuple(&[])),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "co_code odd",
+                    Spec {
+                        code: Some(b.bytes(b"d\x00S")),
+                        ..spec()
+                    },
+                    !l311,
+                ),
+                (
+                    "co_code empty",
+                    Spec {
+                        code: Some(b.bytes(b"")),
+                        ..spec()
+                    },
+                    true,
+                ),
+                (
+                    "consts list",
+                    Spec {
+                        consts: Some(b.list(&[])),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "names list",
+                    Spec {
+                        names: Some(b.list(&[])),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "filename bytes",
+                    Spec {
+                        filename: Some(b.bytes(b"f")),
+                        ..spec()
+                    },
+                    py2,
+                ),
+                (
+                    "filename text",
+                    Spec {
+                        filename: Some(b.text(b"f")),
+                        ..spec()
+                    },
+                    !py2,
+                ),
+                (
+                    "name None",
+                    Spec {
+                        name: n(),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "lnotab text",
+                    Spec {
+                        lnotab: Some(b.text(b"")),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "lnotab None",
+                    Spec {
+                        lnotab: n(),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "exctable None",
+                    Spec {
+                        exctable: n(),
+                        ..spec()
+                    },
+                    !l311,
+                ),
+                (
+                    "qualname None",
+                    Spec {
+                        qualname: n(),
+                        ..spec()
+                    },
+                    !l311,
+                ),
+                (
+                    "lpkinds text",
+                    Spec {
+                        lpkinds: Some(b.text(b"")),
+                        ..spec()
+                    },
+                    !l311,
+                ),
+                (
+                    "lpkinds short",
+                    Spec {
+                        lpnames: Some(b.tuple(&[b.ident("a")])),
+                        lpkinds: Some(b.bytes(b"")),
+                        ..spec()
+                    },
+                    !l311,
+                ),
+                (
+                    "names None",
+                    Spec {
+                        names: Some(none.clone()),
+                        ..spec()
+                    },
+                    false,
+                ),
+                (
+                    "varnames None",
+                    Spec {
+                        varnames: Some(none.clone()),
+                        ..spec()
+                    },
+                    l311,
+                ),
+                (
+                    "cellvars None",
+                    Spec {
+                        cellvars: Some(none.clone()),
+                        ..spec()
+                    },
+                    l311,
+                ),
+                (
+                    "lpnames None",
+                    Spec {
+                        lpnames: Some(none.clone()),
+                        lpkinds: Some(b.bytes(b"\x00")),
+                        ..spec()
+                    },
+                    !l311,
+                ),
+                (
+                    "names bytes",
+                    Spec {
+                        names: Some(b.tuple(&[b.bytes(b"x")])),
+                        ..spec()
+                    },
+                    py2,
+                ),
+                (
+                    "names text",
+                    Spec {
+                        names: Some(b.tuple(&[b.text(b"x")])),
+                        ..spec()
+                    },
+                    !py2,
+                ),
+                (
+                    "consts anything",
+                    Spec {
+                        consts: Some(b.tuple(&[b.list(&[]), b"{0".to_vec()])),
+                        ..spec()
+                    },
+                    true,
+                ),
+            ];
+            for (label, s, ok) in cases {
+                assert_eq!(b.check(&b.code(&s)).is_ok(), ok, "{label} on magic {magic}");
+            }
+        }
+        // Non-identifiers in name tuples abort 2.7-3.8 and raise in 3.9+.
+        for (magic, want) in [
+            (M27, "crash"),
+            (M37, "crash"),
+            (M38, "crash"),
+            (M39, "non-string found in code slot"),
+            (M313, "non-string found in code slot"),
+        ] {
+            let b = B::new(magic);
+            let s = Spec {
+                names: Some(b.tuple(&[b"N".to_vec()])),
+                ..spec()
+            };
+            assert_eq!(reason(b.check(&b.code(&s))), want, "magic {magic}");
+        }
+        let b = B::new(M311);
+        assert_eq!(
+            reason(b.check(&b.code(&Spec {
+                code: Some(b.bytes(b"d")),
+                ..spec()
+            }))),
+            "code: co_code is malformed"
+        );
+    }
+
+    #[test]
+    fn quickening_crash_opcodes() {
+        for (magic, crash) in [(M312, [253u8, 254]), (M313, [247, 254])] {
+            let b = B::new(magic);
+            let with = |code: &[u8]| {
+                b.code(&Spec {
+                    code: Some(b.bytes(code)),
+                    ..spec()
+                })
+            };
+            for op in 0..=255u8 {
+                let r = b.check(&with(&[
+                    op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ]));
+                assert_eq!(r.is_err(), crash.contains(&op), "opcode {op} magic {magic}");
+            }
+            // Arguments and inline caches are not instructions ...
+            assert_eq!(b.check(&with(&[9, crash[1]])), Ok(()));
+            let caches = d(magic).opcode_facts().inline_caches.unwrap();
+            let op = (0..=255u8).find(|&o| caches[usize::from(o)] == 9).unwrap();
+            let mut code = vec![op, 0];
+            code.extend_from_slice(&[crash[0], 0].repeat(9));
+            assert_eq!(b.check(&with(&code)), Ok(()));
+            // ... but the unit after them is.
+            code.extend_from_slice(&[crash[0], 0]);
+            let r = b.check(&with(&code));
+            assert!(matches!(r, Err(MarshalError::WouldCrash { .. })), "{r:?}");
+            assert_eq!(r.unwrap_err().offset(), 1 + 4 * 5 + 5 + 20);
+        }
+        // Other series do not quicken at creation.
+        for magic in [M27, M310, M311, M314] {
+            let b = B::new(magic);
+            let s = Spec {
+                code: Some(b.bytes(&[254, 0, 253, 0, 247, 0])),
+                ..spec()
+            };
+            assert_eq!(b.check(&b.code(&s)), Ok(()), "magic {magic}");
+        }
+    }
+
+    // -- summaries ------------------------------------------------------------
+
+    #[test]
+    fn stored_names_bytecode_2_7() {
+        let b = B::new(M27);
+        // STORE_NAME 0; EXTENDED_ARG 1; STORE_GLOBAL 1 (= 65537 -> ignored,
+        // out of range); STORE_GLOBAL 2; STORE_NAME 0 again; LOAD_NAME 1.
+        let code = [
+            90, 0, 0, 145, 1, 0, 97, 1, 0, 97, 2, 0, 90, 0, 0, 101, 1, 0, 83,
+        ];
+        let names = b.tuple(&[b.ident("a"), b.ident("b"), b.ident("c")]);
+        let s = summarize(
+            &b.code(&Spec {
+                code: Some(b.bytes(&code)),
+                names: Some(names),
+                ..spec()
+            }),
+            b.d,
+        )
+        .unwrap();
+        assert_eq!(s.names, ["a", "b", "c"]);
+        assert_eq!(s.stored_names, ["a", "c"]);
+        assert_eq!(s.code_objects, 1);
+    }
+
+    #[test]
+    fn stored_names_wordcode_and_caches() {
+        let names: Vec<String> = (0..300).map(|i| format!("n{i}")).collect();
+        for magic in [M36, M310, M311, M312, M313, M314] {
+            let b = B::new(magic);
+            let f = d(magic).opcode_facts();
+            let tuple = b.tuple(&names.iter().map(|n| b.ident(n)).collect::<Vec<_>>());
+            let mut code = vec![f.store_name, 5, f.extended_arg, 1, f.store_global, 0x2b];
+            // An opcode followed by cache units that look like a store.
+            if let Some(t) = f.inline_caches {
+                // The first opcode with at least two inline caches; its cache
+                // units look like `STORE_NAME 9` and must be skipped.
+                let op = (1..=255u8).find(|&o| t[usize::from(o)] >= 2).unwrap();
+                code.extend_from_slice(&[op, 0]);
+                for _ in 0..t[usize::from(op)] {
+                    code.extend_from_slice(&[f.store_name, 9]);
+                }
+            } else if magic == M314 {
+                // Without a table, CACHE units (opcode 0) are skipped.
+                code.extend_from_slice(&[0, 0, 0, 9]);
+            }
+            code.extend_from_slice(&[f.store_name, 5, f.store_name, 2]);
+            let body = b.code(&Spec {
+                code: Some(b.bytes(&code)),
+                names: Some(tuple),
+                ..spec()
+            });
+            let s = summarize(&body, b.d).unwrap_or_else(|e| panic!("magic {magic}: {e}"));
+            assert_eq!(s.stored_names, ["n5", "n299", "n2"], "magic {magic}");
+            assert_eq!(s.names.len(), 300);
+        }
+    }
+
+    #[test]
+    fn summary_of_nested_code_and_refs() {
+        let b = B::new(M313);
+        let inner = b.code(&Spec {
+            name: Some(b.ident("inner")),
+            ..spec()
+        });
+        let spam = b"\xda\x04spam".to_vec();
+        let body = b.code(&Spec {
+            consts: Some(b.tuple(&[inner.clone(), b.tuple(&[inner]), spam])),
+            name: Some(cat(&[b"r", &le(0)])),
+            filename: Some(b.text("dír/ü.py".as_bytes())),
+            names: Some(b.tuple(&[cat(&[b"r", &le(0)]), b"z\x01\xe9".to_vec()])),
+            ..spec()
+        });
+        let s = summarize(&body, b.d).unwrap();
+        assert_eq!(s.code_objects, 3);
+        assert_eq!(s.name, "spam");
+        assert_eq!(s.filename, "dír/ü.py");
+        assert_eq!(s.names, ["spam", "é"]);
+    }
+
+    #[test]
+    fn error_messages_carry_offsets() {
+        let b = B::new(M313);
+        let msg = |body: &[u8]| b.check(body).unwrap_err().to_string();
+        assert_eq!(
+            msg(b"(\x01\x00\x00\x00?"),
+            "bad marshal data (unknown type code 0x3f at offset 5)"
+        );
+        assert_eq!(
+            msg(b"(\x01\x00\x00\x00"),
+            "EOF read where object expected (offset 5)"
+        );
+        assert_eq!(msg(b"i\x00"), "marshal data too short (offset 1)");
+        assert_eq!(
+            msg(b"N"),
+            "top-level object is a NoneType, not a code object (offset 0)"
+        );
+        assert_eq!(
+            msg(&cat(&[b"{", &b.list(&[]), b"N0"])),
+            "unhashable type: 'list' (offset 1)"
+        );
+        assert_eq!(
+            msg(&cat(&[b"l", &le(1), b"\x00\x80"])),
+            "bad marshal data (digit out of range in long at offset 0)"
+        );
+        assert!(msg(&b.nest(2001, b"N")).starts_with("recursion limit exceeded (offset "));
+        let e = b
+            .check(&b.code(&Spec {
+                code: Some(b.bytes(b"d")),
+                ..spec()
+            }))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "code: co_code is malformed (offset 0)");
+        assert_eq!(e.offset(), 0);
+    }
+
+    // -- properties -----------------------------------------------------------
+
+    fn all_dialects() -> impl Strategy<Value = Dialect> {
+        prop::sample::select(ALL.to_vec()).prop_map(d)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(
+            dialect in all_dialects(),
+            body in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let v = validate(&body, dialect);
+            let s = summarize(&body, dialect);
+            prop_assert_eq!(v.is_ok(), s.is_ok());
+        }
+
+        #[test]
+        fn never_panics_on_typed_garbage(
+            dialect in all_dialects(),
+            body in prop::collection::vec(
+                prop::sample::select(b"0NFTS.iIfgxylstrR()[]{}cu?<>aAzZ:\x00\x01\x02\xff\x80\xa8\xe3".to_vec()),
+                0..200,
+            ),
+        ) {
+            let v = validate(&body, dialect);
+            let s = summarize(&body, dialect);
+            prop_assert_eq!(v.is_ok(), s.is_ok());
+        }
+
+        #[test]
+        fn never_panics_on_mutated_real_bodies(
+            which in 0..REAL.len(),
+            dialect in all_dialects(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..4u8), 1..6),
+        ) {
+            let mut body = unhex(REAL[which].2);
+            for (at, byte, op) in edits {
+                if body.is_empty() {
+                    break;
+                }
+                let i = at.index(body.len());
+                match op {
+                    0 => body[i] = byte,
+                    1 => body.truncate(i),
+                    2 => { body.remove(i); }
+                    _ => body.insert(i, byte),
+                }
+            }
+            let v = validate(&body, dialect);
+            let s = summarize(&body, dialect);
+            prop_assert_eq!(v.is_ok(), s.is_ok());
+            // The body's own series must still accept an untouched copy.
+            let real = unhex(REAL[which].2);
+            prop_assert!(validate(&real, d(REAL[which].0)).is_ok());
+        }
+    }
+
+    /// Rough throughput check: `cargo test --release -- --ignored --nocapture bench`.
+    #[test]
+    #[ignore = "benchmark"]
+    fn bench_validate_real_bodies() {
+        let bodies: Vec<(Dialect, Vec<u8>)> =
+            REAL.iter().map(|(m, _, h)| (d(*m), unhex(h))).collect();
+        let per_round: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+        let rounds = 200_000_000 / per_round;
+        let t = std::time::Instant::now();
+        for _ in 0..rounds {
+            for (dl, b) in &bodies {
+                assert!(validate(std::hint::black_box(b), *dl).is_ok());
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "validate: {:.0} MB/s",
+            (per_round * rounds) as f64 / secs / 1e6
+        );
     }
 }

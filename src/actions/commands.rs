@@ -1,0 +1,417 @@
+//! The action subcommands as the user meets them: resolve their flags, run, print, and
+//! turn the outcome into an exit code.
+
+use std::io::{self, Write};
+
+use std::time::Duration;
+
+use crate::actions::clean::{self, CleanOptions, CleanOutcome};
+use crate::actions::compile::{self, CompileOptions};
+use crate::actions::fix::{self, Action, FixOptions};
+use crate::actions::recompile::Mode;
+use crate::check::{self, Keep};
+use crate::cli::{CleanArgs, CompileArgs, FixArgs};
+use crate::config::{ConfigError, ScanConfig};
+use crate::deep::{self, DeepConfig};
+use crate::exit::ExitCode;
+use crate::interpreters::{Interpreters, Origin};
+use crate::output::human::severity_style;
+use crate::verdict::{Severity, State};
+
+/// A flag value that names nothing pycguard knows.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionArgsError {
+    #[error("unknown state {0:?} (states: fresh, stale, suspect, hidden-stale, ghost, sourceless, orphan, corrupt, unknown)")]
+    UnknownState(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Parse `--state` values.
+pub fn parse_states(names: &[String]) -> Result<Option<Vec<State>>, ActionArgsError> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names
+        .iter()
+        .map(|n| State::from_name(n.trim()).ok_or_else(|| ActionArgsError::UnknownState(n.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+pub fn clean_options(
+    args: &CleanArgs,
+) -> Result<(ScanConfig, CleanOptions), Box<dyn std::error::Error>> {
+    let scan = ScanConfig::resolve(&args.walk).map_err(ActionArgsError::from)?;
+    let options = CleanOptions {
+        states: parse_states(&args.state)?,
+        tags: args
+            .tag
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        debris: args.debris,
+        dry_run: args.dry_run,
+    };
+    Ok((scan, options))
+}
+
+pub fn run_clean(
+    scan: &ScanConfig,
+    options: &CleanOptions,
+    args: &CleanArgs,
+) -> io::Result<ExitCode> {
+    let outcome = clean::run(scan, options);
+    let mut out = anstream::stdout().lock();
+    write_clean(
+        &mut out,
+        &outcome,
+        options.dry_run,
+        args.verbose || options.dry_run,
+        args.quiet,
+    )?;
+    out.flush()?;
+    Ok(
+        if outcome.failed.is_empty() && outcome.scan_errors.is_empty() {
+            ExitCode::Success
+        } else {
+            ExitCode::Problems
+        },
+    )
+}
+
+fn write_clean<W: Write>(
+    out: &mut W,
+    o: &CleanOutcome,
+    dry: bool,
+    list: bool,
+    quiet: bool,
+) -> io::Result<()> {
+    let verb = if dry { "would remove" } else { "removed" };
+    if list && !quiet {
+        for p in &o.removed {
+            writeln!(out, "{verb} {}", p.display())?;
+        }
+        for p in &o.debris_removed {
+            writeln!(out, "{verb} {}/", p.display())?;
+        }
+        for p in &o.dirs_removed {
+            writeln!(out, "{verb} {}/", p.display())?;
+        }
+    }
+    let err = severity_style(Severity::Error);
+    for (p, message) in &o.failed {
+        writeln!(out, "{err}failed{err:#} {}: {message}", p.display())?;
+    }
+    for (p, message) in &o.scan_errors {
+        writeln!(out, "{err}unreadable{err:#} {}: {message}", p.display())?;
+    }
+    let mut parts = vec![format!(
+        "{verb} {} {}",
+        o.removed.len(),
+        if o.removed.len() == 1 {
+            "cache"
+        } else {
+            "caches"
+        }
+    )];
+    if !o.dirs_removed.is_empty() {
+        parts.push(format!(
+            "{} empty __pycache__ directories",
+            o.dirs_removed.len()
+        ));
+    }
+    if !o.debris_removed.is_empty() {
+        parts.push(format!("{} tool-cache directories", o.debris_removed.len()));
+    }
+    if o.kept_sourceless > 0 {
+        parts.push(format!(
+            "kept {} sourceless (use --state sourceless to remove them)",
+            o.kept_sourceless
+        ));
+    }
+    if !o.failed.is_empty() {
+        parts.push(format!("{err}{} failed{err:#}", o.failed.len()));
+    }
+    writeln!(out, "{}", parts.join(", "))
+}
+
+fn mode_of(m: crate::cli::InvalidationMode) -> Mode {
+    match m {
+        crate::cli::InvalidationMode::Timestamp => Mode::Timestamp,
+        crate::cli::InvalidationMode::CheckedHash => Mode::CheckedHash,
+        crate::cli::InvalidationMode::UncheckedHash => Mode::UncheckedHash,
+    }
+}
+
+/// The interpreters for `fix` and `compile`, and the deep configuration that found them.
+fn interpreters_for(
+    scan: &ScanConfig,
+    pythons: &[std::path::PathBuf],
+    timeout: f64,
+    progress: bool,
+) -> Result<(DeepConfig, Interpreters), ExitCode> {
+    let config = DeepConfig {
+        pythons: pythons.to_vec(),
+        roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
+        workers: scan.walk.threads,
+        timeout: Duration::from_secs_f64(timeout),
+        cache_dir: scan.cache_dir.clone(),
+        progress,
+    };
+    let interpreters = deep::discover(&config);
+    if let Some(bad) = interpreters
+        .rejected
+        .iter()
+        .find(|r| r.origin == Origin::Flag)
+    {
+        eprintln!(
+            "pycguard: error: --python {}: {}",
+            bad.path.display(),
+            bad.message
+        );
+        return Err(ExitCode::Usage);
+    }
+    Ok((config, interpreters))
+}
+
+pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
+    let scan = match ScanConfig::resolve(&args.walk) {
+        Ok(s) => s,
+        Err(e) => return Ok(crate::app::usage_error(&e)),
+    };
+    let include = match parse_states(&args.include) {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return Ok(crate::app::usage_error(&e)),
+    };
+    let options = FixOptions {
+        delete: args.delete,
+        include,
+        mode: args.invalidation_mode.map(mode_of),
+        dry_run: args.dry_run,
+    };
+    let keep = if args.deep.deep {
+        Keep::All
+    } else {
+        Keep::Problems
+    };
+    let mut report = check::run(&scan, keep);
+    let (deep_config, interpreters) = match interpreters_for(
+        &scan,
+        &args.deep.python.pythons,
+        args.deep.timeout,
+        !args.quiet,
+    ) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    if args.deep.deep && deep::run(&mut report, &deep_config, &interpreters).is_err() {
+        eprintln!("pycguard: interrupted");
+        return Ok(ExitCode::Interrupted);
+    }
+    let scan_errors = std::mem::take(&mut report.errors);
+    let entries: Vec<_> = report
+        .entries
+        .into_iter()
+        .filter(|e| e.verdict.state != State::Fresh)
+        .collect();
+    let outcome = fix::run(
+        entries,
+        &interpreters,
+        &options,
+        deep_config.workers,
+        deep_config.timeout,
+    );
+    let mut out = anstream::stdout().lock();
+    let err = severity_style(Severity::Error);
+    for d in &outcome.done {
+        let (verb, detail) = match (&d.action, args.dry_run) {
+            (Action::Recompile { interpreter, .. }, dry) => (
+                if dry { "would recompile" } else { "recompiled" },
+                format!("with {}", interpreters.all()[*interpreter].display_name()),
+            ),
+            (Action::Delete { why }, dry) => {
+                (if dry { "would delete" } else { "deleted" }, why.clone())
+            }
+            (Action::Leave { why, .. }, _) => ("left", why.clone()),
+        };
+        match &d.error {
+            Some(message) => writeln!(
+                out,
+                "{err}failed{err:#} to repair {} ({}): {message}",
+                d.path.display(),
+                d.state
+            )?,
+            None if matches!(d.action, Action::Leave { failure: true, .. }) => writeln!(
+                out,
+                "{err}failed{err:#} to repair {} ({}): {detail}",
+                d.path.display(),
+                d.state
+            )?,
+            None if !args.quiet => {
+                writeln!(out, "{verb} {} ({}; {detail})", d.path.display(), d.state)?
+            }
+            None => {}
+        }
+    }
+    for e in &scan_errors {
+        writeln!(
+            out,
+            "{err}unreadable{err:#} {}: {}",
+            e.path.display(),
+            e.message
+        )?;
+    }
+    let prefix = if args.dry_run { "would have " } else { "" };
+    writeln!(
+        out,
+        "{prefix}repaired {}, deleted {}, left {}, failed {}{}",
+        if args.dry_run {
+            outcome.count(|d| matches!(d.action, Action::Recompile { .. }))
+        } else {
+            outcome.repaired()
+        },
+        if args.dry_run {
+            outcome.count(|d| matches!(d.action, Action::Delete { .. }))
+        } else {
+            outcome.deleted()
+        },
+        outcome.left(),
+        outcome.failed(),
+        if outcome.dirs_removed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; removed {} empty __pycache__ directories",
+                outcome.dirs_removed.len()
+            )
+        }
+    )?;
+    out.flush()?;
+    Ok(if outcome.failed() == 0 && scan_errors.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Problems
+    })
+}
+
+pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
+    let scan = match ScanConfig::resolve(&args.walk) {
+        Ok(s) => s,
+        Err(e) => return Ok(crate::app::usage_error(&e)),
+    };
+    if args.optimize > 2 {
+        eprintln!("pycguard: error: -O may be given at most twice (-OO)");
+        return Ok(ExitCode::Usage);
+    }
+    let (sources, tags, scan_errors) = compile::find_sources(&scan);
+    let (deep_config, found) =
+        match interpreters_for(&scan, &args.python.pythons, args.timeout, !args.quiet) {
+            Ok(found) => found,
+            Err(code) => return Ok(code),
+        };
+    // --python given: exactly those; else the interpreters whose caches the tree holds;
+    // else python3 from PATH (else the first found).
+    let chosen: Vec<_> = if !args.python.pythons.is_empty() {
+        found
+            .all()
+            .iter()
+            .filter(|i| i.origin == Origin::Flag)
+            .cloned()
+            .collect()
+    } else {
+        let by_tag: Vec<_> = found
+            .all()
+            .iter()
+            .filter(|i| i.cache_tag.as_ref().is_some_and(|t| tags.contains(t)))
+            .fold(
+                Vec::new(),
+                |mut acc: Vec<crate::interpreters::Interpreter>, i| {
+                    if !acc.iter().any(|a| a.cache_tag == i.cache_tag) {
+                        acc.push(i.clone());
+                    }
+                    acc
+                },
+            );
+        if by_tag.is_empty() {
+            found
+                .all()
+                .iter()
+                .find(|i| i.path.file_name().is_some_and(|n| n == "python3"))
+                .or(found.all().first())
+                .cloned()
+                .into_iter()
+                .collect()
+        } else {
+            by_tag
+        }
+    };
+    if chosen.is_empty() {
+        eprintln!("pycguard: error: no Python interpreter found (give one with --python PATH)");
+        return Ok(ExitCode::Usage);
+    }
+    let options = CompileOptions {
+        levels: vec![args.optimize],
+        mode: args
+            .invalidation_mode
+            .map_or_else(Mode::py_compile_default, mode_of),
+        force: args.force,
+        dry_run: args.dry_run,
+    };
+    let outcome = compile::run(
+        &scan,
+        sources,
+        &chosen,
+        &options,
+        deep_config.workers,
+        deep_config.timeout,
+    );
+    let mut out = anstream::stdout().lock();
+    if args.dry_run && !args.quiet {
+        for p in &outcome.planned {
+            writeln!(
+                out,
+                "would compile {} -> {} with {} ({})",
+                p.task.source.display(),
+                p.task.cache.display(),
+                chosen[p.interpreter].display_name(),
+                p.why
+            )?;
+        }
+    }
+    let err = severity_style(Severity::Error);
+    for (path, message) in outcome
+        .failed
+        .iter()
+        .chain(&outcome.scan_errors)
+        .chain(&scan_errors)
+    {
+        writeln!(out, "{err}failed{err:#} {}: {message}", path.display())?;
+    }
+    let names: Vec<String> = chosen.iter().map(|i| i.display_name()).collect();
+    writeln!(
+        out,
+        "{} {}, {} up to date, {} failed ({})",
+        if args.dry_run {
+            "would compile"
+        } else {
+            "compiled"
+        },
+        outcome.planned.len()
+            - if args.dry_run {
+                0
+            } else {
+                outcome.failed.len()
+            },
+        outcome.up_to_date,
+        outcome.failed.len(),
+        names.join(", ")
+    )?;
+    out.flush()?;
+    Ok(if outcome.failed.is_empty() && scan_errors.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Problems
+    })
+}

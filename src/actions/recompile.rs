@@ -1,0 +1,259 @@
+//! Writing caches: compile sources through an interpreter's worker pool and put the
+//! result in place safely. Shared by `fix` (repairs) and `compile` (fills a tree).
+//!
+//! The source is stat'ed before it is read and again after the worker answers; if it
+//! changed in between, no cache is written (py_compile's race would leave a cache whose
+//! header names the new source but whose code is the old one). The `.pyc` bytes come from
+//! the interpreter's own importlib helpers; pycguard only writes them, atomically, with
+//! the mode importlib gives (`source mode | 0o200`, `& 0o666`, minus the umask) and, when
+//! running as root, the owner and group of the source's directory — so `sudo pycguard fix`
+//! never leaves root-owned caches the service user cannot replace.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actions::safe_fs;
+use crate::deep::pool::{Invalidation, Job, JobOutcome, Pool};
+use crate::facts::source_stat;
+use crate::interpreters::Interpreter;
+use crate::pyc::magic;
+
+/// How a written cache is invalidated (`--invalidation-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    Timestamp,
+    CheckedHash,
+    UncheckedHash,
+}
+
+impl Mode {
+    pub fn from_name(name: &str) -> Option<Mode> {
+        match name {
+            "timestamp" => Some(Mode::Timestamp),
+            "checked-hash" => Some(Mode::CheckedHash),
+            "unchecked-hash" => Some(Mode::UncheckedHash),
+            _ => None,
+        }
+    }
+
+    /// py_compile's default: checked-hash when `SOURCE_DATE_EPOCH` is set, else timestamp.
+    pub fn py_compile_default() -> Mode {
+        if std::env::var_os("SOURCE_DATE_EPOCH").is_some_and(|v| !v.is_empty()) {
+            Mode::CheckedHash
+        } else {
+            Mode::Timestamp
+        }
+    }
+}
+
+/// One cache to write.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub source: PathBuf,
+    pub cache: PathBuf,
+    /// The directory the cache's walk started from; writes stay beneath it.
+    pub root: Arc<Path>,
+    pub optimize: u8,
+    pub mode: Mode,
+}
+
+/// What happened to one task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    Ok,
+    Failed(String),
+}
+
+/// A job as it was built: the source's stamp and the cache's mode, or why it could not be.
+type Prepared = Result<(SourceStamp, u32), String>;
+
+/// Where the source is and how it was when it was read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SourceStamp {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+fn stamp(meta: &fs::Metadata) -> SourceStamp {
+    SourceStamp {
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: crate::facts::mtime_ns(meta),
+        ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+    }
+}
+
+/// The compile job for a task, and the source stamp it was built from.
+fn job_for(
+    interpreter: &Interpreter,
+    task: &Task,
+    cwd: &Path,
+) -> Result<(Job, SourceStamp, u32), String> {
+    let meta = fs::metadata(&task.source)
+        .map_err(|e| format!("cannot stat source: {}", crate::facts::io_message(&e)))?;
+    let before = stamp(&meta);
+    let source = fs::read(&task.source)
+        .map_err(|e| format!("cannot read source: {}", crate::facts::io_message(&e)))?;
+    let rule = magic::lookup(interpreter.magic).map_or(magic::MtimeRule::Masked, |m| m.mtime_rule);
+    let mtime = source_stat(&meta).importer_mtime(rule);
+    let invalidation = match task.mode {
+        Mode::Timestamp => Invalidation::Timestamp {
+            mtime: (mtime & 0xFFFF_FFFF) as u32,
+            size: (meta.size() & 0xFFFF_FFFF) as u32,
+        },
+        Mode::CheckedHash => Invalidation::CheckedHash,
+        Mode::UncheckedHash => Invalidation::UncheckedHash,
+    };
+    let filename = crate::config::lexically_absolute(cwd, &task.source);
+    let mode = (meta.mode() | 0o200) & 0o666;
+    Ok((
+        Job::Compile {
+            source,
+            filename,
+            optimize: task.optimize,
+            invalidation,
+        },
+        before,
+        mode,
+    ))
+}
+
+/// Write every task with `interpreter`'s worker pool; one outcome per task, in order.
+pub fn write_all(
+    interpreter: &Interpreter,
+    tasks: &[Task],
+    workers: usize,
+    timeout: Duration,
+) -> Vec<Written> {
+    let mut results = vec![Written::Failed("not attempted".into()); tasks.len()];
+    if tasks.is_empty() {
+        return results;
+    }
+    let mut pool = match Pool::start(interpreter, workers.min(tasks.len()), timeout) {
+        Ok(pool) => pool,
+        Err(e) => {
+            let message = e.to_string();
+            return tasks
+                .iter()
+                .map(|_| Written::Failed(message.clone()))
+                .collect();
+        }
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let umask = safe_fs::umask();
+    let as_root = safe_fs::effective_uid() == 0;
+    // Sources that cannot even be stat'ed fail before any worker is asked.
+    let runnable: Vec<usize> = (0..tasks.len())
+        .filter(|&i| match fs::metadata(&tasks[i].source) {
+            Ok(_) => true,
+            Err(e) => {
+                results[i] = Written::Failed(format!(
+                    "cannot stat source: {}",
+                    crate::facts::io_message(&e)
+                ));
+                false
+            }
+        })
+        .collect();
+    // Jobs are made when a worker is free; each remembers the stamp it was built from.
+    let prepared: RefCell<BTreeMap<usize, Prepared>> = RefCell::new(BTreeMap::new());
+    let results = RefCell::new(results);
+    let outcome = pool.run_with(
+        runnable.len(),
+        |k| {
+            let i = runnable[k];
+            match job_for(interpreter, &tasks[i], &cwd) {
+                Ok((job, before, mode)) => {
+                    prepared.borrow_mut().insert(i, Ok((before, mode)));
+                    job
+                }
+                Err(message) => {
+                    // The source vanished since the check above (a rare race): send a job
+                    // that fails at once; its outcome is replaced by this message.
+                    prepared.borrow_mut().insert(i, Err(message));
+                    Job::Compile {
+                        source: b"\xff".to_vec(),
+                        filename: PathBuf::from("<unreadable>"),
+                        optimize: 0,
+                        invalidation: Invalidation::CheckedHash,
+                    }
+                }
+            }
+        },
+        |k, outcome| {
+            let i = runnable[k];
+            let written = match (prepared.borrow().get(&i), outcome) {
+                (Some(Err(message)), _) => Written::Failed(message.clone()),
+                (Some(Ok((before, mode))), JobOutcome::Compiled { pyc }) => {
+                    finish(&tasks[i], &pyc, *before, mode & !umask, as_root)
+                }
+                (_, JobOutcome::SyntaxError { line, message }) => Written::Failed(match line {
+                    Some(n) => format!("the source has a SyntaxError at line {n}: {message}"),
+                    None => format!("the source does not compile: {message}"),
+                }),
+                (_, JobOutcome::Failed(message)) => Written::Failed(message),
+                _ => Written::Failed("unexpected answer from the worker".into()),
+            };
+            results.borrow_mut()[i] = written;
+        },
+    );
+    let mut results = results.into_inner();
+    if let Err(e) = outcome {
+        for r in &mut results {
+            if *r == Written::Failed("not attempted".into()) {
+                *r = Written::Failed(e.to_string());
+            }
+        }
+    }
+    results
+}
+
+/// Re-check the source, then write the cache beneath its root.
+fn finish(task: &Task, pyc: &[u8], before: SourceStamp, mode: u32, as_root: bool) -> Written {
+    match fs::metadata(&task.source) {
+        Ok(meta) if stamp(&meta) == before => {}
+        Ok(_) => {
+            return Written::Failed(
+                "the source changed while it was compiled; run again to repair it".into(),
+            )
+        }
+        Err(e) => {
+            return Written::Failed(format!(
+                "the source vanished while it was compiled: {}",
+                crate::facts::io_message(&e)
+            ))
+        }
+    }
+    let (Some(dir), Some(name)) = (task.cache.parent(), task.cache.file_name()) else {
+        return Written::Failed("cache path has no file name".into());
+    };
+    // Owner: the source directory's, when we may give files away.
+    let owner = if as_root {
+        task.source
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .and_then(|d| fs::metadata(d).ok())
+            .map(|m| (m.uid(), m.gid()))
+    } else {
+        None
+    };
+    let result = safe_fs::open_dir_beneath(&task.root, dir, Some(owner))
+        .and_then(|d| d.write_atomically(name, pyc, mode, owner));
+    match result {
+        Ok(()) => Written::Ok,
+        Err(e) => Written::Failed(format!("cannot write {}: {e}", task.cache.display())),
+    }
+}
