@@ -270,11 +270,22 @@ fn fix_deletes_when_the_interpreter_is_absent() {
 /// the unprivileged user `nobody` (via setpriv) so that permissions apply.
 #[test]
 fn fix_reports_an_unwritable_directory_and_repairs_the_rest() {
-    let Some(interp) = newest() else { return };
-    if !Path::new("/usr/bin/setpriv").exists() || unsafe_euid() != 0 {
+    if !Path::new("/usr/bin/setpriv").exists() || common::effective_uid() != 0 {
         eprintln!("SKIP: needs root and setpriv to run as an unprivileged user");
         return;
     }
+    // An interpreter `nobody` may run (pyenv's under /root are not reachable for it).
+    let Some(interp) = common::interpreters_from(3, 7).into_iter().find(|i| {
+        std::process::Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&i.path)
+            .args(["-c", "pass"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("SKIP: no Python 3.7+ that an unprivileged user can run");
+        return;
+    };
     let tree = Tree::new();
     for m in ["a", "b"] {
         let p = tree.write(format!("{m}/m.py"), b"VALUE = 'old'\n");
@@ -326,21 +337,11 @@ fn fix_reports_an_unwritable_directory_and_repairs_the_rest() {
     assert_eq!(interp.import_value(tree.path(), "a.m"), Ok("newer".into()));
 }
 
-fn unsafe_euid() -> u32 {
-    fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(u32::MAX)
-}
-
 /// `sudo pycguard fix` on a service user's tree leaves caches that user owns.
 #[test]
 fn fix_as_root_gives_caches_to_the_source_directory_owner() {
     let Some(interp) = newest() else { return };
-    if unsafe_euid() != 0 {
+    if common::effective_uid() != 0 {
         eprintln!("SKIP: not running as root");
         return;
     }
@@ -489,7 +490,7 @@ fn clean_removes_caches_keeps_everything_else() {
 
 #[test]
 fn clean_reports_a_failed_deletion_with_exit_1() {
-    if !Path::new("/usr/bin/setpriv").exists() || unsafe_euid() != 0 {
+    if !Path::new("/usr/bin/setpriv").exists() || common::effective_uid() != 0 {
         eprintln!("SKIP: needs root and setpriv to run as an unprivileged user");
         return;
     }

@@ -304,7 +304,7 @@ fn several_paths_and_a_single_file() {
 
 /// Run as an unprivileged user so that permissions apply (the suite may run as root).
 fn as_nobody(args: &[&str], dir: &std::path::Path) -> Option<std::process::Output> {
-    let root = unsafe_geteuid() == 0;
+    let root = common::effective_uid() == 0;
     let mut cmd = if root {
         if !std::path::Path::new("/usr/bin/setpriv").exists() {
             eprintln!("SKIP: running as root without setpriv; cannot test unreadable files");
@@ -322,17 +322,6 @@ fn as_nobody(args: &[&str], dir: &std::path::Path) -> Option<std::process::Outpu
         .current_dir(dir)
         .args(args);
     Some(cmd.output().unwrap())
-}
-
-fn unsafe_geteuid() -> u32 {
-    // Read our effective uid from /proc to stay free of libc in tests.
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(u32::MAX)
 }
 
 #[test]

@@ -325,3 +325,14 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
     }
     out
 }
+
+/// This process's effective user id (read from /proc, keeping tests free of libc).
+pub fn effective_uid() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
