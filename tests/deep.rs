@@ -816,3 +816,36 @@ fn odd_file_names_are_proven() {
     );
     assert_eq!(text.matches("\"checked\": \"deep\"").count(), 2, "{text}");
 }
+
+/// The store remembers cache files by identity (so an unchanged tree does not read them
+/// again), but a cache rewritten in place — same size, mtime restored — is read again
+/// (its ctime changed) and judged by its new content.
+#[test]
+fn a_cache_rewritten_in_place_is_not_served_from_the_store() {
+    let Some(i) = provers().into_iter().rev().find(|i| i.major >= 3) else {
+        return;
+    };
+    let tree = module_tree(&i, 4);
+    let store = Tree::new();
+    // Files changed within 2 s of a run are never remembered by identity: wait that out.
+    std::thread::sleep(Duration::from_millis(2100));
+    let text = human_deep(tree.path(), store.path());
+    assert!(text.contains("(4 compiled now, 0 remembered"), "{text}");
+    let text = human_deep(tree.path(), store.path());
+    assert!(text.contains("(0 compiled now, 4 remembered"), "{text}");
+    // Put m3's code into m2's cache, keeping m2's header, size and mtime.
+    let m2 = tree.join(&cache_of(&i, "pkg", "m2", 0)[2..]);
+    let m3 = tree.join(&cache_of(&i, "pkg", "m3", 0)[2..]);
+    let (secs, nanos) = common::mtime(&m2);
+    let mut bytes = fs::read(&m2).unwrap();
+    let other = fs::read(&m3).unwrap();
+    assert_eq!(bytes.len(), other.len());
+    bytes[16..].copy_from_slice(&other[16..]);
+    fs::write(&m2, &bytes).unwrap();
+    set_mtime(&m2, secs as u64, nanos as u32);
+    let (report, code, _) = deep(tree.path(), store.path(), &[]);
+    assert_eq!(code, 1);
+    let e = entry(&by_path(&report), &cache_of(&i, "pkg", "m2", 0)).clone();
+    assert_eq!(state_of(&e), ("hidden-stale", "error", "deep"), "{e}");
+    assert!(reason(&e).contains("constant 3 became 2"), "{e}");
+}

@@ -38,11 +38,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::DeepArgs;
 use crate::config::CheckConfig;
 use crate::interpreters::{Discovery, Interpreter, Interpreters, Origin};
-use crate::pyc::header;
+use crate::pyc::{header, magic};
 use crate::report::{Report, ScanError, Summary};
 use crate::verdict::State;
 use pool::{Job, JobOutcome, Pool, PoolError};
-use store::{Proof, Store};
+use store::{FileFacts, Proof, Store};
 
 /// The resolved configuration of the deep stage.
 #[derive(Clone, Debug)]
@@ -149,6 +149,9 @@ struct Pending {
     levels: Vec<u8>,
     key: store::Key,
 }
+
+/// What phase 1 learned about a cache file, for the store.
+type Learned = Option<(store::Key, FileFacts)>;
 
 enum Looked {
     Hit(Proof, usize),
@@ -260,6 +263,9 @@ fn prove_all(
         Some(dir) => Store::load(dir),
         None => Store::disabled(),
     };
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
     let bar = progress_bar(config.progress, wanted.len() as u64);
     bar.set_message("hashing");
 
@@ -267,7 +273,8 @@ fn prove_all(
     let looked = {
         let entries = &report.entries;
         let next = AtomicUsize::new(0);
-        let out: Mutex<Vec<(usize, Looked)>> = Mutex::new(Vec::with_capacity(wanted.len()));
+        let out: Mutex<Vec<(usize, Looked, Learned)>> =
+            Mutex::new(Vec::with_capacity(wanted.len()));
         std::thread::scope(|s| {
             for _ in 0..config.workers.max(1) {
                 s.spawn(|| {
@@ -279,17 +286,18 @@ fn prove_all(
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&i) = wanted.get(n) else { break };
                         let entry = &entries[i];
-                        let looked = look_up(
+                        let (looked, file) = look_up(
                             &entry.path,
                             entry.source.as_deref().expect("filtered"),
                             entry.verdict.optimization,
                             interpreters,
                             &store,
+                            now_ns,
                         );
                         if matches!(looked, Looked::Hit(..)) {
                             bar.inc(1);
                         }
-                        mine.push((i, looked));
+                        mine.push((i, looked, file));
                     }
                     out.lock().expect("poisoned").extend(mine);
                 });
@@ -303,7 +311,10 @@ fn prove_all(
     }
     let mut store = store;
     let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
-    for (i, looked) in looked {
+    for (i, looked, file) in looked {
+        if let Some((key, facts)) = file {
+            store.insert_file(key, facts);
+        }
         let entry = &mut report.entries[i];
         match looked {
             Looked::Hit(proof, interp) => {
@@ -389,59 +400,85 @@ fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
     bar
 }
 
-/// Read and hash one cache and its source, and decide what to do with it.
+/// Hash one cache (or take its hash from the store when its identity is unchanged) and
+/// its source, and decide what to do with it. Also returns what was learned about the
+/// cache file, for the store.
 fn look_up(
     cache_path: &Path,
     source_path: &Path,
     optimization: Option<u8>,
     interpreters: &Interpreters,
     store: &Store,
-) -> Looked {
-    let cache = match fs::read(cache_path) {
-        Ok(b) => b,
-        Err(e) => {
-            return Looked::Unreadable(format!(
-                "cannot read the cache: {}",
-                crate::facts::io_message(&e)
-            ))
+    now_ns: i128,
+) -> (Looked, Learned) {
+    let unreadable = |what: &str, e: std::io::Error| {
+        Looked::Unreadable(format!(
+            "cannot read {what}: {}",
+            crate::facts::io_message(&e)
+        ))
+    };
+    let meta = match fs::metadata(cache_path) {
+        Ok(m) => m,
+        Err(e) => return (unreadable("the cache", e), None),
+    };
+    let identity = store::identity_key(&meta, now_ns);
+    let mut learned = None;
+    let facts = match identity.and_then(|k| store.file(&k)) {
+        Some(facts) => facts,
+        None => {
+            let cache = match fs::read(cache_path) {
+                Ok(b) => b,
+                Err(e) => return (unreadable("the cache", e), None),
+            };
+            let Some(magic) = cache.get(..4).and_then(|m| m.try_into().ok()) else {
+                return (
+                    Looked::Skip("it was truncated during the check".into()),
+                    None,
+                );
+            };
+            let facts = FileFacts {
+                hash: *blake3::hash(&cache).as_bytes(),
+                magic,
+            };
+            learned = identity.map(|k| (k, facts));
+            facts
         }
     };
-    let Ok(h) = header::parse(&cache) else {
-        return Looked::Skip("its header changed during the check".into());
+    let Some(info) = magic::lookup(facts.magic) else {
+        return (
+            Looked::Skip("its header changed during the check".into()),
+            learned,
+        );
     };
-    let series = h.magic.series;
+    let series = info.series;
     let Some((index, interpreter)) = interpreters
         .all()
         .iter()
         .enumerate()
-        .find(|(_, i)| i.magic == h.magic.raw)
+        .find(|(_, i)| i.magic == facts.magic)
     else {
         // Another build of the series (a pre-release magic) would compile differently.
-        return Looked::NoInterpreter(match interpreters.for_series(series) {
-            Some(_) => format!("{series} (magic {})", h.magic.value),
+        let who = match interpreters.for_series(series) {
+            Some(_) => format!("{series} (magic {})", info.value),
             None => series.to_string(),
-        });
+        };
+        return (Looked::NoInterpreter(who), learned);
     };
     let levels = match levels_for(cache_path, optimization, series.major) {
         Ok(l) => l,
-        Err(why) => return Looked::Skip(why),
+        Err(why) => return (Looked::Skip(why), learned),
     };
     let source = match fs::read(source_path) {
         Ok(b) => b,
-        Err(e) => {
-            return Looked::Unreadable(format!(
-                "cannot read its source: {}",
-                crate::facts::io_message(&e)
-            ))
-        }
+        Err(e) => return (unreadable("its source", e), learned),
     };
     let key = store::key(
         interpreter,
         &levels,
-        &blake3::hash(&cache),
+        &blake3::Hash::from(facts.hash),
         &blake3::hash(&source),
     );
-    match store.get(&key) {
+    let looked = match store.get(&key) {
         Some(proof) => Looked::Hit(proof.clone(), index),
         None => Looked::Miss(
             Pending {
@@ -451,7 +488,8 @@ fn look_up(
             },
             index,
         ),
-    }
+    };
+    (looked, learned)
 }
 
 /// The job for one pending cache, read again now (so the bytes proven are the bytes

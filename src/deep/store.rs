@@ -15,6 +15,14 @@
 //! with the valid records, newest kept. Readers need no lock: a torn or damaged record
 //! ends the valid part of the file (the rest is ignored, and rebuilt by the next writer).
 //! Every failure to read or write is silent: the store only saves work.
+//!
+//! So that an unchanged tree does not even read its caches again, the store also keeps
+//! what was learned about each cache file — its blake3 and magic number — keyed by the
+//! file's identity (device, inode, size, mtime and ctime to the nanosecond). The ctime
+//! cannot be set from user space and changes on every write, so an unchanged identity
+//! means unchanged bytes; like git's index, a file changed within [`RACY_WINDOW_NS`] of
+//! the run's start is not remembered, so a write in the same timestamp tick as our read
+//! cannot hide behind a record. Sources are always hashed.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -39,6 +47,45 @@ pub const PROVER_VERSION: u32 = 1;
 
 /// A record key.
 pub type Key = [u8; 32];
+
+/// Files changed this close to the run's start are not remembered by identity.
+pub const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+/// What is remembered about one cache file, by identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileFacts {
+    /// blake3 of the whole file.
+    pub hash: [u8; 32],
+    /// Its first four bytes.
+    pub magic: [u8; 4],
+}
+
+/// One record's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Proof(Proof),
+    File(FileFacts),
+}
+
+/// The identity key of a file, or `None` when it changed too recently to be trusted
+/// (`now_ns`: the run's start, nanoseconds since the epoch).
+pub fn identity_key(meta: &std::fs::Metadata, now_ns: i128) -> Option<Key> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    let mtime = ns(meta.mtime(), meta.mtime_nsec());
+    let ctime = ns(meta.ctime(), meta.ctime_nsec());
+    if now_ns - mtime.max(ctime) < RACY_WINDOW_NS {
+        return None;
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"pycguard file identity 1");
+    for v in [meta.dev(), meta.ino(), meta.size()] {
+        h.update(&v.to_le_bytes());
+    }
+    h.update(&mtime.to_le_bytes());
+    h.update(&ctime.to_le_bytes());
+    Some(*h.finalize().as_bytes())
+}
 
 /// A remembered outcome (only outcomes that depend on nothing but the key's inputs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,9 +117,19 @@ pub fn key(
 }
 
 /// Encode one record (length, payload, checksum).
-pub fn encode_record(key: &Key, proof: &Proof) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(48);
+pub fn encode_record(key: &Key, record: &Record) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(80);
     payload.extend_from_slice(key);
+    let proof = match record {
+        Record::Proof(proof) => proof,
+        Record::File(facts) => {
+            payload.push(3);
+            payload.extend_from_slice(&0u32.to_le_bytes());
+            payload.extend_from_slice(&facts.hash);
+            payload.extend_from_slice(&facts.magic);
+            return seal(payload);
+        }
+    };
     let (kind, line, text): (u8, u32, &str) = match proof {
         Proof::Equal => (0, 0, ""),
         Proof::Different(reason) => (1, 0, reason.as_deref().unwrap_or("")),
@@ -84,6 +141,11 @@ pub fn encode_record(key: &Key, proof: &Proof) -> Vec<u8> {
     payload.push(kind);
     payload.extend_from_slice(&line.to_le_bytes());
     payload.extend_from_slice(text.as_bytes());
+    seal(payload)
+}
+
+/// Length, payload, checksum.
+fn seal(payload: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + payload.len() + 8);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&payload);
@@ -104,7 +166,7 @@ fn truncate(text: &str, max: usize) -> &str {
 
 /// Decode the records of a whole store file. Returns the records in file order and
 /// whether the file is intact (right header, no damaged or torn record).
-pub fn decode_file(bytes: &[u8]) -> (Vec<(Key, Proof)>, bool) {
+pub fn decode_file(bytes: &[u8]) -> (Vec<(Key, Record)>, bool) {
     let mut records = Vec::new();
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC || bytes[8..12] != FORMAT.to_le_bytes() {
         return (records, false);
@@ -121,7 +183,7 @@ pub fn decode_file(bytes: &[u8]) -> (Vec<(Key, Proof)>, bool) {
     (records, true)
 }
 
-fn decode_record(bytes: &[u8]) -> Option<(Key, Proof, usize)> {
+fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     if !(37..=37 + MAX_TEXT).contains(&len) {
         return None;
@@ -133,6 +195,17 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Proof, usize)> {
     }
     let key: Key = payload[..32].try_into().ok()?;
     let line = u32::from_le_bytes(payload[33..37].try_into().ok()?);
+    if payload[32] == 3 {
+        let rest = &payload[37..];
+        if rest.len() != 36 {
+            return None;
+        }
+        let facts = FileFacts {
+            hash: rest[..32].try_into().ok()?,
+            magic: rest[32..].try_into().ok()?,
+        };
+        return Some((key, Record::File(facts), 4 + len + 8));
+    }
     let text = std::str::from_utf8(&payload[37..]).ok()?.to_owned();
     let proof = match payload[32] {
         0 if text.is_empty() => Proof::Equal,
@@ -143,7 +216,7 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Proof, usize)> {
         },
         _ => return None,
     };
-    Some((key, proof, 4 + len + 8))
+    Some((key, Record::Proof(proof), 4 + len + 8))
 }
 
 fn header() -> [u8; HEADER_LEN] {
@@ -157,8 +230,8 @@ fn header() -> [u8; HEADER_LEN] {
 #[derive(Debug, Default)]
 pub struct Store {
     dir: Option<PathBuf>,
-    known: HashMap<Key, Proof>,
-    added: Vec<(Key, Proof)>,
+    known: HashMap<Key, Record>,
+    added: Vec<(Key, Record)>,
 }
 
 impl Store {
@@ -181,15 +254,34 @@ impl Store {
     }
 
     pub fn get(&self, key: &Key) -> Option<&Proof> {
-        self.known.get(key)
+        match self.known.get(key) {
+            Some(Record::Proof(proof)) => Some(proof),
+            _ => None,
+        }
+    }
+
+    /// What is remembered about the file with this identity key.
+    pub fn file(&self, key: &Key) -> Option<FileFacts> {
+        match self.known.get(key) {
+            Some(Record::File(facts)) => Some(*facts),
+            _ => None,
+        }
     }
 
     pub fn insert(&mut self, key: Key, proof: Proof) {
-        if self.dir.is_none() || self.known.get(&key) == Some(&proof) {
+        self.insert_record(key, Record::Proof(proof));
+    }
+
+    pub fn insert_file(&mut self, key: Key, facts: FileFacts) {
+        self.insert_record(key, Record::File(facts));
+    }
+
+    fn insert_record(&mut self, key: Key, record: Record) {
+        if self.dir.is_none() || self.known.get(&key) == Some(&record) {
             return;
         }
-        self.known.insert(key, proof.clone());
-        self.added.push((key, proof));
+        self.known.insert(key, record.clone());
+        self.added.push((key, record));
     }
 
     /// Write what this run added. Never fails loudly.
@@ -305,30 +397,33 @@ mod tests {
         ];
         let mut file = header().to_vec();
         for (i, p) in proofs.iter().enumerate() {
-            file.extend(encode_record(&k(i as u8), p));
+            file.extend(encode_record(&k(i as u8), &Record::Proof(p.clone())));
         }
         let (records, intact) = decode_file(&file);
         assert!(intact);
         assert_eq!(records.len(), proofs.len());
         for ((key, proof), (i, expected)) in records.iter().zip(proofs.iter().enumerate()) {
             assert_eq!(*key, k(i as u8));
-            assert_eq!(proof, expected);
+            assert_eq!(*proof, Record::Proof(expected.clone()));
         }
     }
 
     #[test]
     fn damage_ends_the_valid_part_and_never_yields_a_wrong_record() {
         let mut file = header().to_vec();
-        file.extend(encode_record(&k(1), &Proof::Equal));
+        file.extend(encode_record(&k(1), &Record::Proof(Proof::Equal)));
         let second = file.len();
-        file.extend(encode_record(&k(2), &Proof::Different(Some("x".into()))));
-        file.extend(encode_record(&k(3), &Proof::Equal));
+        file.extend(encode_record(
+            &k(2),
+            &Record::Proof(Proof::Different(Some("x".into()))),
+        ));
+        file.extend(encode_record(&k(3), &Record::Proof(Proof::Equal)));
         // Flip one bit in the second record's payload: it and everything after are dropped.
         let mut damaged = file.clone();
         damaged[second + 10] ^= 1;
         let (records, intact) = decode_file(&damaged);
         assert!(!intact);
-        assert_eq!(records, vec![(k(1), Proof::Equal)]);
+        assert_eq!(records, vec![(k(1), Record::Proof(Proof::Equal))]);
         // A torn tail.
         let (records, intact) = decode_file(&file[..file.len() - 3]);
         assert!(!intact);
@@ -343,13 +438,13 @@ mod tests {
     #[test]
     fn long_reasons_are_cut_at_a_char_boundary() {
         let long = "é".repeat(MAX_TEXT);
-        let rec = encode_record(&k(1), &Proof::Different(Some(long)));
+        let rec = encode_record(&k(1), &Record::Proof(Proof::Different(Some(long))));
         let mut file = header().to_vec();
         file.extend(rec);
         let (records, intact) = decode_file(&file);
         assert!(intact);
         match &records[0].1 {
-            Proof::Different(Some(t)) => assert!(t.len() <= MAX_TEXT),
+            Record::Proof(Proof::Different(Some(t))) => assert!(t.len() <= MAX_TEXT),
             other => panic!("{other:?}"),
         }
     }
@@ -380,6 +475,33 @@ mod tests {
         let (records, intact) = decode_file(&fs::read(&path).unwrap());
         assert!(intact);
         assert_eq!(records.len(), 2);
+    }
+
+    #[test]
+    fn file_facts_round_trip_and_recent_files_are_not_trusted() {
+        let facts = FileFacts {
+            hash: [7; 32],
+            magic: [0xcb, 0x0d, 0x0d, 0x0a],
+        };
+        let mut file = header().to_vec();
+        file.extend(encode_record(&k(9), &Record::File(facts)));
+        let (records, intact) = decode_file(&file);
+        assert!(intact);
+        assert_eq!(records, vec![(k(9), Record::File(facts))]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
+        assert_eq!(identity_key(&meta, now), None, "just written: racy");
+        let later = identity_key(&meta, now + 3_000_000_000).unwrap();
+        assert_eq!(Some(later), identity_key(&meta, now + 9_000_000_000));
+        fs::write(&path, b"y").unwrap();
+        let meta2 = fs::metadata(&path).unwrap();
+        assert_ne!(identity_key(&meta2, now + 9_000_000_000), Some(later));
     }
 
     #[test]
