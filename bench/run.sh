@@ -7,6 +7,12 @@
 #           walk-and-read floor (`find | xargs head -c 16`), warm cache, with
 #           hyperfine; then peak RSS of `pycguard check -q` on the 1x and the
 #           4x corpus (GNU time). Writes bench/results/check.md.
+#   deep    `pycguard check --deep`: the first run (empty store) vs
+#           `python -m compileall -f -q -j0` on a copy of the corpus, the
+#           second run on the unchanged tree (hyperfine), and a run after one
+#           same-size edit with the mtime restored (only that file is compiled
+#           again); wall, CPU (with workers) and peak RSS (GNU time). Works on
+#           two copies under $BENCH_DIR/deep. Writes bench/results/deep.md.
 #   all     every section above, in order.
 #   (Later sections — check --deep, compile, clean vs pyclean, fix — are added
 #   as further section_NAME functions and listed in SECTIONS.)
@@ -23,10 +29,12 @@
 #   PYCGUARD_BENCH_WARMUP  warm-up runs per command (default 3)
 #   PYCGUARD_BENCH_RSS_RUNS  runs per peak-RSS figure, the max is kept (default 3)
 #
-# Time: `check` ~40-60 s once everything is in place (2 cores); the first run
+# Time: `check` ~40-60 s once everything is in place (2 cores), `deep` ~3-4 min
+#   (two corpus copies, two full compiles of 24,776 sources); the first run
 #   also builds the corpus (~2 min with a warm pip cache, see corpus.sh) and
 #   pycguard (~1 min), and may apt-get install.
-# Disk: ~5.2 GB under $BENCH_DIR (corpus 1.1 GB + corpus4x 4.1 GB), ~20 MB
+# Disk: ~5.2 GB under $BENCH_DIR (corpus 1.1 GB + corpus4x 4.1 GB; `deep`
+#   adds two 1.1 GB copies under $BENCH_DIR/deep, replaced on every run), ~20 MB
 #   of tools; results/*.md are a few KB.
 #
 # Exit status: 0 when every section ran (targets missed are reported, not
@@ -45,7 +53,7 @@ PYCLEAN_VERSION=3.7.0
 GNU_TIME=/usr/bin/time
 
 # Sections in the order `all` runs them; each is a function section_NAME.
-SECTIONS=(check)
+SECTIONS=(check deep)
 
 # Caches must be judged and written the default way (this machine exports
 # PYTHONDONTWRITEBYTECODE=1; a pycache prefix would move caches elsewhere).
@@ -289,6 +297,133 @@ section_check() {
     echo "$floor_cmd"
     echo "$GNU_TIME -f '%M %e' ${PYCGUARD:-pycguard} check -q $CORPUS"
     echo "$GNU_TIME -f '%M %e' ${PYCGUARD:-pycguard} check -q $CORPUS4X"
+    echo '```'
+  } > "$out"
+  cat "$out"
+  log "written to $out (raw hyperfine data: $json)"
+}
+
+# deep: the first `check --deep` (empty store) vs `compileall -f -q -j0`, the second run
+# (store warm, hyperfine), and one same-size edit with its mtime restored (only that file
+# is compiled again). Works on copies under $BENCH_DIR/deep; never touches the corpus.
+section_deep() {
+  local out="$RESULTS_DIR/deep.md" json="$BENCH_DIR/deep-hyperfine.json"
+  local work="$BENCH_DIR/deep" tree cmp store edited first_out edit_out
+  local fw fu fs fm cw cu cs cm ew eu es em rss2 w2 rc
+  tree="$work/tree" cmp="$work/compileall-tree" store="$work/store"
+  if [[ -z $PYCGUARD ]]; then
+    log "WARNING: no pycguard binary (${BUILD_ERROR:-not built}); section deep skipped"
+    FAILED=1
+    return 0
+  fi
+  log "copying the corpus twice under $work (the corpus itself is never changed)"
+  rm -rf "$work" && mkdir -p "$work" "$store"
+  cp -a "$CORPUS" "$tree"
+  cp -a "$CORPUS" "$cmp"
+  # Files changed within 2 s of a run are never remembered by identity (racy window).
+  sleep 2
+  # Same warm page cache for both contenders: read every source and cache once.
+  find "$tree" "$cmp" \( -name '*.py' -o -name '*.pyc' \) -print0 | xargs -0 cat >/dev/null
+
+  log "first check --deep (empty store): compiles all $CORPUS_CACHES sources"
+  rc=0
+  first_out=$("$GNU_TIME" -f '%e %U %S %M' -o "$work/first.time" "$PYCGUARD" check --deep -q --cache-dir "$store" "$tree" 2>&1) || rc=$?
+  ((rc <= 1)) || { log "WARNING: first check --deep exited $rc: $first_out"; FAILED=1; return 0; }
+  read -r fw fu fs fm < <(tail -n1 "$work/first.time")
+
+  log "python -m compileall -f -q -j0 on the other copy"
+  "$GNU_TIME" -f '%e %U %S %M' -o "$work/compileall.time" "$CORPUS_PYTHON" -m compileall -f -q -j0 "$cmp" >/dev/null ||
+    { log "WARNING: compileall failed"; FAILED=1; }
+  read -r cw cu cs cm < <(tail -n1 "$work/compileall.time")
+
+  log "second check --deep (store warm): hyperfine --warmup 1 --runs $RUNS"
+  local cmd2
+  cmd2="$(q "$PYCGUARD") check --deep -q --cache-dir $(q "$store") $(q "$tree") >/dev/null; test \$? -le 1"
+  hyperfine --shell=bash --style=basic --warmup 1 --runs "$RUNS" --export-json "$json" -n "pycguard check --deep -q (second run)" "$cmd2" >&2
+  local m2 a2 s2 c2 n2
+  read -r m2 a2 s2 c2 n2 < <(hf_stats "$json" 0)
+  read -r rss2 w2 < <(peak_rss "$PYCGUARD" check --deep -q --cache-dir "$store" "$tree") || FAILED=1
+  local second_out
+  second_out=$("$PYCGUARD" check --deep -q --cache-dir "$store" "$tree" 2>&1) || true
+
+  # One same-size edit with the mtime restored: bump the last digit of the first
+  # `__version__ = "…"` found (sorted paths). The header still matches; only --deep sees it.
+  edited=$(py 'import os, re, sys
+root = sys.argv[1]
+pat = re.compile(rb"^(__version__\s*=\s*[\x27\x22][^\x27\x22\n]*?)(\d)([\x27\x22])", re.M)
+for d, dirs, files in sorted(os.walk(root)):
+    dirs.sort()
+    for f in sorted(files):
+        if not f.endswith(".py"):
+            continue
+        p = os.path.join(d, f)
+        data = open(p, "rb").read()
+        m = pat.search(data)
+        if not m:
+            continue
+        digit = str((int(m.group(2)) + 1) % 10).encode()
+        st = os.stat(p)
+        open(p, "wb").write(data[:m.start(2)] + digit + data[m.end(2):])
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        print(p)
+        sys.exit(0)
+sys.exit("no __version__ line found")' "$tree") || { log "WARNING: could not edit a file"; FAILED=1; return 0; }
+  log "edited $edited (same size, mtime restored); check --deep again"
+  rc=0
+  edit_out=$("$GNU_TIME" -f '%e %U %S %M' -o "$work/edit.time" "$PYCGUARD" check --deep --cache-dir "$store" "$tree" 2>&1) || rc=$?
+  ((rc <= 1)) || { log "WARNING: check --deep after the edit exited $rc"; FAILED=1; }
+  read -r ew eu es em < <(tail -n1 "$work/edit.time")
+
+  local fcpu ccpu ecpu r_cmp r_2
+  fcpu=$(py 'import sys; print("%.2f" % (float(sys.argv[1]) + float(sys.argv[2])))' "$fu" "$fs")
+  ccpu=$(py 'import sys; print("%.2f" % (float(sys.argv[1]) + float(sys.argv[2])))' "$cu" "$cs")
+  ecpu=$(py 'import sys; print("%.2f" % (float(sys.argv[1]) + float(sys.argv[2])))' "$eu" "$es")
+  r_cmp=$(ratio "$fw" "$cw")
+  r_2=$(ratio "$fw" "$m2")
+  mkdir -p "$RESULTS_DIR"
+  {
+    echo "## deep: \`pycguard check --deep\` — first run vs \`compileall -f\`, second run, one edit"
+    echo
+    environment_md
+    echo "- copies of the corpus under \`$work\`; store: \`--cache-dir $store\` (empty before the first run); page cache warmed by reading every source and cache of both copies first"
+    echo
+    echo "| run (on a copy of the corpus, $CORPUS_CACHES caches) | wall | CPU user+sys (incl. workers) | peak RSS |"
+    echo "| --- | ---: | ---: | ---: |"
+    echo "| first \`check --deep -q\`, empty store (compiles every source; 1 run) | $(fmt_s "$fw") | $(fmt_s "$fcpu") | $((fm / 1024)) MiB |"
+    echo "| \`python -m compileall -f -q -j0\` ($CORPUS_PYTHON_VERSION; compiles and writes every cache; 1 run) | $(fmt_s "$cw") | $(fmt_s "$ccpu") | $((cm / 1024)) MiB (largest process) |"
+    echo "| second \`check --deep -q\`, unchanged tree (hyperfine median of $n2, --warmup 1) | $(fmt_s "$m2") | $(fmt_s "$c2") (mean) | $((rss2 / 1024)) MiB |"
+    echo "| \`check --deep\` after one same-size edit with the mtime restored (1 run) | $(fmt_s "$ew") | $(fmt_s "$ecpu") | $((em / 1024)) MiB |"
+    echo
+    echo "| ratio | value | target | met |"
+    echo "| --- | ---: | ---: | :---: |"
+    echo "| first --deep / compileall -f (wall) | ${r_cmp}× | ≤ 1× | $(meets "$r_cmp" '<=' 1) |"
+    echo "| first --deep / second --deep (wall) | ${r_2}× | ≥ 20× | $(meets "$r_2" '>=' 20) |"
+    echo
+    echo "First run (exit status 0 or 1 accepted):"
+    echo
+    echo '```'
+    printf '%s\n' "$first_out"
+    echo '```'
+    echo
+    echo "Second run:"
+    echo
+    echo '```'
+    printf '%s\n' "$second_out"
+    echo '```'
+    echo
+    echo "After editing \`${edited#"$tree"/}\` (one digit of \`__version__\`, same size, mtime restored) — only that file is compiled again:"
+    echo
+    echo '```'
+    printf '%s\n' "$edit_out"
+    echo '```'
+    echo
+    echo "Commands:"
+    echo
+    echo '```'
+    echo "$GNU_TIME -f '%e %U %S %M' $PYCGUARD check --deep -q --cache-dir $store $tree"
+    echo "$GNU_TIME -f '%e %U %S %M' $CORPUS_PYTHON -m compileall -f -q -j0 $cmp"
+    echo "$cmd2"
+    echo "$GNU_TIME -f '%e %U %S %M' $PYCGUARD check --deep --cache-dir $store $tree"
     echo '```'
   } > "$out"
   cat "$out"
