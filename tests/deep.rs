@@ -849,3 +849,91 @@ fn a_cache_rewritten_in_place_is_not_served_from_the_store() {
     assert_eq!(state_of(&e), ("hidden-stale", "error", "deep"), "{e}");
     assert!(reason(&e).contains("constant 3 became 2"), "{e}");
 }
+
+/// The pool's compile operation (used by `fix` and `compile`) builds caches each real
+/// interpreter accepts as they are: a cache compiled from other source bytes than the
+/// file's, under the file's mtime and size (or unchecked-hash), is what the interpreter then
+/// runs; a checked-hash cache carries the hash importlib computes; a source that does not
+/// compile is a SyntaxError with its line.
+#[test]
+fn the_pool_compiles_caches_the_interpreter_imports() {
+    use pycguard::deep::pool::{Invalidation, Job, JobOutcome, Pool};
+    use pycguard::interpreters::{Discovery, Interpreters, Origin};
+    for i in provers() {
+        let found = Interpreters::discover(&Discovery {
+            pythons: vec![i.path.clone()],
+            roots: vec![],
+            cache_dir: None,
+        });
+        let interp = found
+            .all()
+            .iter()
+            .find(|x| x.origin == Origin::Flag)
+            .unwrap_or_else(|| panic!("{} not found by discovery", i.version))
+            .clone();
+        let tree = Tree::new();
+        let on_disk = b"VALUE = 'src'\n";
+        let other = b"VALUE = 'pyc'\n";
+        let hash = i.at_least(3, 7);
+        let modules: &[&str] = if hash { &["t", "u", "c"] } else { &["t"] };
+        for m in modules {
+            source(&tree, &format!("pkg/{m}.py"), on_disk, base(), 0);
+        }
+        let compile = |source: &[u8], invalidation| Job::Compile {
+            source: source.to_vec(),
+            filename: "pkg/x.py".into(),
+            optimize: 0,
+            invalidation,
+        };
+        let mut jobs = vec![compile(
+            other,
+            Invalidation::Timestamp {
+                mtime: base() as u32,
+                size: on_disk.len() as u32,
+            },
+        )];
+        if hash {
+            jobs.push(compile(other, Invalidation::UncheckedHash));
+            jobs.push(compile(on_disk, Invalidation::CheckedHash));
+        }
+        jobs.push(compile(b"X = 1\nY = (\n", Invalidation::CheckedHash));
+        let n = jobs.len();
+        let mut pool = Pool::start(&interp, 2, Duration::from_secs(30)).unwrap();
+        let mut outcomes = vec![None; n];
+        pool.run(jobs, |k, outcome| outcomes[k] = Some(outcome))
+            .unwrap();
+        drop(pool);
+        for (k, m) in modules.iter().enumerate() {
+            let pyc = match outcomes[k].clone() {
+                Some(JobOutcome::Compiled { pyc }) => pyc,
+                other => panic!("{}: job {k}: {other:?}", i.version),
+            };
+            let path = tree.join(&cache_of(&i, "pkg", m, 0)[2..]);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, pyc).unwrap();
+        }
+        for m in ["t", "u"].iter().filter(|m| modules.contains(m)) {
+            assert_eq!(
+                i.import_value(&tree.join("pkg"), m).as_deref(),
+                Ok("pyc"),
+                "{} {m}: the interpreter did not run the cache as written",
+                i.version
+            );
+        }
+        if hash {
+            let (report, _, _) = deep(tree.path(), &tree.join("store"), &[]);
+            let c = entry(&by_path(&report), &cache_of(&i, "pkg", "c", 0)).clone();
+            assert_eq!(state_of(&c), ("fresh", "ok", "deep"), "{}: {c}", i.version);
+            assert_eq!(c["invalidation"], "checked-hash", "{}: {c}", i.version);
+        }
+        assert!(
+            matches!(
+                &outcomes[n - 1],
+                Some(JobOutcome::SyntaxError { line: Some(2), .. })
+            ),
+            "{}: {:?}",
+            i.version,
+            outcomes[n - 1]
+        );
+    }
+}
