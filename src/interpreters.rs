@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::pyc::magic::{self, Series};
 
 /// File name of the remembered probe answers inside pycguard's cache directory.
-pub const MEMO_FILE: &str = "interpreters-v1.json";
+pub const MEMO_FILE: &str = "interpreters-v2.json";
 /// How long one interpreter may take to answer the probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -141,6 +141,9 @@ pub struct Rejected {
 #[derive(Clone, Debug, Default)]
 pub struct Interpreters {
     found: Vec<Interpreter>,
+    /// Per interpreter: `sys.prefix` and `sys.base_prefix`, symlinks resolved. Caches under
+    /// them were most likely written by it (see [`Interpreters::for_cache`]).
+    prefixes: Vec<Vec<PathBuf>>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -179,6 +182,7 @@ impl Interpreters {
                     if !seen.insert(executable) {
                         continue;
                     }
+                    out.prefixes.push(probed.prefixes.clone());
                     out.found.push(probed.into_interpreter(candidate));
                 }
                 Err(message) => out.rejected.push(Rejected {
@@ -205,6 +209,21 @@ impl Interpreters {
         self.found.iter().find(|i| i.magic == raw)
     }
 
+    /// The interpreter to prove or rebuild the cache at `path` with magic `raw`: among
+    /// those with exactly that magic, the one whose installation prefix holds the cache
+    /// (the deepest), else the preferred one. Patch releases share a magic number but not
+    /// always their compiler, so the one that most likely wrote the cache is chosen.
+    pub fn for_cache(&self, raw: [u8; 4], path: &Path) -> Option<usize> {
+        let same: Vec<usize> = (0..self.found.len())
+            .filter(|&i| self.found[i].magic == raw)
+            .collect();
+        if same.len() <= 1 {
+            return same.first().copied();
+        }
+        let absolute = fs::canonicalize(path).unwrap_or_else(|_| absolute(path));
+        choose_by_prefix(&self.prefixes, &same, &absolute).or(same.first().copied())
+    }
+
     /// The preferred interpreter of a series (any magic of it).
     pub fn for_series(&self, series: Series) -> Option<&Interpreter> {
         self.found.iter().find(|i| i.series == Some(series))
@@ -213,10 +232,27 @@ impl Interpreters {
     /// Build a list directly (tests, callers with their own interpreters).
     pub fn from_list(found: Vec<Interpreter>) -> Interpreters {
         Interpreters {
+            prefixes: vec![Vec::new(); found.len()],
             found,
             rejected: Vec::new(),
         }
     }
+}
+
+/// Among `candidates` (indices into `prefixes`), the one with the deepest prefix holding `path`.
+fn choose_by_prefix(prefixes: &[Vec<PathBuf>], candidates: &[usize], path: &Path) -> Option<usize> {
+    candidates
+        .iter()
+        .filter_map(|&i| {
+            let depth = prefixes[i]
+                .iter()
+                .filter(|p| path.starts_with(p))
+                .map(|p| p.components().count())
+                .max()?;
+            Some((depth, std::cmp::Reverse(i)))
+        })
+        .max()
+        .map(|(_, std::cmp::Reverse(i))| i)
 }
 
 /// An executable to ask.
@@ -385,7 +421,7 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// The probe program: runs on 2.7 and every 3.x, imports nothing from the user.
-const PROBE: &str = r#"import sys, binascii
+const PROBE: &str = r#"import sys, binascii, os
 try:
     import importlib.util as u
     magic = u.MAGIC_NUMBER
@@ -396,7 +432,8 @@ impl = getattr(sys, "implementation", None)
 name = impl.name if impl else ("pypy" if "__pypy__" in sys.builtin_module_names else "cpython")
 tag = (impl.cache_tag if impl else None) or ""
 v = sys.version_info
-sys.stdout.write("pycguard-probe-1\n%s\n%d.%d\n%s\n%s\n%s\n%s\n" % (name, v[0], v[1], sys.version.split()[0], binascii.hexlify(magic).decode("ascii"), tag, sys.executable))
+prefixes = [os.path.realpath(p) for p in (sys.prefix, getattr(sys, "base_prefix", sys.prefix))]
+sys.stdout.write("pycguard-probe-2\n%s\n%d.%d\n%s\n%s\n%s\n%s\n%s\n" % (name, v[0], v[1], sys.version.split()[0], binascii.hexlify(magic).decode("ascii"), tag, sys.executable, "\0".join(prefixes)))
 "#;
 
 /// One probe's answer, as remembered.
@@ -408,6 +445,7 @@ struct Probed {
     magic: [u8; 4],
     cache_tag: Option<String>,
     executable: PathBuf,
+    prefixes: Vec<PathBuf>,
 }
 
 impl Probed {
@@ -462,7 +500,7 @@ fn probe(path: &Path) -> Result<Probed, String> {
 fn parse_probe(out: &[u8]) -> Option<Probed> {
     let text = std::str::from_utf8(out).ok()?;
     let mut lines = text.split('\n');
-    if lines.next()? != "pycguard-probe-1" {
+    if lines.next()? != "pycguard-probe-2" {
         return None;
     }
     let implementation = lines.next()?.to_owned();
@@ -478,6 +516,12 @@ fn parse_probe(out: &[u8]) -> Option<Probed> {
     }
     let tag = lines.next()?;
     let executable = PathBuf::from(lines.next()?);
+    let mut prefixes: Vec<PathBuf> = Vec::new();
+    for p in lines.next()?.split('\0').filter(|p| !p.is_empty()) {
+        if !prefixes.iter().any(|q| q.as_os_str() == p) {
+            prefixes.push(PathBuf::from(p));
+        }
+    }
     Some(Probed {
         implementation,
         version_info: (major.parse().ok()?, minor.parse().ok()?),
@@ -485,6 +529,7 @@ fn parse_probe(out: &[u8]) -> Option<Probed> {
         magic,
         cache_tag: (!tag.is_empty()).then(|| tag.to_owned()),
         executable,
+        prefixes,
     })
 }
 
@@ -569,17 +614,22 @@ mod tests {
     #[test]
     fn probe_answers_parse() {
         let p = parse_probe(
-            b"pycguard-probe-1\ncpython\n3.12\n3.12.1\ncb0d0d0a\ncpython-312\n/usr/bin/python3.12\n",
+            b"pycguard-probe-2\ncpython\n3.12\n3.12.1\ncb0d0d0a\ncpython-312\n/usr/bin/python3.12\n/v\0/usr\n",
         )
         .unwrap();
         assert_eq!(p.magic, [0xcb, 0x0d, 0x0d, 0x0a]);
         assert_eq!(p.version_info, (3, 12));
         assert_eq!(p.cache_tag.as_deref(), Some("cpython-312"));
-        let p2 = parse_probe(b"pycguard-probe-1\ncpython\n2.7\n2.7.18\n03f30d0a\n\n/x/python\n")
-            .unwrap();
+        assert_eq!(p.prefixes, [PathBuf::from("/v"), PathBuf::from("/usr")]);
+        let p2 =
+            parse_probe(b"pycguard-probe-2\ncpython\n2.7\n2.7.18\n03f30d0a\n\n/x/python\n/x\0/x\n")
+                .unwrap();
         assert_eq!(p2.cache_tag, None);
+        assert_eq!(p2.prefixes, [PathBuf::from("/x")]);
         assert!(parse_probe(b"Python 3.12.1\n").is_none());
-        assert!(parse_probe(b"pycguard-probe-1\ncpython\n3.12\n3.12.1\ncb0d\n\n/x\n").is_none());
+        assert!(
+            parse_probe(b"pycguard-probe-2\ncpython\n3.12\n3.12.1\ncb0d\n\n/x\n/x\n").is_none()
+        );
     }
 
     #[test]
@@ -595,10 +645,14 @@ mod tests {
             version_info: (3, 12),
             origin,
         };
-        let list = Interpreters::from_list(vec![
+        let mut list = Interpreters::from_list(vec![
             mk("3.12.1", [0xcb, 0x0d, 0x0d, 0x0a], Origin::Venv),
             mk("3.12.4", [0xcb, 0x0d, 0x0d, 0x0a], Origin::Path),
         ]);
+        list.prefixes = vec![
+            vec![PathBuf::from("/prefix/3.12.1")],
+            vec![PathBuf::from("/prefix/3.12.4")],
+        ];
         assert_eq!(
             list.for_magic([0xcb, 0x0d, 0x0d, 0x0a]).unwrap().version,
             "3.12.1"
@@ -606,5 +660,11 @@ mod tests {
         assert!(list.for_magic([0xf3, 0x0d, 0x0d, 0x0a]).is_none());
         assert!(list.for_series(Series::cpython(3, 12)).is_some());
         assert_eq!(list.all()[0].isolation_args(), ["-I", "-S", "-B"]);
+        // Same magic: the one whose prefix holds the cache wins, else the preferred one.
+        let cache = Path::new("/prefix/3.12.4/lib/python3.12/__pycache__/os.cpython-312.pyc");
+        assert_eq!(list.for_cache([0xcb, 0x0d, 0x0d, 0x0a], cache), Some(1));
+        let elsewhere = Path::new("/srv/app/__pycache__/m.cpython-312.pyc");
+        assert_eq!(list.for_cache([0xcb, 0x0d, 0x0d, 0x0a], elsewhere), Some(0));
+        assert_eq!(list.for_cache([0xf3, 0x0d, 0x0d, 0x0a], elsewhere), None);
     }
 }

@@ -55,7 +55,7 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
         let Some(raw) = read_magic(&entry.path) else {
             continue;
         };
-        match interpreters.all().iter().position(|i| i.magic == raw) {
+        match interpreters.for_cache(raw, &entry.path) {
             Some(i) => provable[i] += 1,
             None => {
                 let who = magic::lookup(raw).map_or_else(

@@ -451,12 +451,7 @@ fn look_up(
         );
     };
     let series = info.series;
-    let Some((index, interpreter)) = interpreters
-        .all()
-        .iter()
-        .enumerate()
-        .find(|(_, i)| i.magic == facts.magic)
-    else {
+    let Some(index) = interpreters.for_cache(facts.magic, cache_path) else {
         // Another build of the series (a pre-release magic) would compile differently.
         let who = match interpreters.for_series(series) {
             Some(_) => format!("{series} (magic {})", info.value),
@@ -464,6 +459,7 @@ fn look_up(
         };
         return (Looked::NoInterpreter(who), learned);
     };
+    let interpreter = &interpreters.all()[index];
     let levels = match levels_for(cache_path, optimization, series.major) {
         Ok(l) => l,
         Err(why) => return (Looked::Skip(why), learned),
