@@ -10,10 +10,10 @@ use anstyle::Style;
 use crate::check::{self, Keep};
 use crate::cli::PythonArgs;
 use crate::config::ScanConfig;
+use crate::deep;
 use crate::exit::ExitCode;
 use crate::interpreters::{Discovery, Interpreters, Origin};
 use crate::pyc::magic;
-use crate::verdict::State;
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -41,15 +41,7 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
     let mut provable = vec![0usize; interpreters.all().len()];
     let mut missing: BTreeMap<String, usize> = BTreeMap::new();
     for entry in &report.entries {
-        let pytest = entry
-            .verdict
-            .tag
-            .as_deref()
-            .is_some_and(|t| t.contains("-pytest-"));
-        if !matches!(entry.verdict.state, State::Fresh | State::Suspect)
-            || entry.source.is_none()
-            || pytest
-        {
+        if !deep::provable(entry) || entry.name.is_pytest() {
             continue;
         }
         let Some(raw) = read_magic(&entry.path) else {

@@ -38,8 +38,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::DeepArgs;
 use crate::config::CheckConfig;
 use crate::interpreters::{Discovery, Interpreter, Interpreters, Origin};
+use crate::layout::CacheName;
 use crate::pyc::{header, magic};
-use crate::report::{Report, ScanError, Summary};
+use crate::report::{Entry, Report, ScanError, Summary};
 use crate::verdict::State;
 use pool::{Job, JobOutcome, Pool, PoolError};
 use store::{FileFacts, Proof, Store};
@@ -213,22 +214,24 @@ fn install_interrupt(flag: &Arc<AtomicBool>) -> bool {
     ok
 }
 
+/// Would the interpreter run this cache instead of compiling its source (header verdict
+/// fresh or suspect, source present)? Those are the caches a proof can upgrade;
+/// pytest-rewritten ones among them cannot be recompiled ([`CacheName::is_pytest`]).
+pub fn provable(entry: &Entry) -> bool {
+    matches!(entry.verdict.state, State::Fresh | State::Suspect) && entry.source.is_some()
+}
+
 /// The optimisation levels to compile a cache at: the one in its name, or for a legacy
-/// cache (which records none) every level; `None` when it cannot be reproduced.
-pub fn levels_for(path: &Path, optimization: Option<u8>, major: u8) -> Result<Vec<u8>, String> {
-    match optimization {
-        Some(level) => Ok(vec![level]),
-        None if major == 2 => {
-            if path.extension().is_some_and(|e| e == "pyo") {
-                Err(
-                    "a Python 2 .pyo needs `python -O`, which a plain compile() cannot reproduce"
-                        .into(),
-                )
-            } else {
-                Ok(vec![0])
-            }
-        }
-        None => Ok(vec![0, 1, 2]),
+/// cache (which records none) every level; an error when it cannot be reproduced.
+pub fn levels_for(name: &CacheName, major: u8) -> Result<Vec<u8>, String> {
+    match name {
+        CacheName::Legacy { pyo: true, .. } if major == 2 => Err(
+            "a Python 2 .pyo needs `python -O`, which a plain compile() cannot reproduce".into(),
+        ),
+        CacheName::Legacy { .. } if major == 2 => Ok(vec![0]),
+        _ => Ok(name
+            .optimization()
+            .map_or_else(|| vec![0, 1, 2], |level| vec![level])),
     }
 }
 
@@ -241,15 +244,10 @@ fn prove_all(
     let mut summary = DeepSummary::default();
     let mut wanted = Vec::new();
     for (i, entry) in report.entries.iter_mut().enumerate() {
-        if !matches!(entry.verdict.state, State::Fresh | State::Suspect) || entry.source.is_none() {
+        if !provable(entry) {
             continue;
         }
-        let pytest = entry
-            .verdict
-            .tag
-            .as_deref()
-            .is_some_and(|t| t.contains("-pytest-"));
-        if pytest {
+        if entry.name.is_pytest() {
             compare::not_proven(
                 &mut entry.verdict,
                 "pytest rewrites the code of its caches, so a plain compile cannot reproduce it",
@@ -289,7 +287,7 @@ fn prove_all(
                         let (looked, file) = look_up(
                             &entry.path,
                             entry.source.as_deref().expect("filtered"),
-                            entry.verdict.optimization,
+                            &entry.name,
                             interpreters,
                             &store,
                             now_ns,
@@ -406,7 +404,7 @@ fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
 fn look_up(
     cache_path: &Path,
     source_path: &Path,
-    optimization: Option<u8>,
+    name: &CacheName,
     interpreters: &Interpreters,
     store: &Store,
     now_ns: i128,
@@ -460,7 +458,7 @@ fn look_up(
         return (Looked::NoInterpreter(who), learned);
     };
     let interpreter = &interpreters.all()[index];
-    let levels = match levels_for(cache_path, optimization, series.major) {
+    let levels = match levels_for(name, series.major) {
         Ok(l) => l,
         Err(why) => return (Looked::Skip(why), learned),
     };
@@ -595,4 +593,28 @@ fn prove_group(
         store.insert(key, proof);
     };
     pool.run_with(pending.len(), make, on_done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    #[test]
+    fn levels_follow_the_name() {
+        let tagged = |optimization| CacheName::Tagged {
+            stem: OsString::from("m"),
+            tag: "cpython-312".into(),
+            optimization,
+        };
+        let legacy = |pyo| CacheName::Legacy {
+            stem: OsString::from("m"),
+            pyo,
+        };
+        assert_eq!(levels_for(&tagged(0), 3), Ok(vec![0]));
+        assert_eq!(levels_for(&tagged(2), 3), Ok(vec![2]));
+        assert_eq!(levels_for(&legacy(false), 3), Ok(vec![0, 1, 2]));
+        assert_eq!(levels_for(&legacy(false), 2), Ok(vec![0]));
+        assert!(levels_for(&legacy(true), 2).is_err());
+    }
 }
