@@ -292,7 +292,7 @@ fn prove_all(
                             &store,
                             now_ns,
                         );
-                        if matches!(looked, Looked::Hit(..)) {
+                        if !matches!(looked, Looked::Miss(..)) {
                             bar.inc(1);
                         }
                         mine.push((i, looked, file));
@@ -333,7 +333,6 @@ fn prove_all(
                 summary.other.push((entry.path.clone(), why));
             }
             Looked::Unreadable(message) => {
-                bar.inc(1);
                 report.errors.push(ScanError {
                     path: entry.path.clone(),
                     message,
