@@ -937,3 +937,28 @@ fn the_pool_compiles_caches_the_interpreter_imports() {
         );
     }
 }
+
+/// A virtualenv inside the checked path is found (and preferred for the caches under it).
+#[test]
+fn a_virtualenv_in_the_checked_path_is_found() {
+    let Some(i) = provers().into_iter().rev().find(|i| i.at_least(3, 6)) else {
+        return;
+    };
+    let tree = Tree::new();
+    i.run(
+        tree.path(),
+        "import sys, venv\nvenv.create(sys.argv[1], with_pip=False, symlinks=True)",
+        &[std::ffi::OsStr::new(".venv")],
+    );
+    let out = pycguard()
+        .current_dir(tree.path())
+        .args(["interpreters", "--no-cache", "."])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(".venv/bin/python"))
+        .unwrap_or_else(|| panic!("venv not listed:\n{text}"));
+    assert!(line.contains(&i.version) && line.contains("venv"), "{line}");
+}
