@@ -94,8 +94,7 @@ pub fn run_stage(
 ) -> Result<DeepSummary, StageError> {
     let config = DeepConfig::resolve(args, check);
     // Before discovery: a Ctrl-C while interpreters are probed is handled too.
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let registered = install_interrupt(&interrupt);
+    let interrupt = interrupt_flag();
     let interpreters = discover(&config);
     if let Some(bad) = interpreters
         .rejected
@@ -107,7 +106,7 @@ pub fn run_stage(
             message: bad.message.clone(),
         });
     }
-    run_with(report, &config, &interpreters, &interrupt, registered)
+    run_with(report, &config, &interpreters, &interrupt)
         .map_err(|Interrupted| StageError::Interrupted)
 }
 
@@ -169,9 +168,7 @@ pub fn run(
     config: &DeepConfig,
     interpreters: &Interpreters,
 ) -> Result<DeepSummary, Interrupted> {
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let registered = install_interrupt(&interrupt);
-    run_with(report, config, interpreters, &interrupt, registered)
+    run_with(report, config, interpreters, &interrupt_flag())
 }
 
 fn run_with(
@@ -179,13 +176,8 @@ fn run_with(
     config: &DeepConfig,
     interpreters: &Interpreters,
     interrupt: &Arc<AtomicBool>,
-    registered: bool,
 ) -> Result<DeepSummary, Interrupted> {
     let result = prove_all(report, config, interpreters, interrupt);
-    if registered {
-        // From now on a Ctrl-C ends the process at once (exit 130): no worker is left.
-        interrupt.store(true, Ordering::SeqCst);
-    }
     report.summary = Summary::default();
     for entry in &report.entries {
         report.summary.add(&entry.verdict);
@@ -202,16 +194,23 @@ pub fn discover(config: &DeepConfig) -> Interpreters {
     })
 }
 
-/// First Ctrl-C (or SIGTERM): set `flag`; once it is set, the next one exits with 130.
-fn install_interrupt(flag: &Arc<AtomicBool>) -> bool {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::flag;
-    let mut ok = true;
-    for sig in [SIGINT, SIGTERM] {
-        ok &= flag::register_conditional_shutdown(sig, 130, Arc::clone(flag)).is_ok();
-        ok &= flag::register(sig, Arc::clone(flag)).is_ok();
-    }
-    ok
+/// The process's interrupt flag, set by the first Ctrl-C (SIGINT) or SIGTERM once this
+/// has been called; a second signal while it is set ends the process at once with exit
+/// 130. Give it to [`Pool::set_interrupt`] so that a pool stops (killing and reaping its
+/// workers) on Ctrl-C; `check --deep` then exits 130.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let f = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM] {
+            // Registered first, so it sees the flag as it was before this signal.
+            let _ = flag::register_conditional_shutdown(sig, 130, Arc::clone(&f));
+            let _ = flag::register(sig, Arc::clone(&f));
+        }
+        f
+    }))
 }
 
 /// Would the interpreter run this cache instead of compiling its source (header verdict
