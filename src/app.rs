@@ -75,7 +75,7 @@ fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode>
             Err(deep::StageError::Interrupted) => {
                 // The workers are already stopped and reaped.
                 eprintln!("pycguard: interrupted");
-                std::process::exit(130);
+                return Ok(ExitCode::Interrupted);
             }
         }
     } else {

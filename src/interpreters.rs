@@ -224,6 +224,11 @@ impl Interpreters {
         choose_by_prefix(&self.prefixes, &same, &absolute).or(same.first().copied())
     }
 
+    /// The first `--python PATH` that is not a usable interpreter (a usage error).
+    pub fn rejected_flag(&self) -> Option<&Rejected> {
+        self.rejected.iter().find(|r| r.origin == Origin::Flag)
+    }
+
     /// The preferred interpreter of a series (any magic of it).
     pub fn for_series(&self, series: Series) -> Option<&Interpreter> {
         self.found.iter().find(|i| i.series == Some(series))

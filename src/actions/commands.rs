@@ -137,6 +137,15 @@ fn write_clean<W: Write>(
     writeln!(out, "{}", parts.join(", "))
 }
 
+/// Was the run stopped by Ctrl-C (the workers are already stopped and reaped)?
+fn interrupted() -> bool {
+    let stopped = deep::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst);
+    if stopped {
+        eprintln!("pycguard: interrupted");
+    }
+    stopped
+}
+
 fn mode_of(m: crate::cli::InvalidationMode) -> Mode {
     match m {
         crate::cli::InvalidationMode::Timestamp => Mode::Timestamp,
@@ -161,11 +170,7 @@ fn interpreters_for(
         progress,
     };
     let interpreters = deep::discover(&config);
-    if let Some(bad) = interpreters
-        .rejected
-        .iter()
-        .find(|r| r.origin == Origin::Flag)
-    {
+    if let Some(bad) = interpreters.rejected_flag() {
         eprintln!(
             "pycguard: error: --python {}: {}",
             bad.path.display(),
@@ -223,6 +228,9 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         deep_config.workers,
         deep_config.timeout,
     );
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let mut out = anstream::stdout().lock();
     let err = severity_style(Severity::Error);
     for d in &outcome.done {
@@ -367,6 +375,9 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         deep_config.workers,
         deep_config.timeout,
     );
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let mut out = anstream::stdout().lock();
     if args.dry_run && !args.quiet {
         for p in &outcome.planned {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::actions::clean::remove_dir_if_empty;
 use crate::actions::recompile::{self, Mode, Task, Written};
 use crate::actions::safe_fs;
-use crate::interpreters::{Interpreter, Interpreters};
+use crate::interpreters::Interpreters;
 use crate::layout::{self, CacheName};
 use crate::pyc::magic;
 use crate::report::Entry;
@@ -56,7 +56,7 @@ pub enum Action {
 }
 
 /// Decide what to do with one (non-fresh) entry.
-pub fn plan(entry: &Entry, interpreters: &[Interpreter], options: &FixOptions) -> Option<Action> {
+pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) -> Option<Action> {
     let v = &entry.verdict;
     let state = v.state;
     match state {
@@ -119,7 +119,10 @@ pub fn plan(entry: &Entry, interpreters: &[Interpreter], options: &FixOptions) -
                 Some(_) => Mode::Timestamp,
                 None => Mode::py_compile_default(),
             });
-            let found = series.and_then(|s| interpreters.iter().position(|i| i.series == Some(s)));
+            // Of the builds of that series, the one whose installation holds the cache.
+            let found = series
+                .and_then(|s| interpreters.for_series(s))
+                .and_then(|first| interpreters.for_cache(first.magic, &entry.path));
             Some(match found {
                 Some(interpreter) => Action::Recompile {
                     interpreter,
@@ -189,7 +192,7 @@ pub fn run(
     let mut recompiles: BTreeMap<usize, Vec<(usize, Task)>> = BTreeMap::new();
     let mut emptied: BTreeSet<(PathBuf, Arc<Path>)> = BTreeSet::new();
     for entry in entries {
-        let Some(action) = plan(&entry, all, options) else {
+        let Some(action) = plan(&entry, interpreters, options) else {
             continue;
         };
         let index = outcome.done.len();
@@ -262,7 +265,7 @@ fn delete(root: &Path, path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interpreters::Origin;
+    use crate::interpreters::{Interpreter, Origin};
     use crate::pyc::magic::Series;
     use crate::verdict::{Checked, Severity, Verdict};
 
@@ -319,7 +322,7 @@ mod tests {
     #[test]
     fn plans_follow_the_state_table() {
         let src = tempfile::NamedTempFile::new().unwrap();
-        let interps = [interp(11), interp(12)];
+        let interps = Interpreters::from_list(vec![interp(11), interp(12)]);
         let o = FixOptions::default();
         let p = |state, name, inv| plan(&entry(state, name, Some(src.path()), inv), &interps, &o);
         assert_eq!(p(State::Fresh, tagged("cpython-312", 0), None), None);
@@ -374,7 +377,7 @@ mod tests {
     #[test]
     fn options_change_the_plan() {
         let src = tempfile::NamedTempFile::new().unwrap();
-        let interps = [interp(12)];
+        let interps = Interpreters::from_list(vec![interp(12)]);
         let e = entry(
             State::Stale,
             tagged("cpython-312", 0),

@@ -137,7 +137,11 @@ pub fn write_all(
         return results;
     }
     let mut pool = match Pool::start(interpreter, workers.min(tasks.len()), timeout) {
-        Ok(pool) => pool,
+        Ok(mut pool) => {
+            // Ctrl-C stops and reaps the workers; unfinished tasks are reported.
+            pool.set_interrupt(crate::deep::interrupt_flag());
+            pool
+        }
         Err(e) => {
             let message = e.to_string();
             return tasks

@@ -12,7 +12,7 @@ use crate::cli::PythonArgs;
 use crate::config::ScanConfig;
 use crate::deep;
 use crate::exit::ExitCode;
-use crate::interpreters::{Discovery, Interpreters, Origin};
+use crate::interpreters::{Discovery, Interpreters};
 use crate::pyc::magic;
 
 const BOLD: Style = Style::new().bold();
@@ -25,11 +25,7 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
         roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
         cache_dir: scan.cache_dir.clone(),
     });
-    if let Some(bad) = interpreters
-        .rejected
-        .iter()
-        .find(|r| r.origin == Origin::Flag)
-    {
+    if let Some(bad) = interpreters.rejected_flag() {
         eprintln!(
             "pycguard: error: --python {}: {}",
             bad.path.display(),

@@ -37,7 +37,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::DeepArgs;
 use crate::config::CheckConfig;
-use crate::interpreters::{Discovery, Interpreter, Interpreters, Origin};
+use crate::interpreters::{Discovery, Interpreter, Interpreters};
 use crate::layout::CacheName;
 use crate::pyc::{header, magic};
 use crate::report::{Entry, Report, ScanError, Summary};
@@ -96,11 +96,7 @@ pub fn run_stage(
     // Before discovery: a Ctrl-C while interpreters are probed is handled too.
     let interrupt = interrupt_flag();
     let interpreters = discover(&config);
-    if let Some(bad) = interpreters
-        .rejected
-        .iter()
-        .find(|r| r.origin == Origin::Flag)
-    {
+    if let Some(bad) = interpreters.rejected_flag() {
         return Err(StageError::Usage {
             path: bad.path.clone(),
             message: bad.message.clone(),
