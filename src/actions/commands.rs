@@ -313,7 +313,9 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         eprintln!("pycguard: error: -O may be given at most twice (-OO)");
         return Ok(ExitCode::Usage);
     }
-    let (sources, tags, scan_errors) = compile::find_sources(&scan);
+    let found_tree = compile::find_sources(&scan);
+    let tags = found_tree.tags.clone();
+    let scan_errors = found_tree.errors.clone();
     let (deep_config, found) =
         match interpreters_for(&scan, &args.python.pythons, args.timeout, !args.quiet) {
             Ok(found) => found,
@@ -368,8 +370,7 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         dry_run: args.dry_run,
     };
     let outcome = compile::run(
-        &scan,
-        sources,
+        found_tree,
         &chosen,
         &options,
         deep_config.workers,

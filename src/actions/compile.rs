@@ -3,7 +3,7 @@
 //! worker pool, for every interpreter the tree already has caches for (or `--python`).
 //! An up-to-date tree costs what `check` costs: no interpreter is even started.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,8 +21,15 @@ use crate::walk::{self, WalkEvent};
 /// A source found by the walk, with the root it was found under.
 pub type FoundSource = (Arc<Path>, PathBuf);
 
-/// What the source walk found: sources, cache tags already present, unreadable entries.
-pub type FoundTree = (Vec<FoundSource>, BTreeSet<String>, Vec<(PathBuf, String)>);
+/// What the walk found: sources, the verdict of every cache already there (judged on the
+/// walker's threads, as `check` does), the cache tags present, and unreadable entries.
+#[derive(Debug, Default)]
+pub struct FoundTree {
+    pub sources: Vec<FoundSource>,
+    pub caches: HashMap<PathBuf, State>,
+    pub tags: BTreeSet<String>,
+    pub errors: Vec<(PathBuf, String)>,
+}
 
 /// What to compile.
 #[derive(Clone, Debug)]
@@ -54,56 +61,66 @@ pub struct CompileOutcome {
     pub tags_seen: BTreeSet<String>,
 }
 
-/// Walk the sources and the caches under `config`: the tags already present, and every
-/// source found.
+/// Walk the sources and the caches under `config`, judging each cache as it is found.
 pub fn find_sources(config: &ScanConfig) -> FoundTree {
-    let sources = Mutex::new(Vec::new());
-    let tags = Mutex::new(BTreeSet::new());
-    let errors = Mutex::new(Vec::new());
+    let found = Mutex::new(FoundTree::default());
+    let dirs = DirSources::default();
+    let memo = match &config.cache_dir {
+        Some(dir) => Memo::load(dir),
+        None => Memo::disabled(),
+    };
     let mut options = config.walk.clone();
     options.report_sources = true;
     let sink = |event: WalkEvent| match event {
-        WalkEvent::Source { root, path } => sources.lock().expect("poisoned").push((root, path)),
+        WalkEvent::Source { root, path } => {
+            found.lock().expect("poisoned").sources.push((root, path))
+        }
         WalkEvent::Cache(c) => {
-            if let layout::CacheName::Tagged { tag, .. } = &c.name {
-                if !tag.contains("-pytest-") {
-                    tags.lock().expect("poisoned").insert(tag.clone());
+            let tag = match &c.name {
+                layout::CacheName::Tagged { tag, .. } if !tag.contains("-pytest-") => {
+                    Some(tag.clone())
                 }
+                _ => None,
+            };
+            let judged = check::judge_candidate(c, &dirs, &memo);
+            let mut found = found.lock().expect("poisoned");
+            if let Some(tag) = tag {
+                found.tags.insert(tag);
+            }
+            match judged {
+                Ok(entry) => {
+                    found.caches.insert(entry.path, entry.verdict.state);
+                }
+                Err(e) => found.errors.push((e.path, e.message)),
             }
         }
         WalkEvent::Error { path, message } => {
-            errors.lock().expect("poisoned").push((path, message))
+            found.lock().expect("poisoned").errors.push((path, message))
         }
         WalkEvent::Debris { .. } => {}
     };
     for root in &config.roots {
         walk::walk_root(root, &options, &sink);
     }
-    let mut sources = sources.into_inner().expect("poisoned");
-    sources.sort_by(|a, b| a.1.cmp(&b.1));
-    (
-        sources,
-        tags.into_inner().expect("poisoned"),
-        errors.into_inner().expect("poisoned"),
-    )
+    memo.save();
+    let mut found = found.into_inner().expect("poisoned");
+    found.sources.sort_by(|a, b| a.1.cmp(&b.1));
+    found
 }
 
 /// Plan and (unless dry) compile.
 pub fn run(
-    config: &ScanConfig,
-    sources: Vec<FoundSource>,
+    found: FoundTree,
     interpreters: &[Interpreter],
     options: &CompileOptions,
     workers: usize,
     timeout: Duration,
 ) -> CompileOutcome {
-    let mut outcome = CompileOutcome::default();
-    let dirs = DirSources::default();
-    let memo = match &config.cache_dir {
-        Some(dir) => Memo::load(dir),
-        None => Memo::disabled(),
+    let mut outcome = CompileOutcome {
+        tags_seen: found.tags,
+        ..CompileOutcome::default()
     };
-    for (root, source) in sources {
+    for (root, source) in found.sources {
         for (index, interpreter) in interpreters.iter().enumerate() {
             let Some(tag) = &interpreter.cache_tag else {
                 continue;
@@ -115,12 +132,10 @@ pub fn run(
                 let why = if options.force {
                     Some("forced".to_owned())
                 } else {
-                    match walk::candidate_for_file(&cache, &cache, None)
-                        .map(|c| check::judge_candidate(c, &dirs, &memo))
-                    {
-                        Some(Ok(entry)) if entry.verdict.state == State::Fresh => None,
-                        Some(Ok(entry)) => Some(entry.verdict.state.name().to_owned()),
-                        _ => Some("missing".to_owned()),
+                    match found.caches.get(&cache) {
+                        Some(State::Fresh) => None,
+                        Some(state) => Some(state.name().to_owned()),
+                        None => Some("missing".to_owned()),
                     }
                 };
                 match why {
@@ -140,7 +155,6 @@ pub fn run(
             }
         }
     }
-    memo.save();
     if options.dry_run {
         return outcome;
     }
