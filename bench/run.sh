@@ -13,9 +13,20 @@
 #           same-size edit with the mtime restored (only that file is compiled
 #           again); wall, CPU (with workers) and peak RSS (GNU time). Works on
 #           two copies under $BENCH_DIR/deep. Writes bench/results/deep.md.
+#   compile `pycguard compile -q --python CORPUS/bin/python` vs
+#           `python -m compileall -q -j0` on a copy without caches (a fresh copy
+#           per run), then `check --deep` on pycguard's result; and the no-op
+#           second run (`pycguard compile -q`, memo warm and cold, vs
+#           `compileall -q`). Writes bench/results/compile.md.
+#   clean   `pycguard clean -q` vs `pyclean -q` (a fresh copy per run), then the
+#           files each removed, compared. Writes bench/results/clean.md.
+#   fix     `pycguard fix` on a copy with 1% of the caches made stale (a fresh
+#           copy per run), then: only those caches changed, no source did,
+#           `check --deep` finds all fresh. Writes bench/results/fix.md.
+#           compile, clean and fix work on copies under $BENCH_DIR/NAME, with
+#           PYCGUARD_CACHE_DIR=$BENCH_DIR/NAME/memo, all removed afterwards.
 #   all     every section above, in order.
-#   (Later sections — check --deep, compile, clean vs pyclean, fix — are added
-#   as further section_NAME functions and listed in SECTIONS.)
+#   (Further sections are section_NAME functions listed in SECTIONS.)
 #
 # Every run first: installs hyperfine and GNU time with apt-get if missing
 # (Debian, as root), installs pyclean into $BENCH_DIR/tools (for the clean
@@ -28,6 +39,8 @@
 #   PYCGUARD_BENCH_RUNS    timed runs per command (default 15)
 #   PYCGUARD_BENCH_WARMUP  warm-up runs per command (default 3)
 #   PYCGUARD_BENCH_RSS_RUNS  runs per peak-RSS figure, the max is kept (default 3)
+#   PYCGUARD_BENCH_COPY_RUNS  runs per command that needs a fresh corpus copy per
+#                          run (compile, clean, fix; default 5, no warm-up)
 #
 # Time: `check` ~40-60 s once everything is in place (2 cores), `deep` ~3-4 min
 #   (two corpus copies, two full compiles of 24,776 sources); the first run
@@ -49,11 +62,12 @@ BENCH_DIR=${PYCGUARD_BENCH_DIR:-/tmp/pycguard-bench}
 RUNS=${PYCGUARD_BENCH_RUNS:-15}
 WARMUP=${PYCGUARD_BENCH_WARMUP:-3}
 RSS_RUNS=${PYCGUARD_BENCH_RSS_RUNS:-3}
+COPY_RUNS=${PYCGUARD_BENCH_COPY_RUNS:-5}
 PYCLEAN_VERSION=3.7.0
 GNU_TIME=/usr/bin/time
 
 # Sections in the order `all` runs them; each is a function section_NAME.
-SECTIONS=(check deep)
+SECTIONS=(check deep compile clean fix)
 
 # Caches must be judged and written the default way (this machine exports
 # PYTHONDONTWRITEBYTECODE=1; a pycache prefix would move caches elsewhere).
@@ -428,6 +442,593 @@ sys.exit("no __version__ line found")' "$tree") || { log "WARNING: could not edi
   } > "$out"
   cat "$out"
   log "written to $out (raw hyperfine data: $json)"
+}
+
+# ====================================================================== sections on copies
+# compile, clean and fix change the tree they run on, so they work only on fresh
+# `cp -a` copies of the corpus (mtimes preserved: the caches stay fresh) under
+# $BENCH_DIR/NAME, which is emptied when the section starts and removed when it
+# ends. Every pycguard command there runs with PYCGUARD_CACHE_DIR=$BENCH_DIR/NAME/memo,
+# so the user's scan memo and interpreter probes are neither used nor changed.
+
+# work_setup NAME: WORK_DIR=$BENCH_DIR/NAME (emptied), WORK_MEMO (pycguard's cache
+# directory for the section, not created), WORK_HELPER (tree.py, see write_tree_helper),
+# WORK_PYC: a copy of $PYCGUARD, so that a rebuild of target/ while the section runs
+# cannot mix two builds in one table (empty when pycguard did not build).
+work_setup() {
+  WORK_DIR="$BENCH_DIR/$1" WORK_MEMO="$BENCH_DIR/$1/memo" WORK_HELPER="$BENCH_DIR/$1/tree.py" WORK_PYC=""
+  rm -rf "$WORK_DIR"
+  mkdir -p "$WORK_DIR/empty"
+  # An interrupted run must not leave GBs of copies behind.
+  trap 'rm -rf -- "$WORK_DIR"; exit 130' INT TERM
+  write_tree_helper "$WORK_HELPER"
+  if [[ -n $PYCGUARD ]]; then
+    WORK_PYC="$WORK_DIR/pycguard"
+    cp "$PYCGUARD" "$WORK_PYC"
+  fi
+}
+
+work_done() {
+  log "removing $WORK_DIR"
+  rm -rf "$WORK_DIR"
+  trap - INT TERM
+}
+
+# prime_memo: let pycguard probe the interpreters once into WORK_MEMO (nothing of any
+# tree is remembered by that), so the timed runs do not include the probes.
+prime_memo() {
+  [[ -n $WORK_PYC ]] || return 0
+  PYCGUARD_CACHE_DIR=$WORK_MEMO "$WORK_PYC" interpreters --python "$CORPUS_PYTHON" "$WORK_DIR/empty" >/dev/null ||
+    log "WARNING: pycguard interpreters --python $CORPUS_PYTHON failed"
+}
+
+# fresh_copy_cmd SRC DST → shell command making DST a fresh `cp -a` copy of SRC, its
+# writes flushed (`sync`) so that write-back does not overlap the timed run.
+fresh_copy_cmd() { echo "rm -rf $(q "$2") && cp -a $(q "$1") $(q "$2") && sync"; }
+
+# hf_one JSON NAME WARMUP RUNS PREPARE CMD → "median mean stddev user+sys runs" of CMD
+# (hyperfine; PREPARE, if not empty, runs untimed before every run). When CMD fails:
+# logs its output from one more run and returns 1.
+hf_one() {
+  local json=$1 name=$2 warmup=$3 runs=$4 prepare=$5 cmd=$6 output
+  local -a hf=(hyperfine --shell=bash --style=basic --warmup "$warmup" --runs "$runs" --export-json "$json")
+  [[ -n $prepare ]] && hf+=(--prepare "$prepare")
+  log "hyperfine: $name ($warmup warm-up + $runs runs${prepare:+, --prepare before each})"
+  if "${hf[@]}" -n "$name" "$cmd" >&2; then
+    hf_stats "$json" 0
+    return 0
+  fi
+  log "WARNING: '$cmd' failed; its output on one more run:"
+  [[ -z $prepare ]] || bash -c "$prepare" >&2 || true
+  output=$(bash -c "$cmd" 2>&1) || true
+  printf '%s\n' "$output" | head -n 20 >&2 || true
+  return 1
+}
+
+# stats_row LABEL TREE MEMO STATS [WHY] → a table row; STATS as hf_one prints, or empty (n/a: WHY).
+stats_row() {
+  local m a s c k
+  if [[ -n $4 ]]; then
+    read -r m a s c k <<<"$4"
+    echo "| $1 | $2 | $3 | $(fmt_s "$m") | $(fmt_s "$a") ± $(fmt_s "$s") | $(fmt_s "$c") | $k |"
+  else
+    echo "| $1 | $2 | $3 | n/a (${5:-not run}) | | | |"
+  fi
+}
+
+# ratio_row LABEL NUM_STATS DEN_STATS OP TARGET → "| LABEL | x× | OP x× | met |" (medians;
+# OP "" = informational, no target).
+ratio_row() {
+  local r op=${4/>=/≥}
+  op=${op/<=/≤}
+  if [[ -z $2 || -z $3 ]]; then
+    echo "| $1 | n/a | ${4:+$op $5×} | |"
+    return 0
+  fi
+  r=$(ratio "${2%% *}" "${3%% *}")
+  if [[ -n $4 ]]; then
+    echo "| $1 | ${r}× | $op $5× | $(meets "$r" "$4" "$5") |"
+  else
+    echo "| $1 | ${r}× | (informational) | |"
+  fi
+}
+
+# section_env_md: environment_md without its hyperfine line (these sections give runs per row).
+section_env_md() {
+  environment_md | sed '/^- hyperfine/d'
+  echo "- $(hyperfine --version); OS page cache warm (each copy is made just before its run, then \`sync\`); copy time excluded (hyperfine \`--prepare\`)"
+  if [[ -n $WORK_PYC ]]; then
+    echo "- pycguard: \`$WORK_PYC\`, a copy of \`$PYCGUARD\` made when the section started; its memo: \`PYCGUARD_CACHE_DIR=$WORK_MEMO\` (not the user's)"
+  else
+    echo "- pycguard: not measured (${BUILD_ERROR:-no binary})"
+  fi
+}
+
+# write_tree_helper FILE: the Python helper these sections run with the corpus's interpreter.
+#   stale ROOT EVERY OUT       append a comment line to every EVERY-th .py (sorted paths)
+#                              that has a cache; list them in OUT
+#   snap ROOT OUT              caches: inode + mtime; .py: sha256; other entries: type, size, mtime
+#   fixdiff BEFORE AFTER STALE EVERY  Markdown bullets; exit 1 unless exactly the stale
+#                              sources' caches changed and nothing else did
+#   unchanged BEFORE AFTER     Markdown bullet; exit 1 if any cache changed, appeared or vanished
+#   list ROOT OUT              every entry with its type (symlinks not followed)
+#   cleandiff BEFORE_A AFTER_A BEFORE_B AFTER_B  Markdown bullets comparing what two
+#                              cleaners removed; exit 1 unless the same set
+write_tree_helper() {
+  cat >"$1" <<'EOF'
+import hashlib, importlib.util, json, os, sys
+
+
+def walk(root):
+    """(relative path, kind) of every entry under root; kind f/d/l/o; symlinks not followed."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                kind = "l"
+            elif name in dirnames:
+                kind = "d"
+            else:
+                kind = "f" if os.path.isfile(p) else "o"
+            yield os.path.relpath(p, root), kind
+
+
+def is_cache(rel):
+    return rel.endswith((".pyc", ".pyo"))
+
+
+def some(items, n=10):
+    items = sorted(items)
+    more = " … and %d more" % (len(items) - n) if len(items) > n else ""
+    return ", ".join("`%s`" % i for i in items[:n]) + more
+
+
+def cmd_stale(root, every, out):
+    srcs = sorted((r for r, k in walk(root) if k == "f" and r.endswith(".py")), key=os.fsencode)
+    cached = [s for s in srcs if os.path.isfile(os.path.join(root, importlib.util.cache_from_source(s)))]
+    picked = cached[:: int(every)]
+    for s in picked:
+        with open(os.path.join(root, s), "ab") as f:
+            f.write(b"\n# pycguard bench: made stale\n")
+    with open(out, "w") as f:
+        f.write("".join(s + "\n" for s in picked))
+
+
+def cmd_snap(root, out):
+    snap = {"caches": {}, "sources": {}, "others": {}}
+    for rel, kind in walk(root):
+        p = os.path.join(root, rel)
+        st = os.lstat(p)
+        if kind == "f" and is_cache(rel):
+            snap["caches"][rel] = [st.st_ino, st.st_mtime_ns]
+        elif kind == "f" and rel.endswith(".py"):
+            with open(p, "rb") as f:
+                snap["sources"][rel] = hashlib.sha256(f.read()).hexdigest()
+        elif kind == "d":
+            snap["others"][rel] = [kind]   # a directory's mtime changes with its entries
+        else:
+            snap["others"][rel] = [kind, st.st_size, st.st_mtime_ns]
+    with open(out, "w") as f:
+        json.dump(snap, f)
+
+
+def changes(b, a):
+    common = b.keys() & a.keys()
+    return {k for k in common if b[k] != a[k]}, a.keys() - b.keys(), b.keys() - a.keys()
+
+
+def cmd_fixdiff(before, after, stale_list, every):
+    b, a = (json.load(open(p)) for p in (before, after))
+    with open(stale_list) as f:
+        stale = [line.rstrip("\n") for line in f]
+    expected = {importlib.util.cache_from_source(s) for s in stale}
+    changed, added, removed = changes(b["caches"], a["caches"])
+    new_inode = {c for c in changed if b["caches"][c][0] != a["caches"][c][0]}
+    unexpected, untouched = changed - expected, expected - changed
+    s_changed, s_added, s_removed = changes(b["sources"], a["sources"])
+    o_changed, o_added, o_removed = changes(b["others"], a["others"])
+    s_all, o_all = s_changed | s_added | s_removed, o_changed | o_added | o_removed
+    ok = not (unexpected or untouched or added or removed or s_all or o_all)
+    print("- sources made stale: %d (every %sth of the sorted `.py` paths that have a cache; one comment line appended, so size and mtime changed)" % (len(stale), every))
+    print("- caches before / after: %d / %d (appeared %d, vanished %d)%s%s" % (
+        len(b["caches"]), len(a["caches"]), len(added), len(removed),
+        ": appeared " + some(added) if added else "", "; vanished " + some(removed) if removed else ""))
+    print("- caches changed (inode or mtime): %d — %d of the %d stale ones (%d with a new inode, %d rewritten in place)" % (
+        len(changed), len(changed & expected), len(expected), len(new_inode), len(changed - new_inode)))
+    print("- stale caches left unchanged: %d%s" % (len(untouched), ": " + some(untouched) if untouched else ""))
+    print("- fresh caches changed: %d of %d%s" % (len(unexpected), len(b["caches"]) - len(expected), ": " + some(unexpected) if unexpected else ""))
+    print("- sources (`.py`, sha256): %d compared, %d changed, %d appeared or vanished%s" % (
+        len(b["sources"]), len(s_changed), len(s_added | s_removed), ": " + some(s_all) if s_all else ""))
+    print("- other entries (files: size + mtime, symlinks, directories): %d compared, %d changed, %d appeared or vanished%s" % (
+        len(b["others"]), len(o_changed), len(o_added | o_removed), ": " + some(o_all) if o_all else ""))
+    print("- touched exactly the stale caches and nothing else: %s" % ("yes" if ok else "**no**"))
+    sys.exit(0 if ok else 1)
+
+
+def cmd_unchanged(before, after):
+    b, a = (json.load(open(p)) for p in (before, after))
+    changed, added, removed = changes(b["caches"], a["caches"])
+    bad = changed | added | removed
+    print("- caches rewritten, added or removed by the no-op runs: %d of %d%s" % (len(bad), len(b["caches"]), ": " + some(bad) if bad else ""))
+    sys.exit(1 if bad else 0)
+
+
+def cmd_list(root, out):
+    with open(out, "w") as f:
+        json.dump(dict(walk(root)), f)
+
+
+def cmd_cleandiff(before_a, after_a, before_b, after_b):
+    ba, aa, bb, ab = (json.load(open(p)) for p in (before_a, after_a, before_b, after_b))
+    rem_a, rem_b = ba.keys() - aa.keys(), bb.keys() - ab.keys()
+    new_a, new_b = aa.keys() - ba.keys(), ab.keys() - bb.keys()
+
+    def kinds(paths, tree):
+        files = [p for p in paths if tree[p] == "f"]
+        dirs = [p for p in paths if tree[p] == "d"]
+        other = len(paths) - len(files) - len(dirs)
+        return "%d files (%d of them `.pyc`/`.pyo`) + %d directories (%d of them `__pycache__`)%s" % (
+            len(files), sum(map(is_cache, files)), len(dirs),
+            sum(os.path.basename(d) == "__pycache__" for d in dirs), " + %d other" % other if other else "")
+
+    def left(tree):
+        return sum(1 for p in tree if is_cache(p) or os.path.basename(p) == "__pycache__")
+
+    print("- before: %d entries in each copy (identical listings: %s)" % (len(ba), "yes" if ba == bb else "**no**"))
+    print("- removed by `pycguard clean`: %s" % kinds(rem_a, ba))
+    print("- removed by `pyclean`: %s" % kinds(rem_b, bb))
+    print("- removed by both: %d; only by pycguard: %d%s; only by pyclean: %d%s" % (
+        len(rem_a & rem_b), len(rem_a - rem_b), " (" + some(rem_a - rem_b) + ")" if rem_a - rem_b else "",
+        len(rem_b - rem_a), " (" + some(rem_b - rem_a) + ")" if rem_b - rem_a else ""))
+    print("- entries that appeared: pycguard %d%s, pyclean %d%s" % (
+        len(new_a), " (" + some(new_a) + ")" if new_a else "", len(new_b), " (" + some(new_b) + ")" if new_b else ""))
+    print("- caches or `__pycache__` directories left: pycguard %d, pyclean %d" % (left(aa), left(ab)))
+    same = rem_a == rem_b and not new_a and not new_b and ba == bb
+    print("- same set removed: %s" % ("yes" if same else "**no**"))
+    sys.exit(0 if same else 1)
+
+
+commands = {"stale": cmd_stale, "snap": cmd_snap, "fixdiff": cmd_fixdiff,
+            "unchanged": cmd_unchanged, "list": cmd_list, "cleandiff": cmd_cleandiff}
+commands[sys.argv[1]](*sys.argv[2:])
+EOF
+}
+
+# count_pyc DIR → number of .pyc files under DIR (0 when DIR does not exist).
+count_pyc() {
+  if [[ -d $1 ]]; then find "$1" -name '*.pyc' | wc -l; else echo 0; fi
+}
+
+# deep_verdict RC → how `check -q --deep` ended, for the results.
+deep_verdict() {
+  if (($1 == 0)); then echo "exit 0: every cache fresh"; else echo "exit $1: **not all fresh**"; fi
+}
+
+# tree_py CMD ARGS...: run the helper written by work_setup.
+tree_py() { "$CORPUS_BASE_PYTHON" "$WORK_HELPER" "$@"; }
+
+# compile: (a) a tree without caches, `pycguard compile --python` vs `compileall -j0`
+# (fresh stripped copy per run), then `check --deep` proves pycguard's output; (b) the
+# no-op second run on that compiled tree, memo warm and cold, vs compileall's no-op.
+section_compile() {
+  local out="$RESULTS_DIR/compile.md" raw="$BENCH_DIR/compile-hyperfine"
+  work_setup compile
+  rm -rf "$raw" && mkdir -p "$raw"
+  local stripped="$WORK_DIR/stripped" t_pyc="$WORK_DIR/tree-pycguard" t_cmp="$WORK_DIR/tree-compileall"
+  local mem cmd_a_pyc="" cmd_a_cmp prep_a_pyc prep_a_cmp
+  local s_a_pyc="" s_a_cmp="" why_a="${BUILD_ERROR:-not run}"
+  mem="PYCGUARD_CACHE_DIR=$(q "$WORK_MEMO")"
+
+  log "compile: a copy of the corpus without __pycache__ directories ($stripped)"
+  cp -a "$CORPUS" "$stripped"
+  find "$stripped" -name __pycache__ -type d -prune -exec rm -rf {} +
+  local left
+  left=$(find "$stripped" \( -name '*.pyc' -o -name '*.pyo' \) | wc -l)
+  ((left == 0)) || die "$left caches left in $stripped after removing every __pycache__"
+  prime_memo
+
+  prep_a_pyc=$(fresh_copy_cmd "$stripped" "$t_pyc")
+  prep_a_cmp=$(fresh_copy_cmd "$stripped" "$t_cmp")
+  cmd_a_cmp="$(q "$CORPUS_PYTHON") -m compileall -q -j0 $(q "$t_cmp")"
+  [[ -n $WORK_PYC ]] && cmd_a_pyc="$mem $(q "$WORK_PYC") compile -q --python $(q "$CORPUS_PYTHON") $(q "$t_pyc")"
+  if [[ -n $cmd_a_pyc ]]; then
+    s_a_pyc=$(hf_one "$raw/a-pycguard.json" "pycguard compile (no caches)" 0 "$COPY_RUNS" "$prep_a_pyc" "$cmd_a_pyc") ||
+      { s_a_pyc="" why_a="failed, see the log"; FAILED=1; }
+  fi
+  s_a_cmp=$(hf_one "$raw/a-compileall.json" "compileall -j0 (no caches)" 0 "$COPY_RUNS" "$prep_a_cmp" "$cmd_a_cmp") ||
+    { s_a_cmp=""; FAILED=1; }
+  local n_pyc n_cmp
+  n_pyc=$(count_pyc "$t_pyc")
+  n_cmp=$(count_pyc "$t_cmp")
+  rm -rf "$t_cmp" "$stripped"
+
+  # Is what pycguard wrote right? --deep compiles every source again and compares the code.
+  local deep_out="" deep_rc="" deep_cmd=""
+  if [[ -n $s_a_pyc ]]; then
+    deep_cmd="$mem $(q "$WORK_PYC") check -q --deep --python $(q "$CORPUS_PYTHON") $(q "$t_pyc")"
+    log "verifying the tree pycguard compiled (last timed run): $deep_cmd"
+    deep_rc=0
+    deep_out=$(bash -c "$deep_cmd" 2>&1) || deep_rc=$?
+    ((deep_rc == 0)) || { log "WARNING: check --deep exited $deep_rc on the tree pycguard compiled"; FAILED=1; }
+  fi
+
+  # (b) the no-op second run, on the tree pycguard compiled (else a copy of the corpus).
+  local noop="$t_pyc" noop_what="the tree \`pycguard compile\` wrote in its last timed run"
+  if [[ -z $s_a_pyc ]]; then
+    noop="$WORK_DIR/tree-noop" noop_what="a \`cp -a\` copy of the corpus (pycguard's compile did not run)"
+    cp -a "$CORPUS" "$noop"
+  fi
+  tree_py snap "$noop" "$WORK_DIR/noop-before.json"
+  local cold="$WORK_DIR/memo-cold" cmd_b_warm="" cmd_b_cold="" cmd_b_cmp prep_b_cold
+  local s_b_warm="" s_b_cold="" s_b_cmp="" why_b="${BUILD_ERROR:-not run}"
+  cmd_b_cmp="$(q "$CORPUS_PYTHON") -m compileall -q $(q "$noop")"
+  prep_b_cold="rm -rf $(q "$cold")"
+  if [[ -n $WORK_PYC ]]; then
+    cmd_b_warm="$mem $(q "$WORK_PYC") compile -q $(q "$noop")"
+    cmd_b_cold="PYCGUARD_CACHE_DIR=$(q "$cold") $(q "$WORK_PYC") compile -q $(q "$noop")"
+    s_b_warm=$(hf_one "$raw/b-pycguard-warm.json" "pycguard compile no-op (memo warm)" "$WARMUP" "$RUNS" "" "$cmd_b_warm") ||
+      { s_b_warm="" why_b="failed, see the log"; FAILED=1; }
+    s_b_cold=$(hf_one "$raw/b-pycguard-cold.json" "pycguard compile no-op (memo cold)" "$WARMUP" "$RUNS" "$prep_b_cold" "$cmd_b_cold") ||
+      { s_b_cold="" why_b="failed, see the log"; FAILED=1; }
+  fi
+  s_b_cmp=$(hf_one "$raw/b-compileall.json" "compileall no-op" "$WARMUP" "$RUNS" "" "$cmd_b_cmp") || { s_b_cmp=""; FAILED=1; }
+  tree_py snap "$noop" "$WORK_DIR/noop-after.json"
+  local noop_check noop_rc=0
+  noop_check=$(tree_py unchanged "$WORK_DIR/noop-before.json" "$WORK_DIR/noop-after.json") || noop_rc=$?
+  ((noop_rc == 0)) || { log "WARNING: the no-op compile runs changed caches"; FAILED=1; }
+
+  mkdir -p "$RESULTS_DIR"
+  {
+    echo "## compile: \`pycguard compile\` vs \`python -m compileall\`"
+    echo
+    section_env_md
+    echo
+    echo "(a) a copy of the corpus with every \`__pycache__\` removed ($CORPUS_SOURCES sources), a fresh copy before every run:"
+    echo
+    echo "| command | tree | pycguard memo | median wall | mean ± σ | user+sys (mean) | runs |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: |"
+    stats_row "\`pycguard compile -q --python CORPUS/bin/python\`" "no caches" "new tree: none of its files remembered; interpreter probes remembered" "$s_a_pyc" "$why_a"
+    stats_row "\`python -m compileall -q -j0\` ($CORPUS_PYTHON_VERSION)" "no caches" "—" "$s_a_cmp" "failed, see the log"
+    echo
+    echo "(b) the no-op second run on $noop_what ($CORPUS_SOURCES fresh caches), all runs on the same tree:"
+    echo
+    echo "| command | tree | pycguard memo | median wall | mean ± σ | user+sys (mean) | runs |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: |"
+    stats_row "\`pycguard compile -q\`" "up to date" "warm (after $WARMUP warm-up run(s) on this tree)" "$s_b_warm" "$why_b"
+    stats_row "\`pycguard compile -q\`" "up to date" "cold (directory deleted before every run: no scan memo, no interpreter probes)" "$s_b_cold" "$why_b"
+    stats_row "\`python -m compileall -q\` (no-op pass)" "up to date" "—" "$s_b_cmp" "failed, see the log"
+    echo
+    echo "| ratio (medians) | value | target | met |"
+    echo "| --- | ---: | ---: | :---: |"
+    ratio_row "(a) compileall -j0 / pycguard compile, no caches" "$s_a_cmp" "$s_a_pyc" '>=' 1
+    ratio_row "(b) compileall / pycguard compile, no-op, memo warm" "$s_b_cmp" "$s_b_warm" '>=' 5
+    ratio_row "(b) compileall / pycguard compile, no-op, memo cold" "$s_b_cmp" "$s_b_cold" "" ""
+    echo
+    echo "user+sys of \`compileall -j0\` misses its workers: Python 3.12's compileall runs them under a forkserver that is never waited for, so their CPU is not counted (with \`-j1\` it is)."
+    echo
+    echo "Checks:"
+    echo
+    echo "- caches written in the last timed run of (a): pycguard $n_pyc, compileall $n_cmp (of $CORPUS_SOURCES sources)"
+    if [[ -n $deep_rc ]]; then
+      echo "- \`check -q --deep\` on the tree pycguard compiled: $(deep_verdict "$deep_rc")"
+    else
+      echo "- \`check -q --deep\` on the tree pycguard compiled: not run (pycguard's compile did not run)"
+    fi
+    printf '%s\n' "$noop_check"
+    if [[ -n $deep_out ]]; then
+      echo
+      echo '```'
+      printf '%s\n' "$deep_out"
+      echo '```'
+    fi
+    echo
+    echo "Commands (\`--prepare\` runs untimed before each run; hyperfine runs them through bash):"
+    echo
+    echo '```'
+    echo "# (a) prepare: $prep_a_pyc"
+    [[ -n $cmd_a_pyc ]] && echo "$cmd_a_pyc"
+    echo "# (a) prepare: $prep_a_cmp"
+    echo "$cmd_a_cmp"
+    [[ -n $deep_cmd ]] && echo "$deep_cmd"
+    [[ -n $cmd_b_warm ]] && echo "$cmd_b_warm"
+    if [[ -n $cmd_b_cold ]]; then
+      echo "# (b) prepare: $prep_b_cold"
+      echo "$cmd_b_cold"
+    fi
+    echo "$cmd_b_cmp"
+    echo '```'
+  } >"$out"
+  cat "$out"
+  log "written to $out (raw hyperfine data: $raw/)"
+  work_done
+}
+
+# clean: `pycguard clean -q` vs `pyclean -q` (and pyclean kept out of the venv's lib64 ->
+# lib symlink, which it otherwise follows), a fresh copy before every run; then what each
+# removed from a copy of its own, compared file by file.
+section_clean() {
+  local out="$RESULTS_DIR/clean.md" raw="$BENCH_DIR/clean-hyperfine" pyclean="$BENCH_DIR/tools/bin/pyclean"
+  work_setup clean
+  rm -rf "$raw" && mkdir -p "$raw"
+  local tree="$WORK_DIR/tree" prep mem cmd_pyc="" cmd_pc cmd_pc2
+  local s_pyc="" s_pc="" s_pc2="" why="${BUILD_ERROR:-not run}"
+  mem="PYCGUARD_CACHE_DIR=$(q "$WORK_MEMO")"
+  prep=$(fresh_copy_cmd "$CORPUS" "$tree")
+  cmd_pc="$(q "$pyclean") -q $(q "$tree")"
+  cmd_pc2="$(q "$pyclean") -q $(q "$tree") --ignore lib64"
+  [[ -n $WORK_PYC ]] && cmd_pyc="$mem $(q "$WORK_PYC") clean -q $(q "$tree")"
+
+  if [[ -n $cmd_pyc ]]; then
+    s_pyc=$(hf_one "$raw/pycguard.json" "pycguard clean" 0 "$COPY_RUNS" "$prep" "$cmd_pyc") ||
+      { s_pyc="" why="failed, see the log"; FAILED=1; }
+  fi
+  s_pc=$(hf_one "$raw/pyclean.json" "pyclean" 0 "$COPY_RUNS" "$prep" "$cmd_pc") || { s_pc=""; FAILED=1; }
+  s_pc2=$(hf_one "$raw/pyclean-ignore-lib64.json" "pyclean --ignore lib64" 0 "$COPY_RUNS" "$prep" "$cmd_pc2") || { s_pc2=""; FAILED=1; }
+  local memo_state="not used (clean created no memo directory)"
+  [[ -e $WORK_MEMO ]] && memo_state="new tree: none of its files remembered"
+  rm -rf "$tree"
+
+  # Same files removed? One fresh copy per tool, listed before and after.
+  local diff_out="" diff_rc=""
+  if [[ -n $WORK_PYC ]]; then
+    log "clean: comparing what each tool removes (two fresh copies)"
+    local a="$WORK_DIR/tree-pycguard" b="$WORK_DIR/tree-pyclean"
+    cp -a "$CORPUS" "$a"
+    cp -a "$CORPUS" "$b"
+    tree_py list "$a" "$WORK_DIR/a-before.json"
+    tree_py list "$b" "$WORK_DIR/b-before.json"
+    PYCGUARD_CACHE_DIR=$WORK_MEMO "$WORK_PYC" clean -q "$a" >/dev/null || log "WARNING: pycguard clean exited $?"
+    "$pyclean" -q "$b" >/dev/null || log "WARNING: pyclean exited $?"
+    tree_py list "$a" "$WORK_DIR/a-after.json"
+    tree_py list "$b" "$WORK_DIR/b-after.json"
+    diff_rc=0
+    diff_out=$(tree_py cleandiff "$WORK_DIR/a-before.json" "$WORK_DIR/a-after.json" \
+      "$WORK_DIR/b-before.json" "$WORK_DIR/b-after.json") || diff_rc=$?
+    ((diff_rc == 0)) || log "WARNING: pycguard clean and pyclean removed different sets"
+  fi
+
+  mkdir -p "$RESULTS_DIR"
+  {
+    echo "## clean: \`pycguard clean\` vs \`pyclean\` $PYCLEAN_VERSION"
+    echo
+    section_env_md
+    echo
+    echo "Each run on a fresh \`cp -a\` copy of the corpus ($CORPUS_CACHES caches in $(find "$CORPUS" -name __pycache__ -type d | wc -l) \`__pycache__\` directories):"
+    echo
+    echo "| command | tree | pycguard memo | median wall | mean ± σ | user+sys (mean) | runs |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: |"
+    stats_row "\`pycguard clean -q\`" "copy of the corpus" "$memo_state" "$s_pyc" "$why"
+    stats_row "\`pyclean -q\` (removes \`.pyc\`/\`.pyo\` files and emptied \`__pycache__\` by default)" "copy of the corpus" "—" "$s_pc" "failed, see the log"
+    stats_row "\`pyclean -q COPY --ignore lib64\` (informational: without its second walk through the venv's \`lib64 -> lib\` symlink)" "copy of the corpus" "—" "$s_pc2" "failed, see the log"
+    echo
+    echo "| ratio (medians) | value | target | met |"
+    echo "| --- | ---: | ---: | :---: |"
+    ratio_row "pyclean / pycguard clean" "$s_pc" "$s_pyc" '>=' 1.5
+    ratio_row "pyclean --ignore lib64 / pycguard clean" "$s_pc2" "$s_pyc" "" ""
+    echo
+    echo "What each removed (one more fresh copy each; every entry listed before and after, symlinks not followed):"
+    echo
+    if [[ -n $diff_rc ]]; then
+      printf '%s\n' "$diff_out"
+    else
+      echo "- not compared (no pycguard binary)"
+    fi
+    echo
+    echo "Commands (\`--prepare\` runs untimed before each run; hyperfine runs them through bash):"
+    echo
+    echo '```'
+    echo "# prepare: $prep"
+    [[ -n $cmd_pyc ]] && echo "$cmd_pyc"
+    echo "$cmd_pc"
+    echo "$cmd_pc2"
+    echo '```'
+  } >"$out"
+  cat "$out"
+  log "written to $out (raw hyperfine data: $raw/)"
+  work_done
+}
+
+# fix: 1% of the caches made stale on a fresh copy per run (every STALE_EVERY-th source
+# gets a comment line); `pycguard fix` timed (and `compileall -j0` on the same kind of
+# tree, for scale); then, on the last timed tree: exactly those caches changed (inode or
+# mtime), no other cache and no source did, and `check --deep` finds everything fresh.
+STALE_EVERY=100
+section_fix() {
+  local out="$RESULTS_DIR/fix.md" raw="$BENCH_DIR/fix-hyperfine"
+  work_setup fix
+  rm -rf "$raw" && mkdir -p "$raw"
+  local tree="$WORK_DIR/tree" t_cmp="$WORK_DIR/tree-compileall" mem prep prep_cmp cmd="" cmd_cmp
+  local s_fix="" s_cmp="" why="${BUILD_ERROR:-not run}" py_helper
+  mem="PYCGUARD_CACHE_DIR=$(q "$WORK_MEMO")"
+  py_helper="$(q "$CORPUS_BASE_PYTHON") $(q "$WORK_HELPER")"
+  prep="rm -rf $(q "$tree") && cp -a $(q "$CORPUS") $(q "$tree")"
+  prep+=" && $py_helper stale $(q "$tree") $STALE_EVERY $(q "$WORK_DIR/stale.txt")"
+  prep+=" && $py_helper snap $(q "$tree") $(q "$WORK_DIR/before.json") && sync"
+  prep_cmp="rm -rf $(q "$t_cmp") && cp -a $(q "$CORPUS") $(q "$t_cmp")"
+  prep_cmp+=" && $py_helper stale $(q "$t_cmp") $STALE_EVERY $(q "$WORK_DIR/stale-compileall.txt") && sync"
+  cmd_cmp="$(q "$CORPUS_PYTHON") -m compileall -q -j0 $(q "$t_cmp")"
+  [[ -n $WORK_PYC ]] && cmd="$mem $(q "$WORK_PYC") fix $(q "$tree") >$(q "$WORK_DIR/fix.out") 2>&1"
+  prime_memo
+
+  s_cmp=$(hf_one "$raw/compileall.json" "compileall -j0 (1% stale)" 0 "$COPY_RUNS" "$prep_cmp" "$cmd_cmp") || { s_cmp=""; FAILED=1; }
+  rm -rf "$t_cmp"
+  if [[ -n $cmd ]]; then
+    s_fix=$(hf_one "$raw/pycguard.json" "pycguard fix (1% stale)" 0 "$COPY_RUNS" "$prep" "$cmd") ||
+      { s_fix="" why="failed, see the log"; FAILED=1; }
+  fi
+
+  local diff_out="" diff_rc="" deep_out="" deep_rc="" deep_cmd="" fix_out=""
+  if [[ -n $s_fix ]]; then
+    log "fix: comparing the last timed tree with its snapshot before the fix"
+    fix_out=$(cat "$WORK_DIR/fix.out")
+    tree_py snap "$tree" "$WORK_DIR/after.json"
+    diff_rc=0
+    diff_out=$(tree_py fixdiff "$WORK_DIR/before.json" "$WORK_DIR/after.json" "$WORK_DIR/stale.txt" "$STALE_EVERY") || diff_rc=$?
+    ((diff_rc == 0)) || { log "WARNING: pycguard fix touched more or less than the stale caches"; FAILED=1; }
+    deep_cmd="$mem $(q "$WORK_PYC") check -q --deep --python $(q "$CORPUS_PYTHON") $(q "$tree")"
+    log "fix: $deep_cmd"
+    deep_rc=0
+    deep_out=$(bash -c "$deep_cmd" 2>&1) || deep_rc=$?
+    ((deep_rc == 0)) || { log "WARNING: check --deep exited $deep_rc after pycguard fix"; FAILED=1; }
+  fi
+
+  local n_stale="?" f
+  for f in "$WORK_DIR/stale.txt" "$WORK_DIR/stale-compileall.txt"; do
+    if [[ -f $f ]]; then n_stale=$(wc -l <"$f"); break; fi
+  done
+  mkdir -p "$RESULTS_DIR"
+  {
+    echo "## fix: \`pycguard fix\` on a tree with 1% of its caches stale"
+    echo
+    section_env_md
+    echo
+    echo "Each run on a fresh \`cp -a\` copy of the corpus in which every ${STALE_EVERY}th source (sorted paths) got a comment line appended, so $n_stale of its $CORPUS_CACHES caches are stale:"
+    echo
+    echo "| command | tree | pycguard memo | median wall | mean ± σ | user+sys (mean) | runs |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: |"
+    stats_row "\`pycguard fix\`" "1% stale" "new tree: none of its files remembered; interpreter probes remembered" "$s_fix" "$why"
+    stats_row "\`python -m compileall -q -j0\` (informational: the repair users run today)" "1% stale" "—" "$s_cmp" "failed, see the log"
+    echo
+    echo "| ratio (medians) | value | target | met |"
+    echo "| --- | ---: | ---: | :---: |"
+    ratio_row "compileall -j0 / pycguard fix" "$s_cmp" "$s_fix" "" ""
+    echo
+    echo "user+sys of \`compileall -j0\` misses its workers (Python 3.12 runs them under a forkserver that is never waited for)."
+    echo
+    echo "What the last timed \`pycguard fix\` changed (snapshot taken by the prepare step, compared after the run):"
+    echo
+    if [[ -n $diff_rc ]]; then
+      printf '%s\n' "$diff_out"
+      echo "- \`check -q --deep\` afterwards: $(deep_verdict "$deep_rc")"
+      echo
+      echo "\`pycguard fix\` (last lines of its output):"
+      echo
+      echo '```'
+      printf '%s\n' "$fix_out" | tail -n 3
+      echo '```'
+      echo
+      echo "\`check -q --deep\`:"
+      echo
+      echo '```'
+      printf '%s\n' "$deep_out"
+      echo '```'
+    else
+      echo "- not checked (\`pycguard fix\` did not run)"
+    fi
+    echo
+    echo "Commands (\`--prepare\` runs untimed before each run; hyperfine runs them through bash):"
+    echo
+    echo '```'
+    echo "# prepare: $prep"
+    [[ -n $cmd ]] && echo "$cmd"
+    echo "# prepare: $prep_cmp"
+    echo "$cmd_cmp"
+    [[ -n $deep_cmd ]] && echo "$deep_cmd"
+    echo '```'
+  } >"$out"
+  cat "$out"
+  log "written to $out (raw hyperfine data: $raw/)"
+  work_done
 }
 
 # ====================================================================== main
