@@ -103,9 +103,8 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
         walk::walk_root(root, &options, &sink);
     }
     memo.save();
-    let mut found = found.into_inner().expect("poisoned");
-    found.sources.sort_by(|a, b| a.1.cmp(&b.1));
-    found
+    // Unsorted: the order of compile jobs does not matter (listings are sorted instead).
+    found.into_inner().expect("poisoned")
 }
 
 /// Plan and (unless dry) compile.
@@ -156,6 +155,9 @@ pub fn run(
         }
     }
     if options.dry_run {
+        outcome
+            .planned
+            .sort_by(|a, b| a.task.source.as_os_str().cmp(b.task.source.as_os_str()));
         return outcome;
     }
     for (index, interpreter) in interpreters.iter().enumerate() {
