@@ -45,10 +45,13 @@
 # Time: `check` ~40-60 s once everything is in place (2 cores), `deep` ~3-4 min
 #   (two corpus copies, two full compiles of 24,776 sources); the first run
 #   also builds the corpus (~2 min with a warm pip cache, see corpus.sh) and
-#   pycguard (~1 min), and may apt-get install.
+#   pycguard (~1 min), and may apt-get install. With 5 runs per copy-based
+#   command (2 cores, copies ~15-20 s each): `compile` ~9 min, `clean` ~9 min,
+#   `fix` ~5 min.
 # Disk: ~5.2 GB under $BENCH_DIR (corpus 1.1 GB + corpus4x 4.1 GB; `deep`
-#   adds two 1.1 GB copies under $BENCH_DIR/deep, replaced on every run), ~20 MB
-#   of tools; results/*.md are a few KB.
+#   adds two 1.1 GB copies under $BENCH_DIR/deep, replaced on every run; while
+#   they run, `compile` needs ~3.3 GB more and `clean`/`fix` ~2.2 GB, removed
+#   at their end), ~20 MB of tools; results/*.md are a few KB.
 #
 # Exit status: 0 when every section ran (targets missed are reported, not
 # failures), 1 when something could not be measured (e.g. pycguard did not
@@ -323,7 +326,7 @@ section_check() {
 section_deep() {
   local out="$RESULTS_DIR/deep.md" json="$BENCH_DIR/deep-hyperfine.json"
   local work="$BENCH_DIR/deep" tree cmp store edited first_out edit_out
-  local fw fu fs fm cw cu cs cm ew eu es em rss2 w2 rc
+  local fw fu fs fm cw cu cs cm ew eu es em rss2 rc
   tree="$work/tree" cmp="$work/compileall-tree" store="$work/store"
   if [[ -z $PYCGUARD ]]; then
     log "WARNING: no pycguard binary (${BUILD_ERROR:-not built}); section deep skipped"
@@ -354,9 +357,9 @@ section_deep() {
   local cmd2
   cmd2="$(q "$PYCGUARD") check --deep -q --cache-dir $(q "$store") $(q "$tree") >/dev/null; test \$? -le 1"
   hyperfine --shell=bash --style=basic --warmup 1 --runs "$RUNS" --export-json "$json" -n "pycguard check --deep -q (second run)" "$cmd2" >&2
-  local m2 a2 s2 c2 n2
-  read -r m2 a2 s2 c2 n2 < <(hf_stats "$json" 0)
-  read -r rss2 w2 < <(peak_rss "$PYCGUARD" check --deep -q --cache-dir "$store" "$tree") || FAILED=1
+  local m2 c2 n2
+  read -r m2 _ _ c2 n2 < <(hf_stats "$json" 0)
+  read -r rss2 _ < <(peak_rss "$PYCGUARD" check --deep -q --cache-dir "$store" "$tree") || FAILED=1
   local second_out
   second_out=$("$PYCGUARD" check --deep -q --cache-dir "$store" "$tree" 2>&1) || true
 
@@ -487,19 +490,28 @@ prime_memo() {
 fresh_copy_cmd() { echo "rm -rf $(q "$2") && cp -a $(q "$1") $(q "$2") && sync"; }
 
 # hf_one JSON NAME WARMUP RUNS PREPARE CMD → "median mean stddev user+sys runs" of CMD
-# (hyperfine; PREPARE, if not empty, runs untimed before every run). When CMD fails:
-# logs its output from one more run and returns 1.
+# (hyperfine; PREPARE, if not empty, runs untimed before every run, its stderr appended
+# to JSON.prepare.log). A failed series is retried once (a copy can fail for reasons of
+# its own); if it fails again, logs the prepare errors and CMD's output from one more
+# run, and returns 1.
 hf_one() {
-  local json=$1 name=$2 warmup=$3 runs=$4 prepare=$5 cmd=$6 output
+  local json=$1 name=$2 warmup=$3 runs=$4 prepare=$5 cmd=$6 output attempt plog="$1.prepare.log"
   local -a hf=(hyperfine --shell=bash --style=basic --warmup "$warmup" --runs "$runs" --export-json "$json")
-  [[ -n $prepare ]] && hf+=(--prepare "$prepare")
-  log "hyperfine: $name ($warmup warm-up + $runs runs${prepare:+, --prepare before each})"
-  if "${hf[@]}" -n "$name" "$cmd" >&2; then
-    hf_stats "$json" 0
-    return 0
-  fi
-  log "WARNING: '$cmd' failed; its output on one more run:"
-  [[ -z $prepare ]] || bash -c "$prepare" >&2 || true
+  [[ -n $prepare ]] && hf+=(--prepare "{ $prepare; } 2>>$(q "$plog")")
+  for attempt in 1 2; do
+    log "hyperfine: $name ($warmup warm-up + $runs runs${prepare:+, --prepare before each})$( ((attempt == 1)) || echo ': second attempt')"
+    if "${hf[@]}" -n "$name" "$cmd" >&2; then
+      hf_stats "$json" 0
+      return 0
+    fi
+    log "WARNING: hyperfine failed on '$name' (attempt $attempt)"
+    if [[ -s $plog ]]; then
+      log "stderr of its prepare step:"
+      tail -n 10 "$plog" | sed 's/^/  /' >&2
+    fi
+  done
+  log "WARNING: '$cmd' failed twice; its output on one more run:"
+  [[ -z $prepare ]] || bash -c "$prepare" >&2 || log "the prepare step failed too (exit $?)"
   output=$(bash -c "$cmd" 2>&1) || true
   printf '%s\n' "$output" | head -n 20 >&2 || true
   return 1
@@ -822,7 +834,7 @@ section_compile() {
       echo '```'
     fi
     echo
-    echo "Commands (\`--prepare\` runs untimed before each run; hyperfine runs them through bash):"
+    echo "Commands (hyperfine runs them through bash; \`--prepare\` runs untimed before each run, its stderr appended to a log):"
     echo
     echo '```'
     echo "# (a) prepare: $prep_a_pyc"
@@ -914,7 +926,7 @@ section_clean() {
       echo "- not compared (no pycguard binary)"
     fi
     echo
-    echo "Commands (\`--prepare\` runs untimed before each run; hyperfine runs them through bash):"
+    echo "Commands (hyperfine runs them through bash; \`--prepare\` runs untimed before each run, its stderr appended to a log):"
     echo
     echo '```'
     echo "# prepare: $prep"
@@ -1016,7 +1028,7 @@ section_fix() {
       echo "- not checked (\`pycguard fix\` did not run)"
     fi
     echo
-    echo "Commands (\`--prepare\` runs untimed before each run; hyperfine runs them through bash):"
+    echo "Commands (hyperfine runs them through bash; \`--prepare\` runs untimed before each run, its stderr appended to a log):"
     echo
     echo '```'
     echo "# prepare: $prep"
