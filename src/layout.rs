@@ -7,6 +7,7 @@
 //! raw name bytes, so non-UTF-8 file names round-trip. Pure; no I/O.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -182,6 +183,46 @@ pub fn cache_path(source: &Path, tag: &str, optimization: u8) -> Option<PathBuf>
     )
 }
 
+/// [`cache_path`] written into `out` (cleared first) as bytes, without allocating when
+/// `out` is large enough; false when `source` has no file name.
+pub fn write_cache_path(source: &Path, tag: &str, optimization: u8, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    // Split at the last '/' by bytes when that is what `parent`/`file_name` would give (a
+    // plain last component); they parse every component, which is slow in a hot loop.
+    let bytes = source.as_os_str().as_bytes();
+    let split = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => Some((&b"/"[..], &bytes[1..])),
+        Some(i) if bytes[i - 1] != b'/' => Some((&bytes[..i], &bytes[i + 1..])),
+        Some(_) => None,
+        None => Some((&b""[..], bytes)),
+    };
+    let (dir, name) = match split {
+        Some((dir, name))
+            if !name.is_empty()
+                && name != b"."
+                && name != b".."
+                && dir != b"."
+                && !dir.ends_with(b"/.") =>
+        {
+            (dir, name)
+        }
+        _ => {
+            let (Some(dir), Some(name)) = (source.parent(), source.file_name()) else {
+                return false;
+            };
+            (dir.as_os_str().as_bytes(), name.as_bytes())
+        }
+    };
+    out.extend_from_slice(dir);
+    if !dir.is_empty() && !dir.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(PYCACHE_DIR.as_bytes());
+    out.push(b'/');
+    push_tagged_file_name(name, tag, optimization, out);
+    true
+}
+
 /// The cache of `source` under `sys.pycache_prefix` (`abs_source` must be absolute).
 pub fn prefix_cache_path(
     prefix: &Path,
@@ -195,19 +236,24 @@ pub fn prefix_cache_path(
 
 /// `STEM.TAG[.opt-N].pyc` for a source file name (`stem` keeps every dot but the last).
 pub fn tagged_file_name(source_name: &OsStr, tag: &str, optimization: u8) -> OsString {
-    let bytes = source_name.as_bytes();
-    let stem = match bytes.iter().rposition(|&b| b == b'.') {
-        Some(dot) if dot > 0 => &bytes[..dot],
-        _ => bytes,
+    let mut out = Vec::new();
+    push_tagged_file_name(source_name.as_bytes(), tag, optimization, &mut out);
+    OsString::from_vec(out)
+}
+
+fn push_tagged_file_name(source_name: &[u8], tag: &str, optimization: u8, out: &mut Vec<u8>) {
+    let stem = match source_name.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 => &source_name[..dot],
+        _ => source_name,
     };
-    let mut out = stem.to_vec();
+    out.extend_from_slice(stem);
     out.push(b'.');
     out.extend_from_slice(tag.as_bytes());
     if optimization > 0 {
-        out.extend_from_slice(format!(".opt-{optimization}").as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, ".opt-{optimization}");
     }
     out.extend_from_slice(b".pyc");
-    OsString::from_vec(out)
 }
 
 /// The directory under `prefix` that mirrors the absolute directory `abs_dir`
@@ -233,6 +279,61 @@ mod tests {
 
     fn os(s: &str) -> OsString {
         OsString::from(s)
+    }
+
+    #[test]
+    fn cache_path_written_in_place_is_cache_path() {
+        let mut buf = Vec::new();
+        let odd = OsString::from_vec(b"caf\xe9.py".to_vec());
+        let sources: Vec<PathBuf> = vec![
+            "m.py".into(),
+            "./m.py".into(),
+            "/m.py".into(),
+            "a/b/m.py".into(),
+            "a/b/m.tar.py".into(),
+            "/abs/.hidden.py".into(),
+            "a//b/m.py".into(),
+            "a/b//m.py".into(),
+            "./a/m.py".into(),
+            "a/b/m.py/".into(),
+            "a/b/m.py/.".into(),
+            "//m.py".into(),
+            "a/./m.py".into(),
+            "../up/m.py".into(),
+            "a/b/noext".into(),
+            PathBuf::from("dir").join(&odd),
+        ];
+        for source in &sources {
+            for (tag, level) in [
+                ("cpython-312", 0),
+                ("cpython-39", 1),
+                ("pypy39-pp73", 2),
+                ("x", 12),
+            ] {
+                let expected = cache_path(source, tag, level);
+                let written = write_cache_path(source, tag, level, &mut buf);
+                assert_eq!(written, expected.is_some(), "{source:?}");
+                if let Some(expected) = expected {
+                    assert_eq!(
+                        OsStr::from_bytes(&buf),
+                        expected.as_os_str(),
+                        "{source:?} {tag} {level}"
+                    );
+                }
+            }
+        }
+        assert!(!write_cache_path(
+            Path::new("/"),
+            "cpython-312",
+            0,
+            &mut buf
+        ));
+        assert!(!write_cache_path(
+            Path::new("a/.."),
+            "cpython-312",
+            0,
+            &mut buf
+        ));
     }
 
     fn c(name: &str, in_cache: bool) -> Option<CacheName> {

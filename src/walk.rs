@@ -85,7 +85,19 @@ pub fn walk_root<F>(root: &Root, options: &WalkOptions, sink: &F)
 where
     F: Fn(WalkEvent) + Sync,
 {
-    run(&root.path, &root.path, options, Mode::Tree, sink);
+    walk_root_per_thread(root, options, &|| sink);
+}
+
+/// As [`walk_root`], with one sink per walker thread: `make_sink` is called once on each
+/// thread, and the sink it returns receives that thread's events and is dropped when the
+/// thread's share of the walk ends. A sink that gathers results can keep them unshared
+/// while the walk runs and merge them once, in its `Drop`.
+pub fn walk_root_per_thread<M, S>(root: &Root, options: &WalkOptions, make_sink: &M)
+where
+    M: Fn() -> S + Sync,
+    S: FnMut(WalkEvent) + Send,
+{
+    run(&root.path, &root.path, options, Mode::Tree, make_sink);
     if let Some(prefix) = &options.pycache_prefix {
         for absolute in &root.absolute_forms {
             let mirror = layout::prefix_mirror_dir(prefix, absolute);
@@ -95,7 +107,7 @@ where
                     &root.path,
                     options,
                     Mode::Mirror { mirror: &mirror },
-                    sink,
+                    make_sink,
                 );
             }
         }
@@ -111,9 +123,10 @@ enum Mode<'a> {
     },
 }
 
-fn run<F>(start: &Path, root: &Path, options: &WalkOptions, mode: Mode<'_>, sink: &F)
+fn run<M, S>(start: &Path, root: &Path, options: &WalkOptions, mode: Mode<'_>, make_sink: &M)
 where
-    F: Fn(WalkEvent) + Sync,
+    M: Fn() -> S + Sync,
+    S: FnMut(WalkEvent) + Send,
 {
     let mut builder = WalkBuilder::new(start);
     builder
@@ -134,9 +147,12 @@ where
             )
         });
     }
-    let walk_root: Arc<Path> = Arc::from(start);
     builder.build_parallel().run(|| {
-        Box::new(|result| {
+        let mut sink = make_sink();
+        // One allocation per thread, not one shared counter: every event clones it, and a
+        // reference count bounced between cores costs more than the rest of the event.
+        let walk_root: Arc<Path> = Arc::from(start);
+        Box::new(move |result| {
             match result {
                 Ok(entry) => {
                     if options.report_debris && is_debris_dir(&entry) {

@@ -4,6 +4,8 @@
 //! An up-to-date tree costs what `check` costs: no interpreter is even started.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,9 +28,13 @@ pub type FoundSource = (Arc<Path>, PathBuf);
 #[derive(Debug, Default)]
 pub struct FoundTree {
     pub sources: Vec<FoundSource>,
-    pub caches: HashMap<PathBuf, State>,
+    /// Keyed by the path's bytes: hashing a `Path` parses its components, which cost more
+    /// than the rest of planning.
+    pub caches: HashMap<OsString, State, foldhash::fast::RandomState>,
     pub tags: BTreeSet<String>,
     pub errors: Vec<(PathBuf, String)>,
+    /// The tag of the last cache a walker thread saw (already in `tags` or a pytest tag).
+    last_tag: Option<String>,
 }
 
 /// What to compile.
@@ -61,6 +67,64 @@ pub struct CompileOutcome {
     pub tags_seen: BTreeSet<String>,
 }
 
+/// One walker thread's share of a [`FoundTree`], merged into the shared one when the
+/// thread is done (no lock is taken per file).
+struct Collector<'a> {
+    local: FoundTree,
+    shared: &'a Mutex<FoundTree>,
+    dirs: &'a DirSources,
+    memo: &'a Memo,
+}
+
+impl Collector<'_> {
+    fn event(&mut self, event: WalkEvent) {
+        let found = &mut self.local;
+        match event {
+            WalkEvent::Source { root, path } => found.sources.push((root, path)),
+            WalkEvent::Cache(c) => {
+                if let layout::CacheName::Tagged { tag, .. } = &c.name {
+                    // Most caches share one or two tags: compare with the last one first.
+                    if found.last_tag.as_deref() != Some(tag.as_str()) {
+                        if !tag.contains("-pytest-") && !found.tags.contains(tag.as_str()) {
+                            found.tags.insert(tag.clone());
+                        }
+                        found.last_tag = Some(tag.clone());
+                    }
+                }
+                match check::judge_candidate(c, self.dirs, self.memo) {
+                    Ok(entry) => {
+                        found
+                            .caches
+                            .insert(entry.path.into_os_string(), entry.verdict.state);
+                    }
+                    Err(e) => found.errors.push((e.path, e.message)),
+                }
+            }
+            WalkEvent::Error { path, message } => found.errors.push((path, message)),
+            WalkEvent::Debris { .. } => {}
+        }
+    }
+}
+
+impl Drop for Collector<'_> {
+    fn drop(&mut self) {
+        let local = std::mem::take(&mut self.local);
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.caches.is_empty() {
+            shared.caches = local.caches;
+        } else {
+            shared.caches.extend(local.caches);
+        }
+        if shared.sources.is_empty() {
+            shared.sources = local.sources;
+        } else {
+            shared.sources.extend(local.sources);
+        }
+        shared.tags.extend(local.tags);
+        shared.errors.extend(local.errors);
+    }
+}
+
 /// Walk the sources and the caches under `config`, judging each cache as it is found.
 pub fn find_sources(config: &ScanConfig) -> FoundTree {
     let found = Mutex::new(FoundTree::default());
@@ -71,40 +135,21 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
     };
     let mut options = config.walk.clone();
     options.report_sources = true;
-    let sink = |event: WalkEvent| match event {
-        WalkEvent::Source { root, path } => {
-            found.lock().expect("poisoned").sources.push((root, path))
-        }
-        WalkEvent::Cache(c) => {
-            let tag = match &c.name {
-                layout::CacheName::Tagged { tag, .. } if !tag.contains("-pytest-") => {
-                    Some(tag.clone())
-                }
-                _ => None,
-            };
-            let judged = check::judge_candidate(c, &dirs, &memo);
-            let mut found = found.lock().expect("poisoned");
-            if let Some(tag) = tag {
-                found.tags.insert(tag);
-            }
-            match judged {
-                Ok(entry) => {
-                    found.caches.insert(entry.path, entry.verdict.state);
-                }
-                Err(e) => found.errors.push((e.path, e.message)),
-            }
-        }
-        WalkEvent::Error { path, message } => {
-            found.lock().expect("poisoned").errors.push((path, message))
-        }
-        WalkEvent::Debris { .. } => {}
+    let make_sink = || {
+        let mut collector = Collector {
+            local: FoundTree::default(),
+            shared: &found,
+            dirs: &dirs,
+            memo: &memo,
+        };
+        move |event| collector.event(event)
     };
     for root in &config.roots {
-        walk::walk_root(root, &options, &sink);
+        walk::walk_root_per_thread(root, &options, &make_sink);
     }
     memo.save();
     // Unsorted: the order of compile jobs does not matter (listings are sorted instead).
-    found.into_inner().expect("poisoned")
+    found.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Plan and (unless dry) compile.
@@ -119,19 +164,22 @@ pub fn run(
         tags_seen: found.tags,
         ..CompileOutcome::default()
     };
+    let mut cache_bytes = Vec::with_capacity(256);
     for (root, source) in found.sources {
         for (index, interpreter) in interpreters.iter().enumerate() {
             let Some(tag) = &interpreter.cache_tag else {
                 continue;
             };
             for &level in &options.levels {
-                let Some(cache) = layout::cache_path(&source, tag, level) else {
+                // The cache's path, built in place: allocating a PathBuf per source and
+                // hashing it component by component cost more than the rest of the plan.
+                if !layout::write_cache_path(&source, tag, level, &mut cache_bytes) {
                     continue;
-                };
+                }
                 let why = if options.force {
                     Some("forced".to_owned())
                 } else {
-                    match found.caches.get(&cache) {
+                    match found.caches.get(OsStr::from_bytes(&cache_bytes)) {
                         Some(State::Fresh) => None,
                         Some(state) => Some(state.name().to_owned()),
                         None => Some("missing".to_owned()),
@@ -142,7 +190,7 @@ pub fn run(
                     Some(why) => outcome.planned.push(Planned {
                         task: Task {
                             source: source.clone(),
-                            cache,
+                            cache: PathBuf::from(OsStr::from_bytes(&cache_bytes)),
                             root: root.clone(),
                             optimize: level,
                             mode: options.mode,
