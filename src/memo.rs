@@ -10,31 +10,45 @@
 //! timestamp tick as our read cannot hide behind a record.
 //!
 //! The memo is an on-disk hash table of fixed-size slots in the pycguard cache directory
-//! (never in the scanned tree): a lookup is one `pread` of a small bucket, learning is one
-//! `pwrite`, and nothing is loaded into memory, so memory does not grow with the tree and
-//! the file is bounded by construction ([`SLOTS`] × [`SLOT_LEN`], sparse). Each slot
+//! (never in the scanned tree), in groups of [`GROUP_SLOTS`]: a file's group is chosen by
+//! its device and the block of 32 inode numbers it falls in, its two possible slots by the
+//! rest of its inode number. Files written together get neighbouring inode numbers, so one
+//! `pread` of a group (3 KiB) answers for up to 32 files, and each thread keeps its last
+//! [`RECENT_GROUPS`] groups; learning is one `pwrite`. Nothing else is loaded into
+//! memory, so memory does not grow with the tree and the file is bounded by construction
+//! ([`SLOTS`] × [`SLOT_LEN`], sparse). A group read earlier in the run may miss a record
+//! written since, never hold a wrong one: a slot only ever answers for its fingerprint,
+//! and one identity always has the same record. Each slot
 //! carries a 128-bit fingerprint of the identity and a checksum, so a torn write, two runs
 //! writing at once, or a damaged file only ever produce a miss. A file of another format
 //! or version is replaced. Every I/O failure is silent: the memo only saves work, it never
 //! changes a verdict.
 
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::hash::Hasher;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 /// File name of the memo inside the cache directory.
-pub const FILE_NAME: &str = "scan-memo-v2.tbl";
+pub const FILE_NAME: &str = "scan-memo-v3.tbl";
+/// Names of earlier formats, removed when the current one is created.
+const OLD_FILE_NAMES: &[&str] = &["scan-memo-v2.tbl"];
 /// Slots in the table (a power of two).
 pub const SLOTS: u64 = 1 << 19;
 /// Bytes per slot.
 pub const SLOT_LEN: u64 = 48;
-/// Slots probed from a fingerprint's home slot.
-pub const BUCKET: u64 = 4;
+/// Slots per group: two ways for each of 32 consecutive inode numbers.
+pub const GROUP_SLOTS: u64 = 64;
+const GROUPS: u64 = SLOTS / GROUP_SLOTS;
+const GROUP_LEN: usize = (GROUP_SLOTS * SLOT_LEN) as usize;
+/// Groups each thread keeps from its last reads.
+pub const RECENT_GROUPS: usize = 8;
 /// Files changed this close to the run's start are not remembered.
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
@@ -61,6 +75,15 @@ impl Identity {
             mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
             ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
         }
+    }
+
+    /// The group and the first of the two slots (within the group) this file may use.
+    fn place(&self) -> (u64, usize) {
+        let mut h = SipHasher13::new_with_keys(0x6772_6f75_70, 0x696e_6f64_65);
+        h.write_u64(self.dev);
+        h.write_u64(self.ino >> 5);
+        let group = h.finish() & (GROUPS - 1);
+        (group, (self.ino & 31) as usize * 2)
     }
 
     /// 128-bit fingerprint; never zero (zero marks an empty slot).
@@ -153,6 +176,22 @@ pub struct Memo {
     table: Option<File>,
     writable: bool,
     racy_after_ns: i64,
+    /// Distinguishes this memo's groups in the threads' [`RECENT`] lists.
+    id: u64,
+}
+
+static NEXT_MEMO_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One group as read (and since written) by this thread.
+struct RecentGroup {
+    memo: u64,
+    group: u64,
+    bytes: Box<[u8; GROUP_LEN]>,
+}
+
+thread_local! {
+    /// Most recently used last.
+    static RECENT: RefCell<Vec<RecentGroup>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Memo {
@@ -162,6 +201,7 @@ impl Memo {
             table: None,
             writable: false,
             racy_after_ns: 0,
+            id: 0,
         }
     }
 
@@ -178,6 +218,7 @@ impl Memo {
             table,
             writable,
             racy_after_ns: now - RACY_WINDOW_NS,
+            id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -185,24 +226,50 @@ impl Memo {
         self.table.is_some()
     }
 
-    fn bucket(&self, fingerprint: u128) -> Option<(u64, [u8; (SLOT_LEN * BUCKET) as usize])> {
+    /// Run `op` on `group`'s bytes: from this thread's recent groups, else read.
+    fn with_group<T>(&self, group: u64, op: impl FnOnce(&mut [u8; GROUP_LEN]) -> T) -> Option<T> {
         let table = self.table.as_ref()?;
-        let home = (fingerprint as u64) & (SLOTS - BUCKET);
-        let mut buf = [0u8; (SLOT_LEN * BUCKET) as usize];
-        let at = HEADER_LEN + home * SLOT_LEN;
-        let n = table.read_at(&mut buf, at).ok()?;
-        (n == buf.len()).then_some((home, buf))
+        RECENT.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            match recent
+                .iter()
+                .position(|r| r.memo == self.id && r.group == group)
+            {
+                Some(i) => {
+                    let hit = recent.remove(i);
+                    recent.push(hit);
+                }
+                None => {
+                    let mut bytes = Box::new([0u8; GROUP_LEN]);
+                    let at = HEADER_LEN + group * GROUP_LEN as u64;
+                    if table.read_at(&mut bytes[..], at).ok()? != GROUP_LEN {
+                        return None;
+                    }
+                    if recent.len() >= RECENT_GROUPS {
+                        recent.remove(0);
+                    }
+                    recent.push(RecentGroup {
+                        memo: self.id,
+                        group,
+                        bytes,
+                    });
+                }
+            }
+            recent.last_mut().map(|r| op(&mut r.bytes))
+        })
     }
 
     /// The record for a file with exactly this identity.
     pub fn lookup(&self, identity: &Identity) -> Option<Record> {
         let fingerprint = identity.fingerprint();
-        let (_, bucket) = self.bucket(fingerprint)?;
-        bucket
-            .chunks_exact(SLOT_LEN as usize)
-            .filter_map(decode_slot)
-            .find(|(fp, _)| *fp == fingerprint)
-            .map(|(_, r)| r)
+        let (group, first) = identity.place();
+        self.with_group(group, |bytes| {
+            bytes[first * SLOT_LEN as usize..(first + 2) * SLOT_LEN as usize]
+                .chunks_exact(SLOT_LEN as usize)
+                .filter_map(decode_slot)
+                .find(|(fp, _)| *fp == fingerprint)
+                .map(|(_, r)| r)
+        })?
     }
 
     /// Remember a file that was read whole and found well-formed (unless racily changed).
@@ -213,24 +280,29 @@ impl Memo {
         {
             return;
         }
-        let fingerprint = identity.fingerprint();
-        let Some((home, bucket)) = self.bucket(fingerprint) else {
+        let Some(table) = &self.table else {
             return;
         };
-        // Reuse this file's slot, else an empty or damaged one, else evict by fingerprint.
-        let slots: Vec<Option<u128>> = bucket
-            .chunks_exact(SLOT_LEN as usize)
-            .map(|s| decode_slot(s).map(|(fp, _)| fp))
-            .collect();
-        let index = slots
-            .iter()
-            .position(|s| *s == Some(fingerprint))
-            .or_else(|| slots.iter().position(Option::is_none))
-            .unwrap_or(((fingerprint >> 64) as u64 % BUCKET) as usize) as u64;
+        let fingerprint = identity.fingerprint();
+        let (group, first) = identity.place();
         let slot = encode_slot(fingerprint, &Record::new(bytes));
-        if let Some(table) = &self.table {
-            let _ = table.write_at(&slot, HEADER_LEN + (home + index) * SLOT_LEN);
-        }
+        self.with_group(group, |cached| {
+            // This file's slot, else an empty or damaged one, else evict by fingerprint.
+            let ways: Vec<Option<u128>> = (first..first + 2)
+                .map(|i| decode_slot(&cached[i * SLOT_LEN as usize..][..SLOT_LEN as usize]))
+                .map(|s| s.map(|(fp, _)| fp))
+                .collect();
+            let way = ways
+                .iter()
+                .position(|s| *s == Some(fingerprint))
+                .or_else(|| ways.iter().position(Option::is_none))
+                .unwrap_or(((fingerprint >> 64) & 1) as usize);
+            let index = first + way;
+            let at = HEADER_LEN + group * GROUP_LEN as u64 + index as u64 * SLOT_LEN;
+            if table.write_at(&slot, at).is_ok() {
+                cached[index * SLOT_LEN as usize..][..SLOT_LEN as usize].copy_from_slice(&slot);
+            }
+        });
     }
 
     /// Nothing to flush: records are written as they are learned. Kept so that callers
@@ -263,6 +335,9 @@ fn open_table(dir: &Path) -> Option<(File, bool)> {
     tmp.as_file().write_all_at(&expected, 0).ok()?;
     tmp.as_file().set_len(HEADER_LEN + SLOTS * SLOT_LEN).ok()?;
     tmp.persist(&path).ok()?;
+    for old in OLD_FILE_NAMES {
+        let _ = fs::remove_file(dir.join(old));
+    }
     let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
     matches(&file).then_some((file, true))
 }
@@ -330,6 +405,46 @@ mod tests {
             .filter(|&i| memo.lookup(&old_identity(i)).is_some())
             .count();
         assert!(found > 4990, "{found} of 5000 kept");
+    }
+
+    #[test]
+    fn files_with_neighbouring_inodes_share_one_read_group() {
+        let a = old_identity(64);
+        let b = old_identity(95);
+        let c = old_identity(96);
+        assert_eq!(a.place().0, b.place().0);
+        assert_ne!(a.place().1, b.place().1);
+        assert_eq!(c.place().1, 0);
+        let other_dev = Identity { dev: 2, ..a };
+        assert_eq!(other_dev.place().1, a.place().1);
+    }
+
+    #[test]
+    fn a_group_read_before_another_writer_never_answers_wrongly() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = Memo::load(dir.path());
+        let writer = Memo::load(dir.path());
+        // The reader caches the (empty) group, then another memo fills it.
+        assert!(reader.lookup(&old_identity(7)).is_none());
+        writer.remember(old_identity(7), b"seven");
+        writer.remember(old_identity(8), b"eight");
+        // Cached: a miss, never a wrong record; a new run sees both.
+        assert!(reader.lookup(&old_identity(7)).is_none());
+        let next = Memo::load(dir.path());
+        assert_eq!(next.lookup(&old_identity(7)).unwrap().header(), b"seven");
+        assert_eq!(next.lookup(&old_identity(8)).unwrap().header(), b"eight");
+        // Its own writes are seen at once.
+        next.remember(old_identity(9), b"nine");
+        assert_eq!(next.lookup(&old_identity(9)).unwrap().header(), b"nine");
+    }
+
+    #[test]
+    fn an_earlier_format_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("scan-memo-v2.tbl"), b"old").unwrap();
+        assert!(Memo::load(dir.path()).is_enabled());
+        assert!(!dir.path().join("scan-memo-v2.tbl").exists());
+        assert!(dir.path().join(FILE_NAME).exists());
     }
 
     #[test]
