@@ -162,16 +162,23 @@ fn is_tag(tag: &str) -> bool {
 /// name it is the source's own directory. Prefix caches are mapped by [`prefix_source_dir`].
 pub fn source_path(cache_dir: &Path, name: &CacheName) -> Option<PathBuf> {
     match name {
-        CacheName::Tagged { stem, .. } => Some(cache_dir.parent()?.join(with_py(stem))),
-        CacheName::Legacy { stem, .. } => Some(cache_dir.join(with_py(stem))),
+        CacheName::Tagged { stem, .. } => Some(join_py(cache_dir.parent()?, stem)),
+        CacheName::Legacy { stem, .. } => Some(join_py(cache_dir, stem)),
         _ => None,
     }
 }
 
-fn with_py(stem: &OsStr) -> OsString {
-    let mut s = stem.to_os_string();
-    s.push(".py");
-    s
+/// `dir.join(stem + ".py")` with one allocation (this runs once per cache found).
+fn join_py(dir: &Path, stem: &OsStr) -> PathBuf {
+    let mut path = PathBuf::with_capacity(dir.as_os_str().len() + stem.len() + 4);
+    path.push(dir);
+    let mut name = std::mem::take(&mut path).into_os_string();
+    if !name.is_empty() && !name.as_bytes().ends_with(b"/") {
+        name.push("/");
+    }
+    name.push(stem);
+    name.push(".py");
+    PathBuf::from(name)
 }
 
 /// `importlib.util.cache_from_source(source)` for `tag` and an optimisation level.
@@ -279,6 +286,16 @@ mod tests {
 
     fn os(s: &str) -> OsString {
         OsString::from(s)
+    }
+
+    #[test]
+    fn join_py_is_join() {
+        for dir in ["", "/", "a", "a/", "a/b", "./a", "a//b"] {
+            for stem in ["m", "m.tar", ".hidden"] {
+                let expected = Path::new(dir).join(format!("{stem}.py"));
+                assert_eq!(join_py(Path::new(dir), OsStr::new(stem)), expected);
+            }
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Identity {
 
     /// The group and the first of the two slots (within the group) this file may use.
     fn place(&self) -> (u64, usize) {
-        let mut h = SipHasher13::new_with_keys(0x6772_6f75_70, 0x696e_6f64_65);
+        let mut h = SipHasher13::new_with_keys(0x0067_726f_7570, 0x0069_6e6f_6465);
         h.write_u64(self.dev);
         h.write_u64(self.ino >> 5);
         let group = h.finish() & (GROUPS - 1);

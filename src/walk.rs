@@ -167,7 +167,7 @@ where
                             root: walk_root.clone(),
                             path: entry.into_path(),
                         });
-                    } else if let Some(event) = classify_entry(&entry, root, &walk_root, mode) {
+                    } else if let Some(event) = classify_entry(entry, root, &walk_root, mode) {
                         sink(WalkEvent::Cache(event));
                     }
                 }
@@ -236,7 +236,7 @@ fn same_dir(path: &Path, abs: &Path) -> bool {
 }
 
 fn classify_entry(
-    entry: &DirEntry,
+    entry: DirEntry,
     root: &Path,
     walk_root: &Arc<Path>,
     mode: Mode<'_>,
@@ -245,12 +245,13 @@ fn classify_entry(
     if !entry.file_type()?.is_file() {
         return None;
     }
-    let path = entry.path();
+    let path = entry.into_path();
     let parent = path.parent().unwrap_or(Path::new(""));
+    let file_name = path.file_name()?;
     match mode {
         Mode::Tree => {
             let in_pycache = parent.file_name().is_some_and(layout::is_pycache_dir);
-            let name = layout::classify(entry.file_name(), in_pycache)?;
+            let name = layout::classify(file_name, in_pycache)?;
             let location = if in_pycache {
                 Location::PyCache
             } else {
@@ -258,7 +259,7 @@ fn classify_entry(
             };
             let source = layout::source_path(parent, &name);
             Some(Candidate {
-                path: path.to_path_buf(),
+                path,
                 root: walk_root.clone(),
                 name,
                 location,
@@ -266,7 +267,7 @@ fn classify_entry(
             })
         }
         Mode::Mirror { mirror } => {
-            let name = layout::classify(entry.file_name(), true)?;
+            let name = layout::classify(file_name, true)?;
             let rel_dir = parent.strip_prefix(mirror).ok()?;
             let source = match &name {
                 CacheName::Tagged { stem, .. } => {

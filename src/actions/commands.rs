@@ -313,14 +313,30 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         eprintln!("pycguard: error: -O may be given at most twice (-OO)");
         return Ok(ExitCode::Usage);
     }
-    let found_tree = compile::find_sources(&scan);
+    let discover = || interpreters_for(&scan, &args.python.pythons, args.timeout, !args.quiet);
+    let (found_tree, discovered) = if args.python.pythons.is_empty() {
+        // Finding the interpreters (a few stats, probes remembered) overlaps the walk.
+        std::thread::scope(|s| {
+            let discovering = s.spawn(discover);
+            let found_tree = compile::find_sources(&scan);
+            let discovered = discovering
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (found_tree, discovered)
+        })
+    } else {
+        // A bad --python is reported before any walk.
+        match discover() {
+            Ok(discovered) => (compile::find_sources(&scan), Ok(discovered)),
+            Err(code) => return Ok(code),
+        }
+    };
+    let (deep_config, found) = match discovered {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
     let tags = found_tree.tags.clone();
     let scan_errors = found_tree.errors.clone();
-    let (deep_config, found) =
-        match interpreters_for(&scan, &args.python.pythons, args.timeout, !args.quiet) {
-            Ok(found) => found,
-            Err(code) => return Ok(code),
-        };
     // --python given: exactly those; else the interpreters whose caches the tree holds;
     // else python3 from PATH (else the first found).
     let chosen: Vec<_> = if !args.python.pythons.is_empty() {

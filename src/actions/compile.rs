@@ -20,6 +20,9 @@ use crate::memo::Memo;
 use crate::verdict::State;
 use crate::walk::{self, WalkEvent};
 
+/// The state of each judged cache, keyed by its path's bytes.
+pub type CacheStates = HashMap<OsString, State, foldhash::fast::RandomState>;
+
 /// A source found by the walk, with the root it was found under.
 pub type FoundSource = (Arc<Path>, PathBuf);
 
@@ -30,7 +33,8 @@ pub struct FoundTree {
     pub sources: Vec<FoundSource>,
     /// Keyed by the path's bytes: hashing a `Path` parses its components, which cost more
     /// than the rest of planning.
-    pub caches: HashMap<OsString, State, foldhash::fast::RandomState>,
+    /// One map per walker thread, never merged (merging cost more than a second lookup).
+    pub caches: Vec<CacheStates>,
     pub tags: BTreeSet<String>,
     pub errors: Vec<(PathBuf, String)>,
     /// The tag of the last cache a walker thread saw (already in `tags` or a pytest tag).
@@ -71,6 +75,7 @@ pub struct CompileOutcome {
 /// thread is done (no lock is taken per file).
 struct Collector<'a> {
     local: FoundTree,
+    states: CacheStates,
     shared: &'a Mutex<FoundTree>,
     dirs: &'a DirSources,
     memo: &'a Memo,
@@ -93,8 +98,7 @@ impl Collector<'_> {
                 }
                 match check::judge_candidate(c, self.dirs, self.memo) {
                     Ok(entry) => {
-                        found
-                            .caches
+                        self.states
                             .insert(entry.path.into_os_string(), entry.verdict.state);
                     }
                     Err(e) => found.errors.push((e.path, e.message)),
@@ -110,10 +114,9 @@ impl Drop for Collector<'_> {
     fn drop(&mut self) {
         let local = std::mem::take(&mut self.local);
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        if shared.caches.is_empty() {
-            shared.caches = local.caches;
-        } else {
-            shared.caches.extend(local.caches);
+        let states = std::mem::take(&mut self.states);
+        if !states.is_empty() {
+            shared.caches.push(states);
         }
         if shared.sources.is_empty() {
             shared.sources = local.sources;
@@ -138,6 +141,7 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
     let make_sink = || {
         let mut collector = Collector {
             local: FoundTree::default(),
+            states: CacheStates::default(),
             shared: &found,
             dirs: &dirs,
             memo: &memo,
@@ -152,6 +156,57 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
     found.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What `sources` need: the planned compiles and how many caches are already fresh.
+fn plan(
+    sources: &[FoundSource],
+    caches: &[CacheStates],
+    interpreters: &[Interpreter],
+    options: &CompileOptions,
+) -> (Vec<Planned>, usize) {
+    let mut planned = Vec::new();
+    let mut up_to_date = 0;
+    let mut cache_bytes = Vec::with_capacity(256);
+    for (root, source) in sources {
+        for (index, interpreter) in interpreters.iter().enumerate() {
+            let Some(tag) = &interpreter.cache_tag else {
+                continue;
+            };
+            for &level in &options.levels {
+                // The cache's path, built in place: allocating a PathBuf per source and
+                // hashing it component by component cost more than the rest of the plan.
+                if !layout::write_cache_path(source, tag, level, &mut cache_bytes) {
+                    continue;
+                }
+                let why = if options.force {
+                    Some("forced")
+                } else {
+                    let path = OsStr::from_bytes(&cache_bytes);
+                    match caches.iter().find_map(|states| states.get(path)) {
+                        Some(State::Fresh) => None,
+                        Some(state) => Some(state.name()),
+                        None => Some("missing"),
+                    }
+                };
+                match why {
+                    None => up_to_date += 1,
+                    Some(why) => planned.push(Planned {
+                        task: Task {
+                            source: source.clone(),
+                            cache: PathBuf::from(OsStr::from_bytes(&cache_bytes)),
+                            root: root.clone(),
+                            optimize: level,
+                            mode: options.mode,
+                        },
+                        interpreter: index,
+                        why: why.to_owned(),
+                    }),
+                }
+            }
+        }
+    }
+    (planned, up_to_date)
+}
+
 /// Plan and (unless dry) compile.
 pub fn run(
     found: FoundTree,
@@ -164,43 +219,22 @@ pub fn run(
         tags_seen: found.tags,
         ..CompileOutcome::default()
     };
-    let mut cache_bytes = Vec::with_capacity(256);
-    for (root, source) in found.sources {
-        for (index, interpreter) in interpreters.iter().enumerate() {
-            let Some(tag) = &interpreter.cache_tag else {
-                continue;
-            };
-            for &level in &options.levels {
-                // The cache's path, built in place: allocating a PathBuf per source and
-                // hashing it component by component cost more than the rest of the plan.
-                if !layout::write_cache_path(&source, tag, level, &mut cache_bytes) {
-                    continue;
-                }
-                let why = if options.force {
-                    Some("forced".to_owned())
-                } else {
-                    match found.caches.get(OsStr::from_bytes(&cache_bytes)) {
-                        Some(State::Fresh) => None,
-                        Some(state) => Some(state.name().to_owned()),
-                        None => Some("missing".to_owned()),
-                    }
-                };
-                match why {
-                    None => outcome.up_to_date += 1,
-                    Some(why) => outcome.planned.push(Planned {
-                        task: Task {
-                            source: source.clone(),
-                            cache: PathBuf::from(OsStr::from_bytes(&cache_bytes)),
-                            root: root.clone(),
-                            optimize: level,
-                            mode: options.mode,
-                        },
-                        interpreter: index,
-                        why,
-                    }),
-                }
-            }
-        }
+    // Planning is a lookup per source; split it over the walk's thread count.
+    let chunk = found.sources.len().div_ceil(workers.max(1)).max(1024);
+    let plans: Vec<(Vec<Planned>, usize)> = std::thread::scope(|scope| {
+        let planners: Vec<_> = found
+            .sources
+            .chunks(chunk)
+            .map(|sources| scope.spawn(|| plan(sources, &found.caches, interpreters, options)))
+            .collect();
+        planners
+            .into_iter()
+            .map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (planned, up_to_date) in plans {
+        outcome.planned.extend(planned);
+        outcome.up_to_date += up_to_date;
     }
     if options.dry_run {
         outcome
