@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -17,8 +16,9 @@ use crate::layout::CacheName;
 use crate::memo::{Identity, Memo};
 use crate::pyc::header::{self, Invalidation, SourceStat};
 use crate::pyc::source_hash;
+use crate::stat::FileStat;
 use crate::verdict::{BodyFacts, SourceFacts};
-use crate::walk::Candidate;
+use crate::walk::{self, Candidate};
 
 /// Why a cache could not be judged (vanished, unreadable…): reported on its entry.
 #[derive(Debug, thiserror::Error)]
@@ -121,15 +121,21 @@ fn read_whole(file: &mut File, expected: u64, buf: &mut Vec<u8>) -> io::Result<(
     Ok(())
 }
 
-pub fn mtime_ns(meta: &fs::Metadata) -> i128 {
-    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+pub fn source_stat(st: &FileStat) -> SourceStat {
+    SourceStat {
+        mtime_secs: st.mtime_secs,
+        mtime_nsec: st.mtime_nsec,
+        size: st.size,
+    }
 }
 
-pub fn source_stat(meta: &fs::Metadata) -> SourceStat {
-    SourceStat {
-        mtime_secs: meta.mtime(),
-        mtime_nsec: meta.mtime_nsec() as u32,
-        size: meta.size(),
+/// `stat` (or `lstat`) of `path`: relative to the directory the walker is reading when
+/// `path` lies in or beside it (one name to look up instead of the whole path).
+fn stat(path: &Path, follow: bool) -> io::Result<FileStat> {
+    match walk::stat_near(path, follow) {
+        Some(result) => result,
+        None if follow => fs::metadata(path).map(|m| FileStat::from(&m)),
+        None => fs::symlink_metadata(path).map(|m| FileStat::from(&m)),
     }
 }
 
@@ -143,13 +149,13 @@ pub fn gather(
 ) -> Result<Gathered, FactsError> {
     buf.clear();
     let remembered = if memo.is_enabled() {
-        let meta = fs::symlink_metadata(&candidate.path).map_err(cache_error)?;
-        if !meta.is_file() {
+        let st = stat(&candidate.path, false).map_err(cache_error)?;
+        if !st.is_file {
             return Err(FactsError::CacheVanished);
         }
-        memo.lookup(&Identity::of(&meta)).map(|record| {
+        memo.lookup(&Identity::of(&st)).map(|record| {
             buf.extend_from_slice(record.header());
-            (mtime_ns(&meta), BodyFacts::Valid)
+            (st.mtime_ns(), BodyFacts::Valid)
         })
     } else {
         None
@@ -165,8 +171,8 @@ pub fn gather(
             body,
         });
     };
-    let source = match fs::metadata(source_path) {
-        Ok(meta) if meta.is_file() => {
+    let source = match stat(source_path, true) {
+        Ok(st) if st.is_file => {
             let hash = match header::parse(buf) {
                 Ok(h) if matches!(h.invalidation, Invalidation::Hash { .. }) => {
                     let bytes = fs::read(source_path).map_err(|err| FactsError::ReadSource {
@@ -178,8 +184,8 @@ pub fn gather(
                 _ => None,
             };
             SourceFacts::Present {
-                stat: source_stat(&meta),
-                mtime_ns: mtime_ns(&meta),
+                stat: source_stat(&st),
+                mtime_ns: st.mtime_ns(),
                 hash,
             }
         }
@@ -220,13 +226,13 @@ fn read_cache(
     memo: &Memo,
 ) -> Result<(i128, BodyFacts), FactsError> {
     let mut file = File::open(path).map_err(cache_error)?;
-    let meta = file.metadata().map_err(FactsError::ReadCache)?;
-    read_whole(&mut file, meta.len(), buf).map_err(FactsError::ReadCache)?;
+    let st = FileStat::from(&file.metadata().map_err(FactsError::ReadCache)?);
+    read_whole(&mut file, st.size, buf).map_err(FactsError::ReadCache)?;
     let body = BodyFacts::of(buf);
     if body == BodyFacts::Valid {
-        memo.remember(Identity::of(&meta), buf);
+        memo.remember(Identity::of(&st), buf);
     }
-    Ok((mtime_ns(&meta), body))
+    Ok((st.mtime_ns(), body))
 }
 
 fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {

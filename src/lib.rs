@@ -20,6 +20,7 @@ pub mod memo;
 pub mod output;
 pub mod pyc;
 pub mod report;
+pub mod stat;
 pub mod timefmt;
 pub mod verdict;
 pub mod walk;

@@ -27,12 +27,14 @@
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::hash::Hasher;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use siphasher::sip::SipHasher13;
+
+use crate::stat::FileStat;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 /// File name of the memo inside the cache directory.
@@ -66,14 +68,14 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn of(meta: &fs::Metadata) -> Identity {
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    pub fn of(st: &FileStat) -> Identity {
+        let ns = |s: i64, n: u32| s.saturating_mul(1_000_000_000).saturating_add(i64::from(n));
         Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime_ns: ns(st.mtime_secs, st.mtime_nsec),
+            ctime_ns: ns(st.ctime_secs, st.ctime_nsec),
         }
     }
 

@@ -85,7 +85,7 @@ fn stamp(meta: &fs::Metadata) -> SourceStamp {
     SourceStamp {
         ino: meta.ino(),
         size: meta.size(),
-        mtime_ns: crate::facts::mtime_ns(meta),
+        mtime_ns: crate::stat::FileStat::from(meta).mtime_ns(),
         ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
     }
 }
@@ -102,7 +102,7 @@ fn job_for(
     let source = fs::read(&task.source)
         .map_err(|e| format!("cannot read source: {}", crate::facts::io_message(&e)))?;
     let rule = magic::lookup(interpreter.magic).map_or(magic::MtimeRule::Masked, |m| m.mtime_rule);
-    let mtime = source_stat(&meta).importer_mtime(rule);
+    let mtime = source_stat(&(&meta).into()).importer_mtime(rule);
     let invalidation = match task.mode {
         Mode::Timestamp => Invalidation::Timestamp {
             mtime: (mtime & 0xFFFF_FFFF) as u32,

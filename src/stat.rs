@@ -1,0 +1,76 @@
+//! The part of a file's `stat` that verdicts and the scan memo use, from either std's
+//! `Metadata` or a raw `stat` (see [`crate::walk::stat_near`]).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::{FileType, Stat};
+
+/// The metadata a verdict or the memo needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub is_file: bool,
+    pub mtime_secs: i64,
+    pub mtime_nsec: u32,
+    pub ctime_secs: i64,
+    pub ctime_nsec: u32,
+}
+
+impl FileStat {
+    /// Modification time in nanoseconds since the epoch.
+    pub fn mtime_ns(&self) -> i128 {
+        i128::from(self.mtime_secs) * 1_000_000_000 + i128::from(self.mtime_nsec)
+    }
+}
+
+impl From<&fs::Metadata> for FileStat {
+    fn from(meta: &fs::Metadata) -> FileStat {
+        FileStat {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            is_file: meta.is_file(),
+            mtime_secs: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec() as u32,
+            ctime_secs: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec() as u32,
+        }
+    }
+}
+
+impl From<&Stat> for FileStat {
+    #[allow(clippy::unnecessary_cast)] // field widths differ between targets
+    fn from(st: &Stat) -> FileStat {
+        FileStat {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            is_file: FileType::from_raw_mode(st.st_mode as _) == FileType::RegularFile,
+            mtime_secs: st.st_mtime as i64,
+            mtime_nsec: st.st_mtime_nsec as u32,
+            ctime_secs: st.st_ctime as i64,
+            ctime_nsec: st.st_ctime_nsec as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_stat_and_metadata_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.py");
+        fs::write(&file, b"x = 1\n").unwrap();
+        let raw = rustix::fs::stat(&file).unwrap();
+        let meta = fs::metadata(&file).unwrap();
+        assert_eq!(FileStat::from(&raw), FileStat::from(&meta));
+        assert!(FileStat::from(&raw).is_file);
+        let dir_stat = FileStat::from(&rustix::fs::stat(dir.path()).unwrap());
+        assert!(!dir_stat.is_file);
+    }
+}
