@@ -90,7 +90,9 @@ its reason), 2 on bad usage.")]
     #[command(long_about = "\
 Compile every source under PATHS (default: .) whose cache is missing or not fresh, for each \
 interpreter the tree already holds caches for (or each --python), in parallel through \
-long-lived workers. An up-to-date tree starts no interpreter at all. --invalidation-mode \
+long-lived workers. An up-to-date tree compiles nothing and starts no interpreter (once pycguard \
+has asked each interpreter on the machine for its cache tag: the answers are remembered in its \
+cache directory). --invalidation-mode \
 checked-hash makes the interpreter itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]

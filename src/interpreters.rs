@@ -150,23 +150,28 @@ pub struct Interpreters {
 impl Interpreters {
     /// Find every interpreter (see the module docs).
     pub fn discover(discovery: &Discovery) -> Interpreters {
+        enum Answer<'s> {
+            Remembered(Probed),
+            Probing(std::thread::ScopedJoinHandle<'s, Result<Probed, String>>),
+        }
         let candidates = candidates(discovery);
         let memo = discovery.cache_dir.as_deref().map(ProbeMemo::load);
         let mut memo = memo.unwrap_or_default();
         let answers: Vec<Result<Probed, String>> = std::thread::scope(|s| {
             let handles: Vec<_> = candidates
                 .iter()
-                .map(|c| {
-                    let known = memo.get(&c.resolved, &c.stamp).cloned();
-                    s.spawn(move || match known {
-                        Some(p) => Ok(p),
-                        None => probe(&c.path),
-                    })
+                .map(|c| match memo.get(&c.resolved, &c.stamp).cloned() {
+                    // Remembered: no process, and no thread to wait for one.
+                    Some(known) => Answer::Remembered(known),
+                    None => Answer::Probing(s.spawn(move || probe(&c.path))),
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("probe panicked".into())))
+                .map(|answer| match answer {
+                    Answer::Remembered(known) => Ok(known),
+                    Answer::Probing(h) => h.join().unwrap_or_else(|_| Err("probe panicked".into())),
+                })
                 .collect()
         });
         let mut out = Interpreters::default();

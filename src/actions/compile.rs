@@ -1,7 +1,8 @@
 //! `pycguard compile`: a `python -m compileall` that compiles only what pycguard's own
 //! judgement says is missing or not fresh (`--force`: everything), in parallel through the
 //! worker pool, for every interpreter the tree already has caches for (or `--python`).
-//! An up-to-date tree costs what `check` costs: no interpreter is even started.
+//! An up-to-date tree costs what `check` costs: no interpreter is started (once each
+//! interpreter's probe is remembered), and it is planned on the walk's threads.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
