@@ -331,15 +331,20 @@ pub fn stat_near(path: &Path, follow: bool) -> Option<std::io::Result<FileStat>>
         let reading = reading.borrow();
         let reading = reading.as_ref()?;
         let here = reading.path.as_os_str().as_bytes();
-        let relative: std::borrow::Cow<'_, [u8]> = if dir == here {
-            name.into()
+        // "../NAME" is built on the stack: this runs once per source.
+        let mut up = [0u8; 3 + 255];
+        let relative: &[u8] = if dir == here {
+            name
         } else if reading.parent_is_dotdot
+            && name.len() <= 255
             && here.len() > dir.len() + 1
             && here.starts_with(dir)
             && here[dir.len()] == b'/'
             && !here[dir.len() + 1..].contains(&b'/')
         {
-            [&b"../"[..], name].concat().into()
+            up[..3].copy_from_slice(b"../");
+            up[3..3 + name.len()].copy_from_slice(name);
+            &up[..3 + name.len()]
         } else {
             return None;
         };
@@ -351,7 +356,7 @@ pub fn stat_near(path: &Path, follow: bool) -> Option<std::io::Result<FileStat>>
         // SAFETY: the fd stays open while `READING` holds it (cleared before closing).
         let fd = unsafe { BorrowedFd::borrow_raw(reading.fd) };
         Some(
-            rfs::statat(fd, OsStr::from_bytes(&relative), flags)
+            rfs::statat(fd, OsStr::from_bytes(relative), flags)
                 .map(|st| FileStat::from(&st))
                 .map_err(std::io::Error::from),
         )

@@ -21,7 +21,8 @@ use crate::memo::Memo;
 use crate::verdict::State;
 use crate::walk::{self, WalkEvent};
 
-/// The state of each judged cache, keyed by its path's bytes.
+/// The state of each judged cache, keyed by its path's bytes (hashing a `Path` parses its
+/// components, which cost more than the rest of planning).
 pub type CacheStates = HashMap<OsString, State, foldhash::fast::RandomState>;
 
 /// A source found by the walk, with the root it was found under.
@@ -32,14 +33,10 @@ pub type FoundSource = (Arc<Path>, PathBuf);
 #[derive(Debug, Default)]
 pub struct FoundTree {
     pub sources: Vec<FoundSource>,
-    /// Keyed by the path's bytes: hashing a `Path` parses its components, which cost more
-    /// than the rest of planning.
     /// One map per walker thread, never merged (merging cost more than a second lookup).
     pub caches: Vec<CacheStates>,
     pub tags: BTreeSet<String>,
     pub errors: Vec<(PathBuf, String)>,
-    /// The tag of the last cache a walker thread saw (already in `tags` or a pytest tag).
-    last_tag: Option<String>,
 }
 
 /// What to compile.
@@ -75,8 +72,11 @@ pub struct CompileOutcome {
 /// One walker thread's share of a [`FoundTree`], merged into the shared one when the
 /// thread is done (no lock is taken per file).
 struct Collector<'a> {
+    /// This thread's finds; its `caches` stay empty (see `states`).
     local: FoundTree,
     states: CacheStates,
+    /// The tag of the last cache this thread saw (already in `local.tags`, or a pytest tag).
+    last_tag: Option<String>,
     shared: &'a Mutex<FoundTree>,
     dirs: &'a DirSources,
     memo: &'a Memo,
@@ -90,11 +90,11 @@ impl Collector<'_> {
             WalkEvent::Cache(c) => {
                 if let layout::CacheName::Tagged { tag, .. } = &c.name {
                     // Most caches share one or two tags: compare with the last one first.
-                    if found.last_tag.as_deref() != Some(tag.as_str()) {
+                    if self.last_tag.as_deref() != Some(tag.as_str()) {
                         if !tag.contains("-pytest-") && !found.tags.contains(tag.as_str()) {
                             found.tags.insert(tag.clone());
                         }
-                        found.last_tag = Some(tag.clone());
+                        self.last_tag = Some(tag.clone());
                     }
                 }
                 match check::judge_candidate(c, self.dirs, self.memo) {
@@ -143,6 +143,7 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
         let mut collector = Collector {
             local: FoundTree::default(),
             states: CacheStates::default(),
+            last_tag: None,
             shared: &found,
             dirs: &dirs,
             memo: &memo,
