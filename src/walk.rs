@@ -844,6 +844,21 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_larger_than_one_read_buffer_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("__pycache__");
+        fs::create_dir(&cache_dir).unwrap();
+        // About 100 bytes per entry: well over one DIR_BUFFER of entries.
+        let n = 3 * DIR_BUFFER / 64;
+        for i in 0..n {
+            let name = format!("module_with_a_long_name_{i:06}.cpython-312.pyc");
+            fs::write(cache_dir.join(name), b"").unwrap();
+        }
+        let got = events(dir.path(), dir.path(), &options(2, &[]));
+        assert_eq!(got.len(), n);
+    }
+
+    #[test]
     fn a_wide_and_deep_tree_is_walked_completely_by_many_threads() {
         let dir = tempfile::tempdir().unwrap();
         let mut want = 0;
