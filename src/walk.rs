@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -161,6 +162,9 @@ struct Shared<'a> {
     root: &'a Path,
     options: &'a WalkOptions,
     mode: Mode<'a>,
+    /// Device and inode of the pycache prefix when it is to be skipped (tree mode): a
+    /// directory is the prefix when it is the same inode, found with one `lstat`.
+    skip_dir: Option<(u64, u64)>,
 }
 
 impl Shared<'_> {
@@ -264,6 +268,14 @@ where
         root,
         options,
         mode,
+        skip_dir: match mode {
+            Mode::Tree => options
+                .pycache_prefix
+                .as_ref()
+                .and_then(|prefix| std::fs::metadata(prefix).ok())
+                .map(|m| (m.dev(), m.ino())),
+            Mode::Mirror { .. } => None,
+        },
     };
     let threads = options.threads.max(1);
     std::thread::scope(|scope| {
@@ -405,7 +417,6 @@ fn read_dir<S: FnMut(WalkEvent)>(
     });
     let _reading = ReadingGuard;
     let options = shared.options;
-    let in_tree = matches!(shared.mode, Mode::Tree);
     let mut entries = RawDir::new(&fd, buffer.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = match entry {
@@ -465,8 +476,11 @@ fn read_dir<S: FnMut(WalkEvent)>(
             }
         }
         if kind == Kind::Dir {
-            if let (Some(prefix), true) = (&options.pycache_prefix, in_tree) {
-                if same_dir(&path, prefix) {
+            if let Some((dev, ino)) = shared.skip_dir {
+                let is_prefix = rfs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileStat::from(&st))
+                    .is_ok_and(|st| st.dev == dev && st.ino == ino);
+                if is_prefix {
                     continue;
                 }
             }
@@ -532,14 +546,6 @@ fn is_source(path: &Path, kind: Kind) -> bool {
     match kind {
         Kind::File => true,
         Kind::Symlink => path.is_file(),
-        _ => false,
-    }
-}
-
-/// Is `path` (as walked) the directory `abs` (absolute)? Only called for directories.
-fn same_dir(path: &Path, abs: &Path) -> bool {
-    match (std::fs::canonicalize(path), std::fs::canonicalize(abs)) {
-        (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
 }
@@ -814,6 +820,19 @@ mod tests {
             *checked.lock().unwrap() += 1;
         });
         assert_eq!(*checked.lock().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_pycache_prefix_inside_the_tree_is_not_walked_as_part_of_it() {
+        let dir = tree();
+        let t = dir.path();
+        fs::create_dir_all(t.join("prefix/x/__pycache__")).unwrap();
+        fs::write(t.join("prefix/x/__pycache__/z.cpython-312.pyc"), b"").unwrap();
+        let mut with_prefix = options(2, &["skipme"]);
+        with_prefix.pycache_prefix = Some(t.join("prefix"));
+        assert_eq!(events(t, t, &with_prefix), expected());
+        let got = events(t, t, &options(2, &["skipme"]));
+        assert!(got.contains("cache prefix/x/__pycache__/z.cpython-312.pyc <- prefix/x/z.py"));
     }
 
     #[test]
