@@ -11,7 +11,7 @@ use crate::config::{self, CheckConfig};
 use crate::deep;
 use crate::exit::ExitCode;
 use crate::inspect;
-use crate::output::{self, human, json};
+use crate::output::{self, escape, human, json};
 use crate::verdict::Severity;
 
 /// Run a command line to completion.
@@ -55,7 +55,7 @@ pub(crate) fn usage_error(err: &dyn std::error::Error) -> ExitCode {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    eprintln!("pycguard: error: {message}");
+    eprintln!("pycguard: error: {}", escape::text(&message));
     ExitCode::Usage
 }
 
@@ -104,7 +104,11 @@ fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode>
     if config.format == Format::Json || config.quiet {
         // Unreadable entries still reach the user on stderr when stdout is not for them.
         for error in &report.errors {
-            eprintln!("pycguard: {}: {}", error.path.display(), error.message);
+            eprintln!(
+                "pycguard: {}: {}",
+                escape::path(&error.path),
+                escape::text(&error.message)
+            );
         }
     }
     let worst = report.summary.worst;

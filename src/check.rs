@@ -40,15 +40,21 @@ pub fn judge_candidate(
             path: candidate.path.clone(),
             message: e.to_string(),
         })?;
-        let verdict = verdict::judge(&CacheFacts {
-            name: &candidate.name,
-            location: candidate.location,
-            bytes: &buf,
-            body: &gathered.body,
-            cache_mtime_ns: gathered.cache_mtime_ns,
-            source_name: candidate.source.as_deref().and_then(|s| s.file_name()),
-            source: gathered.source,
-        });
+        let source_name = candidate.source.as_deref().and_then(|s| s.file_name());
+        let verdict = match gathered.not_a_file {
+            Some(found) => {
+                verdict::judge_not_a_file(&candidate.name, gathered.source, source_name, found)
+            }
+            None => verdict::judge(&CacheFacts {
+                name: &candidate.name,
+                location: candidate.location,
+                bytes: &buf,
+                body: &gathered.body,
+                cache_mtime_ns: gathered.cache_mtime_ns,
+                source_name,
+                source: gathered.source,
+            }),
+        };
         if buf.capacity() > 4 << 20 {
             // Do not keep one huge file's buffer for the rest of the scan.
             *buf = Vec::with_capacity(64 * 1024);

@@ -13,7 +13,7 @@ use crate::walk::{Root, WalkOptions};
 /// A command line that cannot run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {}", .path.display(), crate::facts::io_message(.err))]
+    #[error("cannot read {}: {}", crate::output::escape::path(.path), crate::facts::io_message(.err))]
     UnreadableRoot { path: PathBuf, err: std::io::Error },
     #[error("invalid --exclude glob {glob:?}")]
     BadGlob {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::check;
 use crate::facts::DirSources;
 use crate::memo::Memo;
+use crate::output::escape;
 use crate::output::human::severity_style;
 use crate::output::json::{write_path, write_str};
 use crate::pyc::header::{self, Header, Invalidation};
@@ -97,9 +98,9 @@ fn row<W: Write>(out: &mut W, label: &str, value: impl std::fmt::Display) -> io:
 }
 
 pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
-    writeln!(out, "{LABEL}{}{LABEL:#}", i.path.display())?;
+    writeln!(out, "{LABEL}{}{LABEL:#}", escape::path(&i.path))?;
     if let Some(err) = &i.read_error {
-        row(out, "error", err)?;
+        row(out, "error", escape::text(err))?;
         return Ok(());
     }
     if let Some(size) = i.size {
@@ -170,7 +171,7 @@ pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
                 "source",
                 format!(
                     "{} ({})",
-                    s.display(),
+                    escape::path(s),
                     if i.source_exists { "exists" } else { "missing" }
                 ),
             )?,
@@ -189,17 +190,21 @@ pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
             ),
         )?;
         if let Some(reason) = &v.reason {
-            row(out, "reason", reason)?;
+            row(out, "reason", escape::text(reason))?;
         }
     }
     match &i.code {
         Some(Ok(code)) => {
-            row(out, "co_filename", &code.filename)?;
+            row(out, "co_filename", escape::text(&code.filename))?;
             row(out, "code objects", code.code_objects)?;
             row(out, "defines", list(&code.stored_names))?;
             row(out, "uses names", list(&code.names))?;
         }
-        Some(Err(e)) => row(out, "body", format!("damaged: {e}"))?,
+        Some(Err(e)) => row(
+            out,
+            "body",
+            format!("damaged: {}", escape::text(&e.to_string())),
+        )?,
         None => {
             if i.header.is_ok() {
                 row(
@@ -217,7 +222,7 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "(none)".to_owned()
     } else {
-        names.join(", ")
+        escape::text(&names.join(", ")).into_owned()
     }
 }
 

@@ -16,6 +16,7 @@ use crate::pyc::header::{self, Header, HeaderError, Invalidation, SourceStat, Ti
 use crate::pyc::magic::{self, Series};
 use crate::pyc::marshal;
 use crate::pyc::source_hash::stored_hex;
+use crate::read::FileKind;
 use crate::timefmt;
 
 /// The state of one cache. Each cache gets exactly one.
@@ -518,3 +519,210 @@ fn body_problem(body: &BodyFacts) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// A cache path that holds no regular file (after following a symlink, as the importer
+/// does): what the importer would find there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotAFile {
+    /// What opening the path gives; [`FileKind::Symlink`] for a link that leads nowhere.
+    pub kind: FileKind,
+    /// The path itself is a symlink (to `kind`).
+    pub via_symlink: bool,
+}
+
+impl NotAFile {
+    fn what(&self) -> String {
+        match (self.via_symlink, self.kind) {
+            (true, FileKind::Symlink) => "a dangling symlink".to_owned(),
+            (true, kind) => format!("a symlink to {}", kind.describe()),
+            (false, kind) => kind.describe().to_owned(),
+        }
+    }
+}
+
+/// Judge a cache path that is not a regular file: a FIFO where a cache goes makes the
+/// import that opens it hang, a device is read instead of a cache; both are errors. What
+/// the importer does was confirmed with the real interpreters (`tests/hostile.rs`):
+/// Python 3 opens `__pycache__/NAME.TAG.pyc` without checking what it is whenever the
+/// source exists, but looks for a sourceless legacy `NAME.pyc` only when it is a regular
+/// file; Python 2 opens a legacy `NAME.pyc` beside its source or in its place.
+pub fn judge_not_a_file(
+    name: &CacheName,
+    source: SourceFacts,
+    source_name: Option<&OsStr>,
+    found: NotAFile,
+) -> Verdict {
+    let tag = name.tag().map(str::to_owned);
+    let tag_series = tag.as_deref().and_then(magic::series_of_tag);
+    let mut v = Verdict {
+        state: State::Orphan,
+        severity: Severity::Warning,
+        reason: None,
+        interpreter: tag_series,
+        tag,
+        invalidation: None,
+        optimization: name.optimization(),
+        checked: Checked::Header,
+    };
+    let what = found.what();
+    let source_name = source_name
+        .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let module = source_name.strip_suffix(".py").unwrap_or(&source_name);
+    let mut set = |state: State, severity: Severity, reason: String| {
+        v.state = state;
+        v.severity = severity;
+        v.reason = Some(reason);
+    };
+    let hang_or_read = |who: &str| {
+        match found.kind {
+        FileKind::Fifo => Some(format!(
+            "{who} opens it on `import {module}` and blocks forever"
+        )),
+        FileKind::CharDevice | FileKind::BlockDevice => Some(format!(
+            "{who} reads the device on `import {module}` instead of a cache (from a /dev/zero it reads until memory runs out)"
+        )),
+        _ => None,
+    }
+    };
+    match name {
+        CacheName::Tagged { .. } => match source {
+            SourceFacts::Present { .. } => {
+                let who = who(tag_series);
+                if let Some(effect) = hang_or_read(&who) {
+                    set(
+                        State::Corrupt,
+                        Severity::Error,
+                        format!("{what} where the cache of {source_name} goes: {effect}"),
+                    );
+                } else if matches!(found.kind, FileKind::Socket | FileKind::Symlink) {
+                    set(
+                        State::Stale,
+                        Severity::Warning,
+                        format!("{what} where the cache of {source_name} goes: {who} cannot read a cache from it, compiles the source, and replaces it on the next import that can write here"),
+                    );
+                } else {
+                    set(
+                        State::Corrupt,
+                        Severity::Warning,
+                        format!("{what} where the cache of {source_name} goes: opening it fails, so {who} compiles the source on every import and can never write its cache"),
+                    );
+                }
+            }
+            _ => set(
+                State::Orphan,
+                Severity::Warning,
+                format!("{what} named like a cache of {source_name}, which does not exist; no interpreter opens it"),
+            ),
+        },
+        CacheName::Legacy { .. } => match hang_or_read("Python 2") {
+            Some(effect) => set(
+                State::Corrupt,
+                Severity::Error,
+                format!("{what} named like a legacy cache: {effect} (Python 3 ignores it)"),
+            ),
+            None => set(
+                State::Orphan,
+                Severity::Warning,
+                format!("{what}, not a cache file; no interpreter reads it"),
+            ),
+        },
+        _ => set(
+            State::Orphan,
+            Severity::Warning,
+            format!("{what}, not a cache file; no interpreter looks for this name"),
+        ),
+    }
+    v
+}
+
+#[cfg(test)]
+mod not_a_file_tests {
+    use super::*;
+
+    fn tagged() -> CacheName {
+        CacheName::Tagged {
+            stem: "x".into(),
+            tag: "cpython-312".into(),
+            optimization: 0,
+        }
+    }
+
+    fn present() -> SourceFacts {
+        SourceFacts::Present {
+            stat: SourceStat {
+                mtime_secs: 1,
+                mtime_nsec: 0,
+                size: 1,
+            },
+            mtime_ns: 1,
+            hash: None,
+        }
+    }
+
+    fn judge(name: &CacheName, source: SourceFacts, kind: FileKind, link: bool) -> Verdict {
+        judge_not_a_file(
+            name,
+            source,
+            Some(OsStr::new("x.py")),
+            NotAFile {
+                kind,
+                via_symlink: link,
+            },
+        )
+    }
+
+    #[test]
+    fn a_fifo_or_device_where_a_cache_goes_is_an_error() {
+        for (kind, link) in [
+            (FileKind::Fifo, false),
+            (FileKind::Fifo, true),
+            (FileKind::CharDevice, false),
+            (FileKind::BlockDevice, true),
+        ] {
+            let v = judge(&tagged(), present(), kind, link);
+            assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Error));
+            let reason = v.reason.unwrap();
+            assert!(reason.contains("import x"), "{reason}");
+            assert_eq!(reason.starts_with("a symlink to"), link, "{reason}");
+        }
+        let v = judge(&tagged(), present(), FileKind::Fifo, false);
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("a FIFO (named pipe) where the cache of x.py goes: Python 3.12 opens it on `import x` and blocks forever")
+        );
+    }
+
+    #[test]
+    fn what_the_importer_replaces_or_skips_is_a_warning() {
+        let v = judge(&tagged(), present(), FileKind::Socket, false);
+        assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+        let v = judge(&tagged(), present(), FileKind::Symlink, true);
+        assert_eq!(v.state, State::Stale);
+        assert!(v.reason.unwrap().starts_with("a dangling symlink"));
+        let v = judge(&tagged(), present(), FileKind::Directory, false);
+        assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
+        let missing = SourceFacts::Missing {
+            dir_has_sources: true,
+        };
+        assert_eq!(
+            judge(&tagged(), missing, FileKind::Fifo, false).state,
+            State::Orphan
+        );
+        let legacy = CacheName::Legacy {
+            stem: "x".into(),
+            pyo: false,
+        };
+        let v = judge(&legacy, missing, FileKind::Fifo, false);
+        assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Error));
+        assert!(v.reason.unwrap().contains("Python 2"));
+        assert_eq!(
+            judge(&legacy, present(), FileKind::Socket, false).state,
+            State::Orphan
+        );
+        assert_eq!(
+            judge(&CacheName::PartialWrite, present(), FileKind::Fifo, false).state,
+            State::Orphan
+        );
+    }
+}

@@ -15,6 +15,7 @@ use crate::config::{ConfigError, ScanConfig};
 use crate::deep::{self, DeepConfig};
 use crate::exit::ExitCode;
 use crate::interpreters::{Interpreters, Origin};
+use crate::output::escape;
 use crate::output::human::severity_style;
 use crate::verdict::{Severity, State};
 
@@ -91,21 +92,31 @@ fn write_clean<W: Write>(
     let verb = if dry { "would remove" } else { "removed" };
     if list && !quiet {
         for p in &o.removed {
-            writeln!(out, "{verb} {}", p.display())?;
+            writeln!(out, "{verb} {}", escape::path(p))?;
         }
         for p in &o.debris_removed {
-            writeln!(out, "{verb} {}/", p.display())?;
+            writeln!(out, "{verb} {}/", escape::path(p))?;
         }
         for p in &o.dirs_removed {
-            writeln!(out, "{verb} {}/", p.display())?;
+            writeln!(out, "{verb} {}/", escape::path(p))?;
         }
     }
     let err = severity_style(Severity::Error);
     for (p, message) in &o.failed {
-        writeln!(out, "{err}failed{err:#} {}: {message}", p.display())?;
+        writeln!(
+            out,
+            "{err}failed{err:#} {}: {}",
+            escape::path(p),
+            escape::text(message)
+        )?;
     }
     for (p, message) in &o.scan_errors {
-        writeln!(out, "{err}unreadable{err:#} {}: {message}", p.display())?;
+        writeln!(
+            out,
+            "{err}unreadable{err:#} {}: {}",
+            escape::path(p),
+            escape::text(message)
+        )?;
     }
     let mut parts = vec![format!(
         "{verb} {} {}",
@@ -173,8 +184,8 @@ fn interpreters_for(
     if let Some(bad) = interpreters.rejected_flag() {
         eprintln!(
             "pycguard: error: --python {}: {}",
-            bad.path.display(),
-            bad.message
+            escape::path(&bad.path),
+            escape::text(&bad.message)
         );
         return Err(ExitCode::Usage);
     }
@@ -237,7 +248,10 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         let (verb, detail) = match (&d.action, args.dry_run) {
             (Action::Recompile { interpreter, .. }, dry) => (
                 if dry { "would recompile" } else { "recompiled" },
-                format!("with {}", interpreters.all()[*interpreter].display_name()),
+                format!(
+                    "with {}",
+                    escape::text(&interpreters.all()[*interpreter].display_name())
+                ),
             ),
             (Action::Delete { why }, dry) => {
                 (if dry { "would delete" } else { "deleted" }, why.clone())
@@ -247,19 +261,25 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         match &d.error {
             Some(message) => writeln!(
                 out,
-                "{err}failed{err:#} to repair {} ({}): {message}",
-                d.path.display(),
-                d.state
+                "{err}failed{err:#} to repair {} ({}): {}",
+                escape::path(&d.path),
+                d.state,
+                escape::text(message)
             )?,
             None if matches!(d.action, Action::Leave { failure: true, .. }) => writeln!(
                 out,
-                "{err}failed{err:#} to repair {} ({}): {detail}",
-                d.path.display(),
-                d.state
+                "{err}failed{err:#} to repair {} ({}): {}",
+                escape::path(&d.path),
+                d.state,
+                escape::text(&detail)
             )?,
-            None if !args.quiet => {
-                writeln!(out, "{verb} {} ({}; {detail})", d.path.display(), d.state)?
-            }
+            None if !args.quiet => writeln!(
+                out,
+                "{verb} {} ({}; {})",
+                escape::path(&d.path),
+                d.state,
+                escape::text(&detail)
+            )?,
             None => {}
         }
     }
@@ -267,8 +287,8 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         writeln!(
             out,
             "{err}unreadable{err:#} {}: {}",
-            e.path.display(),
-            e.message
+            escape::path(&e.path),
+            escape::text(&e.message)
         )?;
     }
     let prefix = if args.dry_run { "would have " } else { "" };
@@ -401,9 +421,9 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
             writeln!(
                 out,
                 "would compile {} -> {} with {} ({})",
-                p.task.source.display(),
-                p.task.cache.display(),
-                chosen[p.interpreter].display_name(),
+                escape::path(&p.task.source),
+                escape::path(&p.task.cache),
+                escape::text(&chosen[p.interpreter].display_name()),
                 p.why
             )?;
         }
@@ -415,9 +435,17 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         .chain(&outcome.scan_errors)
         .chain(&scan_errors)
     {
-        writeln!(out, "{err}failed{err:#} {}: {message}", path.display())?;
+        writeln!(
+            out,
+            "{err}failed{err:#} {}: {}",
+            escape::path(path),
+            escape::text(message)
+        )?;
     }
-    let names: Vec<String> = chosen.iter().map(|i| i.display_name()).collect();
+    let names: Vec<String> = chosen
+        .iter()
+        .map(|i| escape::text(&i.display_name()).into_owned())
+        .collect();
     writeln!(
         out,
         "{} {}, {} up to date, {} failed ({})",

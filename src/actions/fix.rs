@@ -98,7 +98,7 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
                 return Some(Action::Leave {
                     why: format!(
                         "{state} but its source {} is gone; --delete removes it",
-                        source.display()
+                        crate::output::escape::path(source)
                     ),
                     failure: true,
                 });

@@ -258,6 +258,9 @@ fn finish(task: &Task, pyc: &[u8], before: SourceStamp, mode: u32, as_root: bool
         .and_then(|d| d.write_atomically(name, pyc, mode, owner));
     match result {
         Ok(()) => Written::Ok,
-        Err(e) => Written::Failed(format!("cannot write {}: {e}", task.cache.display())),
+        Err(e) => Written::Failed(format!(
+            "cannot write {}: {e}",
+            crate::output::escape::path(&task.cache)
+        )),
     }
 }

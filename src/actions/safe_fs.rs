@@ -22,12 +22,12 @@ use rustix::io::Errno;
 /// Why a file operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SafeFsError {
-    #[error("{} is not beneath {}", .path.display(), .root.display())]
+    #[error("{} is not beneath {}", crate::output::escape::path(.path), crate::output::escape::path(.root))]
     NotBeneath {
         path: std::path::PathBuf,
         root: std::path::PathBuf,
     },
-    #[error("refusing to follow the symlink {}", .0.display())]
+    #[error("refusing to follow the symlink {}", crate::output::escape::path(.0))]
     Symlink(std::path::PathBuf),
     #[error("not a regular file")]
     NotAFile,

@@ -66,7 +66,7 @@ pub struct DeepConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// A `--python PATH` that is not a usable interpreter (exit 2).
-    #[error("--python {}: {message}", path.display())]
+    #[error("--python {}: {message}", crate::output::escape::path(path))]
     Usage { path: PathBuf, message: String },
     /// Ctrl-C; the workers are stopped and reaped.
     #[error("interrupted")]

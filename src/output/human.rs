@@ -7,6 +7,7 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 
 use crate::deep::DeepSummary;
+use crate::output::escape;
 use crate::report::Report;
 use crate::verdict::{Severity, State};
 
@@ -59,9 +60,9 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
             state.meaning()
         )?;
         for entry in entries {
-            writeln!(out, "  {}", entry.path.display())?;
+            writeln!(out, "  {}", escape::path(&entry.path))?;
             if let Some(reason) = &entry.verdict.reason {
-                writeln!(out, "      {reason}")?;
+                writeln!(out, "      {}", escape::text(reason))?;
             }
         }
         writeln!(out)?;
@@ -74,8 +75,8 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
             report.errors.len()
         )?;
         for error in &report.errors {
-            writeln!(out, "  {}", error.path.display())?;
-            writeln!(out, "      {}", error.message)?;
+            writeln!(out, "  {}", escape::path(&error.path))?;
+            writeln!(out, "      {}", escape::text(&error.message))?;
         }
         writeln!(out)?;
     }
@@ -158,7 +159,8 @@ pub fn write_deep_summary<W: Write>(out: &mut W, deep: &DeepSummary) -> io::Resu
     let mut why = Vec::new();
     for (interpreter, n) in &deep.missing_interpreter {
         why.push(format!(
-            "{n} need {interpreter}, which was not found (add --python PATH)"
+            "{n} need {}, which was not found (add --python PATH)",
+            escape::text(interpreter)
         ));
     }
     if deep.pytest > 0 {
@@ -180,8 +182,8 @@ pub fn write_deep_summary<W: Write>(out: &mut W, deep: &DeepSummary) -> io::Resu
     )?;
     const SHOWN: usize = 20;
     for (path, reason) in deep.failed.iter().chain(&deep.other).take(SHOWN) {
-        writeln!(out, "  {}", path.display())?;
-        writeln!(out, "      {reason}")?;
+        writeln!(out, "  {}", escape::path(path))?;
+        writeln!(out, "      {}", escape::text(reason))?;
     }
     let listed = deep.failed.len() + deep.other.len();
     if listed > SHOWN {
