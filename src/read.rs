@@ -137,7 +137,7 @@ fn flags(follow: Follow) -> OFlags {
 /// Check that an opened descriptor is a regular file; its stat.
 pub fn check_regular(fd: &OwnedFd, what: &'static str) -> Result<FileStat, ReadError> {
     let st = rfs::fstat(fd)?;
-    let kind = FileKind::from_mode(st.st_mode as u32);
+    let kind = FileKind::from_mode(st.st_mode);
     if kind != FileKind::Regular {
         return Err(ReadError::NotRegular { kind, what });
     }
@@ -169,7 +169,7 @@ pub fn open(
         // this way, but a device may answer ENXIO: report it by its kind.
         Err(Errno::NXIO) => {
             let kind = rfs::stat(path)
-                .map(|st| FileKind::from_mode(st.st_mode as u32))
+                .map(|st| FileKind::from_mode(st.st_mode))
                 .unwrap_or(FileKind::Unknown);
             return Err(ReadError::NotRegular { kind, what });
         }

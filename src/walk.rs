@@ -789,7 +789,7 @@ mod tests {
         symlink("__pycache__/a.cpython-312.pyc", t.join("pkg/link.pyc")).unwrap();
         rfs::mknodat(
             rfs::CWD,
-            &t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
+            t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
             FileType::Fifo,
             rfs::Mode::from_raw_mode(0o644),
             0,
