@@ -16,6 +16,27 @@ use crate::verdict::Severity;
 
 /// Run a command line to completion.
 pub fn run(cli: Cli) -> ExitCode {
+    // Before anything can block: SIGINT and SIGTERM end every command promptly.
+    deep::install_signal_handlers();
+    let code = run_command(cli);
+    if code == ExitCode::Interrupted || deep::interrupted() {
+        return stopped();
+    }
+    code
+}
+
+/// The exit of a run stopped by a signal: 130 for SIGINT, 143 for SIGTERM.
+fn stopped() -> ExitCode {
+    if deep::received_signal() == Some(signal_hook::consts::SIGTERM) {
+        eprintln!("pycguard: terminated");
+        ExitCode::Terminated
+    } else {
+        eprintln!("pycguard: interrupted");
+        ExitCode::Interrupted
+    }
+}
+
+fn run_command(cli: Cli) -> ExitCode {
     match cli.color {
         ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
         ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
@@ -68,15 +89,16 @@ fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode>
         Format::Human => Keep::Problems,
     };
     let mut report = check::run(&config.scan, keep);
+    if deep::interrupted() {
+        // A walk cut short: print nothing that looks like a result.
+        return Ok(ExitCode::Interrupted);
+    }
     let deep_summary = if deep_args.deep {
         match deep::run_stage(&mut report, deep_args, config) {
             Ok(summary) => Some(summary),
             Err(err @ deep::StageError::Usage { .. }) => return Ok(usage_error(&err)),
-            Err(deep::StageError::Interrupted) => {
-                // The workers are already stopped and reaped.
-                eprintln!("pycguard: interrupted");
-                return Ok(ExitCode::Interrupted);
-            }
+            // The workers are already stopped and reaped.
+            Err(deep::StageError::Interrupted) => return Ok(ExitCode::Interrupted),
         }
     } else {
         None

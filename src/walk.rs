@@ -211,6 +211,11 @@ impl Shared<'_> {
             }
         }
         loop {
+            if crate::deep::interrupted() {
+                // SIGINT or SIGTERM: stop every walker thread at its next directory.
+                backlog.done = true;
+                self.wakeup.notify_all();
+            }
             if backlog.done {
                 return None;
             }
@@ -467,6 +472,9 @@ fn read_dir<S: FnMut(WalkEvent)>(
             Ok(entry) => entry,
             Err(err) => return sink(error(err)),
         };
+        if crate::deep::interrupted() {
+            return;
+        }
         let name = entry.file_name().to_bytes();
         if name == b"." || name == b".." {
             continue;

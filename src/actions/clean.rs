@@ -160,6 +160,9 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
             .collect();
         drop(out);
         for entry in report.entries {
+            if crate::deep::interrupted() {
+                break;
+            }
             if !states.contains(&entry.verdict.state) {
                 continue;
             }

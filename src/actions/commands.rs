@@ -64,6 +64,9 @@ pub fn run_clean(
     args: &CleanArgs,
 ) -> io::Result<ExitCode> {
     let outcome = clean::run(scan, options);
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let mut out = anstream::stdout().lock();
     write_clean(
         &mut out,
@@ -148,13 +151,10 @@ fn write_clean<W: Write>(
     writeln!(out, "{}", parts.join(", "))
 }
 
-/// Was the run stopped by Ctrl-C (the workers are already stopped and reaped)?
+/// Was the run stopped by SIGINT or SIGTERM (the workers are already stopped and reaped)?
+/// The caller returns [`ExitCode::Interrupted`]; `app` says which signal and exits with it.
 fn interrupted() -> bool {
-    let stopped = deep::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst);
-    if stopped {
-        eprintln!("pycguard: interrupted");
-    }
-    stopped
+    deep::interrupted()
 }
 
 fn mode_of(m: crate::cli::InvalidationMode) -> Mode {
@@ -213,6 +213,9 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         Keep::Problems
     };
     let mut report = check::run(&scan, keep);
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let (deep_config, interpreters) = match interpreters_for(
         &scan,
         &args.deep.python.pythons,
@@ -223,7 +226,6 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if args.deep.deep && deep::run(&mut report, &deep_config, &interpreters).is_err() {
-        eprintln!("pycguard: interrupted");
         return Ok(ExitCode::Interrupted);
     }
     let scan_errors = std::mem::take(&mut report.errors);
@@ -355,6 +357,9 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let tags = found_tree.tags.clone();
     let scan_errors = found_tree.errors.clone();
     // --python given: exactly those; else the interpreters whose caches the tree holds;

@@ -192,6 +192,9 @@ pub fn run(
     let mut recompiles: BTreeMap<usize, Vec<(usize, Task)>> = BTreeMap::new();
     let mut emptied: BTreeSet<(PathBuf, Arc<Path>)> = BTreeSet::new();
     for entry in entries {
+        if crate::deep::interrupted() {
+            break;
+        }
         let Some(action) = plan(&entry, interpreters, options) else {
             continue;
         };
