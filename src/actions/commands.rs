@@ -434,15 +434,19 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         }
     }
     let err = severity_style(Severity::Error);
-    for (path, message) in outcome
-        .failed
-        .iter()
-        .chain(&outcome.scan_errors)
-        .chain(&scan_errors)
-    {
+    for (path, message) in &outcome.failed {
         writeln!(
             out,
             "{err}failed{err:#} {}: {}",
+            escape::path(path),
+            escape::text(message)
+        )?;
+    }
+    let unreadable: Vec<_> = outcome.scan_errors.iter().chain(&scan_errors).collect();
+    for (path, message) in &unreadable {
+        writeln!(
+            out,
+            "{err}unreadable{err:#} {}: {}",
             escape::path(path),
             escape::text(message)
         )?;
@@ -453,7 +457,7 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         .collect();
     writeln!(
         out,
-        "{} {}, {} up to date, {} failed ({})",
+        "{} {}, {} up to date, {} failed{} ({})",
         if args.dry_run {
             "would compile"
         } else {
@@ -467,10 +471,15 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
             },
         outcome.up_to_date,
         outcome.failed.len(),
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable", unreadable.len())
+        },
         names.join(", ")
     )?;
     out.flush()?;
-    Ok(if outcome.failed.is_empty() && scan_errors.is_empty() {
+    Ok(if outcome.failed.is_empty() && unreadable.is_empty() {
         ExitCode::Success
     } else {
         ExitCode::Problems

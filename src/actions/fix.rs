@@ -257,12 +257,17 @@ pub fn run(
     outcome
 }
 
+/// Delete one cache (a symlink: the link only). A cache another run removed first is
+/// deleted as far as this run is concerned: the result is what was asked for.
 fn delete(root: &Path, path: &Path) -> Result<(), String> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err("no file name".into());
     };
-    let dir = safe_fs::open_dir_beneath(root, parent, None).map_err(|e| e.to_string())?;
-    dir.remove_file(name).map_err(|e| e.to_string())
+    let result = safe_fs::open_dir_beneath(root, parent, None).and_then(|d| d.remove_file(name));
+    match result {
+        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 #[cfg(test)]
