@@ -544,8 +544,9 @@ impl NotAFile {
 /// import that opens it hang, a device is read instead of a cache; both are errors. What
 /// the importer does was confirmed with the real interpreters (`tests/hostile.rs`):
 /// Python 3 opens `__pycache__/NAME.TAG.pyc` without checking what it is whenever the
-/// source exists, but looks for a sourceless legacy `NAME.pyc` only when it is a regular
-/// file; Python 2 opens a legacy `NAME.pyc` beside its source or in its place.
+/// source exists (and reads a device whole), but looks for a sourceless legacy `NAME.pyc`
+/// only when it is a regular file; Python 2 opens a legacy `NAME.pyc` beside its source or
+/// in its place (a FIFO blocks it; from a device it reads a bad magic number and goes on).
 pub fn judge_not_a_file(
     name: &CacheName,
     source: SourceFacts,
@@ -615,18 +616,18 @@ pub fn judge_not_a_file(
                 format!("{what} named like a cache of {source_name}, which does not exist; no interpreter opens it"),
             ),
         },
-        CacheName::Legacy { .. } => match hang_or_read("Python 2") {
-            Some(effect) => set(
-                State::Corrupt,
-                Severity::Error,
-                format!("{what} named like a legacy cache: {effect} (Python 3 ignores it)"),
-            ),
-            None => set(
-                State::Orphan,
-                Severity::Warning,
-                format!("{what}, not a cache file; no interpreter reads it"),
-            ),
-        },
+        // Python 2 opens it (and blocks on a FIFO); from a device it reads four bytes,
+        // finds no magic number and goes on without it.
+        CacheName::Legacy { .. } if found.kind == FileKind::Fifo => set(
+            State::Corrupt,
+            Severity::Error,
+            format!("{what} named like a legacy cache: Python 2 opens it on `import {module}` and blocks forever (Python 3 ignores it)"),
+        ),
+        CacheName::Legacy { .. } => set(
+            State::Orphan,
+            Severity::Warning,
+            format!("{what}, not a cache file; no interpreter takes it for one"),
+        ),
         _ => set(
             State::Orphan,
             Severity::Warning,

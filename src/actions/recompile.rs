@@ -99,8 +99,14 @@ fn job_for(
     let meta = fs::metadata(&task.source)
         .map_err(|e| format!("cannot stat source: {}", crate::facts::io_message(&e)))?;
     let before = stamp(&meta);
-    let source = fs::read(&task.source)
-        .map_err(|e| format!("cannot read source: {}", crate::facts::io_message(&e)))?;
+    // Without blocking on a FIFO swapped in, and at most MAX_FILE_BYTES.
+    let source = crate::read::read(
+        &task.source,
+        crate::read::Follow::Yes,
+        "the source",
+        crate::read::MAX_FILE_BYTES,
+    )
+    .map_err(|e| format!("cannot read source: {e}"))?;
     let rule = magic::lookup(interpreter.magic).map_or(magic::MtimeRule::Masked, |m| m.mtime_rule);
     let mtime = source_stat(&(&meta).into()).importer_mtime(rule);
     let invalidation = match task.mode {
