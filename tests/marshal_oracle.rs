@@ -126,6 +126,11 @@ fn interpreters() -> Vec<Interp> {
             );
         }
     }
+    // PYCGUARD_TEST_REQUIRE=all-found: every series the machine has must be here.
+    common::require_series(found.keys().copied());
+    for (major, minor) in found.keys() {
+        common::exercised(*major, *minor);
+    }
     let mut out = Vec::new();
     for (_, py) in found {
         let line = run_py(&py, SCRIPT_MAGIC, &[], None);
@@ -144,11 +149,6 @@ fn interpreters() -> Vec<Interp> {
             python: py,
             dialect,
         });
-    }
-    // PYCGUARD_TEST_REQUIRE=all-found: every series the machine has must be here.
-    common::require_series(found.keys().copied());
-    for (major, minor) in found.keys() {
-        common::exercised(*major, *minor);
     }
     if out.is_empty() {
         visible!("SKIP: no CPython interpreter found at all; oracle tests ran nothing");
