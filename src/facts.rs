@@ -1,7 +1,10 @@
 //! Gathering facts about one found cache: its bytes and mtime, its source's stat, and —
 //! only for hash-based caches — the source's SipHash. This is the only place `check`
-//! touches the file system after the walk, and it only reads: files are opened read-only,
-//! nothing is written, no atime-relevant flag is changed.
+//! touches the file system after the walk, and it only reads: files are opened read-only
+//! through [`crate::read`] (never blocking, only regular files, at most 64 MiB), nothing
+//! is written, no atime-relevant flag is changed. A symlinked cache is read through, as the
+//! importer reads it, and never remembered by identity; a FIFO, device, socket or
+//! directory found where a cache goes is never opened: it is judged by its kind.
 //!
 //! Each cache costs one open + fstat + read of the cache and one stat of its source; the
 //! legacy "does this directory still hold sources?" question is answered once per directory.

@@ -717,7 +717,7 @@ fn a_huge_sparse_cache_or_source_is_reported_not_read() {
 
 #[test]
 fn deep_nesting() {
-    new_case(".pytest_cache nested 5,000 levels, and a tree 5,000 directories deep");
+    new_case(".pytest_cache nested 5,000 levels, and a tree 2,500 directories deep");
     let tree = Tree::new();
     let cache_dir = Tree::new();
     source(&tree, "keep.py", b"VALUE = 1\n");
@@ -736,7 +736,10 @@ fn deep_nesting() {
             rustix::fs::Mode::empty(),
         )
         .unwrap();
-        for _ in 0..5000 {
+        // The walk reports what lies beyond PATH_MAX (about 2,000 levels here) as
+        // unreadable; 2,500 levels show that without the quadratic cost of 5,000.
+        let depth = if top == "deep" { 2500 } else { 5000 };
+        for _ in 0..depth {
             rustix::fs::mkdirat(&fd, "d", rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
             drop(
                 rustix::fs::openat(

@@ -5,9 +5,11 @@
 //! root are opened one component at a time with `O_NOFOLLOW | O_DIRECTORY`, and the final
 //! operation is an `*at` call on that directory descriptor, so a directory swapped for a
 //! symlink between the scan and the action cannot redirect a delete or a write outside
-//! the tree. Deletions only ever remove a regular file (or an empty directory); writes go
-//! to a temporary file in the same directory, get their owner and mode, and are renamed
-//! into place, so a crash leaves the old cache or the new one, never half of one.
+//! the tree. Deletions only ever remove a regular file, a symlink itself (never its
+//! target) or an empty directory; writes go to a temporary file in the same directory, get
+//! their owner and mode, and are renamed into place (over a cache or a symlink, never over
+//! a FIFO, device, socket or directory), so a crash leaves the old cache or the new one,
+//! never half of one.
 
 use std::ffi::{OsStr, OsString};
 use std::io;

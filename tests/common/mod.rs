@@ -162,6 +162,7 @@ fn probe(path: &Path) -> Option<Interp> {
 /// Every interpreter on the machine: ~/.pyenv/versions/*/bin/python and the system
 /// python3, distinct builds only. Prints a SKIP line for each expected series not found.
 pub fn interpreters() -> Vec<Interp> {
+    print_summary_at_exit();
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(home) = std::env::var_os("HOME") {
         let versions = Path::new(&home).join(".pyenv/versions");
