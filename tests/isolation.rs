@@ -19,7 +19,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use common::{pycguard, set_mtime, snapshot, Interp, Tree};
