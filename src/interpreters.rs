@@ -236,6 +236,16 @@ pub struct Interpreters {
 impl Interpreters {
     /// Find every interpreter (see the module docs).
     pub fn discover(discovery: &Discovery) -> Interpreters {
+        Interpreters::find(discovery, true)
+    }
+
+    /// Find every interpreter and ask each one now, whatever was remembered (the answers
+    /// are remembered anew): what `pycguard interpreters` shows.
+    pub fn discover_asking_all(discovery: &Discovery) -> Interpreters {
+        Interpreters::find(discovery, false)
+    }
+
+    fn find(discovery: &Discovery, use_memo: bool) -> Interpreters {
         let (candidates, rejected) = candidates(discovery, effective_uid());
         let mut memo = discovery
             .cache_dir
@@ -244,7 +254,7 @@ impl Interpreters {
             .unwrap_or_default();
         let remembered: Vec<Option<Answer>> = candidates
             .iter()
-            .map(|c| memo.get(&c.resolved, &c.stamp))
+            .map(|c| memo.get(&c.resolved, &c.stamp).filter(|_| use_memo))
             .collect();
         let answers: Vec<Result<Answer, String>> = std::thread::scope(|s| {
             let handles: Vec<_> = candidates

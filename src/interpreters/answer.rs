@@ -111,6 +111,22 @@ pub fn plausible(answer: &Answer, resolved: &Path) -> Result<(), Implausible> {
             series: expected.to_string(),
         });
     }
+    // A final release writes its series' release magic (a pre-release one, with a
+    // version such as 3.13.0rc1, any magic of the series' range).
+    let release = answer.version.split('.').count() == 3
+        && answer
+            .version
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.');
+    let value = u16::from_le_bytes([answer.magic[0], answer.magic[1]]);
+    if let Some(magics) = magic::release_magics(expected).filter(|_| release) {
+        if !magics.contains(&value) {
+            return Err(Implausible::Magic {
+                magic: answer.magic,
+                series: format!("a final {expected}"),
+            });
+        }
+    }
     let mut parts = answer.version.split('.');
     if parts.next() != Some(major.to_string().as_str())
         || parts.next() != Some(minor.to_string().as_str())
@@ -322,6 +338,19 @@ mod tests {
             bad(&|a| a.magic = M311),
             Err(Implausible::Magic { .. })
         ));
+        // A 3.12 pre-release magic for a final 3.12.1 (a lie that would hide the real
+        // interpreter from the 3.12 caches); fine for a pre-release version.
+        assert!(matches!(
+            bad(&|a| a.magic = [0xca, 0x0d, 0x0d, 0x0a]),
+            Err(Implausible::Magic { .. })
+        ));
+        assert_eq!(
+            bad(&|a| {
+                a.magic = [0xca, 0x0d, 0x0d, 0x0a];
+                a.version = "3.12.0b4".into();
+            }),
+            Ok(())
+        );
         assert!(matches!(
             bad(&|a| a.version = "3.11.7".into()),
             Err(Implausible::Version { .. })
