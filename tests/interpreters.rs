@@ -518,6 +518,9 @@ fn memo_answers(memo: &Value) -> std::collections::BTreeMap<String, Value> {
         .collect()
 }
 
+/// Chooses a memo entry's answer from its executable and its current answer.
+type Pick = Box<dyn Fn(&str, &Value) -> Value>;
+
 /// Give each entry of a memo the answer `pick` chooses (by executable).
 fn rewrite_memo(path: &Path, pick: &dyn Fn(&str, &Value) -> Value) {
     let mut memo: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
@@ -567,11 +570,11 @@ fn a_swapped_probe_memo_changes_no_verdict_and_is_rebuilt() {
         _ => eprintln!("SKIP: swapped memo: no 3.12 and 3.11.7 pair"),
     }
     let keys: Vec<String> = truth.keys().cloned().collect();
-    let mut cases: Vec<(String, Box<dyn Fn(&str, &Value) -> Value>)> = swaps
+    let mut cases: Vec<(String, Pick)> = swaps
         .into_iter()
         .map(|(label, a, b)| {
             let truth = truth.clone();
-            let pick: Box<dyn Fn(&str, &Value) -> Value> = Box::new(move |exe, answer| {
+            let pick: Pick = Box::new(move |exe, answer| {
                 if exe == a {
                     truth[&b].clone()
                 } else if exe == b {
@@ -699,7 +702,8 @@ fn optimisation_levels_above_two_are_proven_and_repaired() {
                 write_source(&tree, "pkg/m.py", SOURCE, t);
                 let tag = i.tag().unwrap();
                 // How Python is asked for each level; it writes only m's cache.
-                let variants: [(&[&str], &[(&str, &str)], u32); 3] = [
+                type Variant<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], u32);
+                let variants: [Variant; 3] = [
                     (&["-OOO"], &[], 3),
                     (&[], &[("PYTHONOPTIMIZE", "3")], 3),
                     (&["-OOOO"], &[], 4),
