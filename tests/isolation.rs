@@ -91,10 +91,11 @@ const SHADOWS: &[&str] = &[
     "startup",
 ];
 
-/// The code of a shadow module: record who ran it, using only the built-in `sys`.
+/// The code of a shadow module: record who ran it, using only the built-in `sys` and
+/// `posix` (it may run before `open` exists, as `encodings` does at start-up).
 fn shadow_code(markers: &Path, name: &str) -> String {
     format!(
-        "import sys\nopen({:?} + '/' + {:?} + '@' + sys.version.split()[0], 'a').close()\n",
+        "import sys, posix\nposix.close(posix.open({:?} + '/' + {:?} + '@' + sys.version.split()[0], posix.O_CREAT | posix.O_WRONLY, 420))\n",
         markers.display().to_string(),
         name.replace('/', "."),
     )
@@ -120,7 +121,7 @@ fn hostile(interps: &[Interp]) -> Hostile {
         );
     }
     let pth = format!(
-        "import sys; open({:?} + '/pth@' + sys.version.split()[0], 'a').close()\n",
+        "import sys, posix; posix.close(posix.open({:?} + '/pth@' + sys.version.split()[0], posix.O_CREAT | posix.O_WRONLY, 420))\n",
         h.markers.path().display().to_string()
     );
     h.dir.write("evil.pth", pth.as_bytes());
@@ -428,4 +429,338 @@ fn unusable_python_flags_are_usage_errors_for_every_command() {
     }
     assert!(!marker.exists(), "the writable --python was run");
     assert!(!tree.join("pkg/__pycache__").exists());
+}
+
+/// The uid and gid of a service user made for these tests (created once, idempotently).
+fn service_user(name: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, name])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        // Another test may create it at the same time: look again whatever this says.
+        let _ = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(name)
+            .output();
+    }
+    Some((id("-u")?, id("-g")?))
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for e in fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&e.path(), uid, gid);
+        }
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn as_root() -> bool {
+    if common::effective_uid() == 0 {
+        return true;
+    }
+    eprintln!("SKIP: this test runs pycguard as root on a tree another user owns");
+    false
+}
+
+/// A user-owned tree holding an "interpreter" of its own (`evil/pyvenv.cfg` +
+/// `evil/bin/python`, a shell script), one owned by root in a user-owned directory, one in
+/// a world-writable directory, and virtualenvs whose `bin/python` links to each real
+/// interpreter but whose `pyvenv.cfg` points `home` at a user-owned copy of the standard
+/// library: run as root, no command ever runs the scripts or the user's library, the
+/// listing says why each script was refused, and the linked interpreters are still used.
+#[test]
+fn interpreters_planted_in_a_users_tree_are_never_run_as_root() {
+    if !as_root() {
+        return;
+    }
+    let Some((uid, gid)) = service_user("pgt-iso") else {
+        eprintln!("SKIP: cannot create the user pgt-iso");
+        return;
+    };
+    let interps = common::interpreters();
+    let base = Tree::new();
+    chmod(base.path(), 0o755);
+    let markers = Tree::new();
+    let tree = base.join("tree");
+    let script = |name: &str| {
+        format!(
+            "#!/bin/sh\ntouch {}/{name}\necho pwned\n",
+            markers.path().display()
+        )
+    };
+    for (dir, marker) in [("evil", "evil"), ("evil2", "evil2"), ("evil3", "evil3")] {
+        let bin = tree.join(dir).join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(tree.join(dir).join("pyvenv.cfg"), b"home = /usr/bin\n").unwrap();
+        fs::write(bin.join("python"), script(marker)).unwrap();
+        chmod(&bin.join("python"), 0o755);
+        std::os::unix::fs::symlink("python", bin.join("python3")).unwrap();
+    }
+    let mut venvs = Vec::new();
+    for i in interps.iter().filter(|i| i.major >= 3) {
+        let name = format!("venv_{}", i.version.replace('.', "_"));
+        let home = tree.join(format!("home_{}", i.version.replace('.', "_")));
+        let lib = home.join(format!("lib/python{}.{}", i.major, i.minor));
+        for shadow in SHADOWS {
+            let p = lib.join(format!("{shadow}.py"));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, shadow_code(markers.path(), shadow)).unwrap();
+        }
+        fs::create_dir_all(home.join("bin")).unwrap();
+        let bin = tree.join(&name).join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(
+            tree.join(&name).join("pyvenv.cfg"),
+            format!("home = {}\n", home.join("bin").display()),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(fs::canonicalize(&i.path).unwrap(), bin.join("python")).unwrap();
+        venvs.push((name, i.clone()));
+    }
+    // Something to prove, repair and compile with every interpreter.
+    let t = common::now_secs() - 1000;
+    for i in &interps {
+        let d = tree
+            .join("pkg")
+            .join(format!("v{}", i.version.replace('.', "_")));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("m.py"), b"X = 1\n").unwrap();
+        set_mtime(&d.join("m.py"), t, 0);
+        i.compile(&d, &["m.py"], "timestamp", 0);
+        fs::write(d.join("m.py"), b"X = 22\n").unwrap();
+        fs::write(d.join("n.py"), b"Y = 1\n").unwrap();
+    }
+    chown_tree(&tree, uid, gid);
+    // evil2: root's script in the user's directory; evil3: in a world-writable directory.
+    std::os::unix::fs::lchown(tree.join("evil2/bin/python"), Some(0), Some(0)).unwrap();
+    chown_tree(&tree.join("evil3"), 0, 0);
+    chmod(&tree.join("evil3/bin"), 0o777);
+    for args in [
+        &["interpreters"][..],
+        &["check", "--deep"],
+        &["fix", "--deep"],
+        &["compile"],
+    ] {
+        let cache = Tree::new();
+        let out = pycguard()
+            .current_dir(&tree)
+            .env("PYCGUARD_CACHE_DIR", cache.path())
+            .args(args)
+            .arg(".")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ran: Vec<_> = fs::read_dir(markers.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(ran.is_empty(), "`{}` ran {ran:?}:\n{text}", args.join(" "));
+        assert!(!text.contains("pwned"), "{text}");
+        if args == ["interpreters"] {
+            for (dir, why) in [
+                ("evil", format!("owned by uid {uid}")),
+                (
+                    "evil2",
+                    format!("{} is owned by uid {uid}", tree.join("evil2/bin").display()),
+                ),
+                (
+                    "evil3",
+                    format!(
+                        "{} is writable by everyone",
+                        tree.join("evil3/bin").display()
+                    ),
+                ),
+            ] {
+                let line = text
+                    .lines()
+                    .find(|l| l.contains(&format!("{}/bin/python ", tree.join(dir).display())))
+                    .unwrap_or_else(|| panic!("{dir} not listed as refused:\n{text}"));
+                assert!(
+                    line.starts_with("ignored")
+                        && line.contains("not run: ")
+                        && line.contains(&why),
+                    "{line}"
+                );
+            }
+            for (name, i) in &venvs {
+                let line = text
+                    .lines()
+                    .find(|l| l.contains(&format!("{name}/bin/python ")))
+                    .unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+                assert!(line.contains(&i.version) && line.contains("venv"), "{line}");
+            }
+        }
+        if args == ["fix", "--deep"] {
+            assert!(out.status.success(), "{text}");
+            assert!(
+                text.contains(&format!("repaired {}", interps.len())),
+                "{text}"
+            );
+        }
+    }
+}
+
+/// Set a POSIX ACL (`system.posix_acl_access`) giving `uid` `perm` (4 = r, 5 = r-x) on a
+/// file whose owner keeps `owner_perm` and everyone else nothing.
+fn grant_acl(path: &Path, uid: u32, owner_perm: u16, perm: u16) {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    let mut entry = |tag: u16, perm: u16, id: u32| {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    };
+    const UNDEFINED: u32 = u32::MAX;
+    entry(0x01, owner_perm, UNDEFINED); // user::
+    entry(0x02, perm, uid); // user:uid:
+    entry(0x04, 0, UNDEFINED); // group::
+    entry(0x10, perm, UNDEFINED); // mask::
+    entry(0x20, 0, UNDEFINED); // other::
+    rustix::fs::setxattr(
+        path,
+        "system.posix_acl_access",
+        &acl,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (path, (content, _, _)) in snapshot(dir) {
+        if content.windows(needle.len()).any(|w| w == needle) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// As root, `compile` and `fix` of a user-owned tree whose `x.py` is a symlink to a
+/// root-only file (0600 in a 0700 directory) write no cache of it — the user would read
+/// the secret's constants in it — and say why; a source the user may read through an ACL,
+/// and an ordinary one, are compiled and given to the user.
+#[test]
+fn root_never_writes_a_cache_its_owner_could_not_read_the_source_of() {
+    if !as_root() {
+        return;
+    }
+    let Some((uid, gid)) = service_user("pgt-iso") else {
+        eprintln!("SKIP: cannot create the user pgt-iso");
+        return;
+    };
+    let Some(i) = common::interpreters_from(3, 7).into_iter().last() else {
+        eprintln!("SKIP: no Python 3.7+");
+        return;
+    };
+    let tag = i.tag().unwrap();
+    let base = Tree::new();
+    chmod(base.path(), 0o755);
+    let secret_word = format!("hunter2-{}", std::process::id());
+    let secret = base.write(
+        "secret/s.py",
+        format!("SECRET = {secret_word:?}\n").as_bytes(),
+    );
+    chmod(&secret, 0o600);
+    chmod(&base.join("secret"), 0o700);
+    let shared_word = format!("shared-{}", std::process::id());
+    let shared = base.write("acl/t.py", format!("SHARED = {shared_word:?}\n").as_bytes());
+    chmod(&shared, 0o600);
+    chmod(&base.join("acl"), 0o700);
+    grant_acl(&base.join("acl"), uid, 7, 5);
+    grant_acl(&shared, uid, 6, 4);
+    let tree = base.join("tree");
+    let pkg = tree.join("pkg");
+    fs::create_dir_all(&pkg).unwrap();
+    // x.py had a cache once (now stale): `fix` wants to rebuild it from the secret.
+    fs::write(pkg.join("x.py"), b"SECRET = 'none'\n").unwrap();
+    set_mtime(&pkg.join("x.py"), common::now_secs() - 1000, 0);
+    i.compile(&pkg, &["x.py"], "timestamp", 0);
+    fs::remove_file(pkg.join("x.py")).unwrap();
+    std::os::unix::fs::symlink(&secret, pkg.join("x.py")).unwrap();
+    std::os::unix::fs::symlink(&shared, pkg.join("z.py")).unwrap();
+    fs::write(pkg.join("y.py"), b"Y = 1\n").unwrap();
+    chown_tree(&tree, uid, gid);
+    let cache_x = pkg.join(format!("__pycache__/x.{tag}.pyc"));
+    let before_x = fs::read(&cache_x).unwrap();
+    // The oracle: the user really cannot read the secret, and can read the shared file.
+    let read_as_user = |p: &Path| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                &uid.to_string(),
+                "--regid",
+                &gid.to_string(),
+                "--clear-groups",
+                "cat",
+            ])
+            .arg(p)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!read_as_user(&pkg.join("x.py")) && read_as_user(&pkg.join("z.py")));
+    let refusal = format!("not written: its owner uid {uid} cannot read the source");
+    for args in [&["fix"][..], &["compile"]] {
+        let out = pycguard()
+            .current_dir(&tree)
+            .args(args)
+            .arg("--python")
+            .arg(&i.path)
+            .arg(".")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("x.py") || l.contains(&format!("x.{tag}.pyc")))
+            .unwrap_or_else(|| panic!("{args:?}: x not reported:\n{text}"));
+        assert!(
+            line.starts_with("failed") && line.contains(&refusal),
+            "{line}"
+        );
+        assert!(
+            text.contains("1 failed") || text.contains("failed 1"),
+            "{text}"
+        );
+        assert!(
+            files_containing(&tree, secret_word.as_bytes()).is_empty(),
+            "{args:?}: the secret leaked into the tree"
+        );
+        assert_eq!(
+            fs::read(&cache_x).unwrap(),
+            before_x,
+            "x's old cache is left alone"
+        );
+    }
+    // z (readable through the ACL) and y were compiled and given to the user.
+    for m in ["y", "z"] {
+        let c = pkg.join(format!("__pycache__/{m}.{tag}.pyc"));
+        let meta = fs::metadata(&c).unwrap_or_else(|_| panic!("{m} not compiled"));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{m}");
+        assert!(read_as_user(&c), "{m}'s cache is the user's to read");
+    }
+    assert_eq!(files_containing(&tree, shared_word.as_bytes()).len(), 1);
 }
