@@ -685,3 +685,20 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         _ => status.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker drops relative `sys.path` entries before it imports anything but `sys`
+    /// (Python 2 puts `''`, the working directory, first with `-c`).
+    #[test]
+    fn the_worker_guards_sys_path_before_any_import() {
+        let code: Vec<&str> = WORKER_PY
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .collect();
+        let guard: Vec<&str> = crate::interpreters::child::PATH_GUARD.lines().collect();
+        assert_eq!(code[..guard.len()], guard[..]);
+    }
+}
