@@ -764,3 +764,54 @@ fn root_never_writes_a_cache_its_owner_could_not_read_the_source_of() {
     }
     assert_eq!(files_containing(&tree, shared_word.as_bytes()).len(), 1);
 }
+
+/// A FIFO, a device or a huge file in place of the probe memo is neither waited on nor
+/// read: the commands finish promptly, and the memo is written anew as a regular file.
+#[test]
+fn a_fifo_or_device_in_place_of_the_probe_memo_does_not_hang() {
+    let tree = Tree::new();
+    tree.write("pkg/m.py", b"X = 1\n");
+    for kind in ["fifo", "device", "huge"] {
+        let cache = Tree::new();
+        let memo = cache.join("interpreters-v2.json");
+        match kind {
+            "fifo" => rustix::fs::mkfifoat(
+                rustix::fs::CWD,
+                &memo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+            )
+            .unwrap(),
+            "device" => std::os::unix::fs::symlink("/dev/zero", &memo).unwrap(),
+            _ => fs::File::create(&memo).unwrap().set_len(3 << 30).unwrap(),
+        }
+        for args in [&["interpreters"][..], &["compile", "--dry-run"]] {
+            let mut child = pycguard()
+                .current_dir(tree.path())
+                .env("PYCGUARD_CACHE_DIR", cache.path())
+                .args(args)
+                .arg(".")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{kind}: `{}` hangs", args.join(" "));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            assert!(status.success(), "{kind}: {args:?}");
+        }
+        let meta = fs::symlink_metadata(&memo).unwrap();
+        assert!(
+            meta.is_file() && meta.len() < 1 << 20,
+            "{kind}: the memo is rewritten"
+        );
+    }
+}
