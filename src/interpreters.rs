@@ -508,7 +508,7 @@ fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
             // A found name that is no executable file is simply not an interpreter.
             Err(
                 Refusal::Missing | Refusal::Directory | Refusal::NotFile | Refusal::NotExecutable,
-            ) if !explicit => {}
+            ) if !explicit => continue,
             Err(refusal) => {
                 let message = match &refusal {
                     Refusal::Owner { .. } | Refusal::Writable { .. } if resolved != path => {
