@@ -82,6 +82,15 @@ pub(crate) fn usage_error(err: &dyn std::error::Error) -> ExitCode {
 
 fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode> {
     let started = Instant::now();
+    // A bad --python is a usage error even when --deep is not given.
+    if let Err(bad) = crate::interpreters::check_flags(&deep_args.python.pythons) {
+        eprintln!(
+            "pycguard: error: --python {}: {}",
+            bad.path.display(),
+            bad.message
+        );
+        return Ok(ExitCode::Usage);
+    }
     let keep = match config.format {
         // The deep stage upgrades fresh verdicts too, so it needs every entry.
         _ if deep_args.deep => Keep::All,

@@ -292,6 +292,10 @@ mod tests {
             implementation: "cpython".into(),
             version_info: (3, u32::from(minor)),
             origin: Origin::Path,
+            executable: PathBuf::from(format!("/usr/bin/python3.{minor}")),
+            prefixes: vec![PathBuf::from("/usr")],
+            venv: None,
+            remembered_in: None,
         }
     }
 

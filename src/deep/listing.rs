@@ -1,5 +1,8 @@
 //! `pycguard interpreters`: the interpreters found, and how many caches under the given
-//! paths each one can prove with `check --deep`.
+//! paths each one can prove with `check --deep`; also those refused (an executable others
+//! could have planted, one that gave no usable answer), each with why. Every interpreter
+//! is asked afresh here (isolated, as always), so the listing never shows a remembered
+//! answer.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -19,7 +22,9 @@ const DIM: Style = Style::new().dimmed();
 
 /// Run the command.
 pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
-    let interpreters = Interpreters::discover(&Discovery {
+    // Every interpreter is asked now: the listing shows what they say, not what an
+    // earlier run remembered (and the memo is rewritten with it).
+    let interpreters = Interpreters::discover_asking_all(&Discovery {
         pythons: python.pythons.clone(),
         roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
         cache_dir: scan.cache_dir.clone(),

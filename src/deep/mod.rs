@@ -577,7 +577,8 @@ fn prove_group(
     let workers = config.workers.max(1).min(pending.len());
     let mut pool = Pool::start(interpreter, workers, config.timeout)?;
     pool.set_interrupt(Arc::clone(interrupt));
-    let prover = interpreter.display_name();
+    // The worker's own hello may have corrected a remembered version.
+    let prover = pool.interpreter().display_name();
     // Keys of the bytes actually sent (the file may have changed since phase 1), and
     // reasons for jobs that could not even be made.
     let sent: RefCell<HashMap<usize, Result<store::Key, String>>> = RefCell::new(HashMap::new());

@@ -201,6 +201,39 @@ const PYPY3_MAGICS: &[(u16, u8)] = &[
 /// PyPy2.7's magic.
 const PYPY2_MAGIC: u16 = 62218;
 
+/// The magics CPython's final releases (`X.Y.Z`, no pre-release suffix) write, per series
+/// (3.5.2 changed 3.5's). Pre-releases use others from the series' range.
+const CPYTHON_RELEASE_MAGICS: &[((u8, u8), &[u16])] = &[
+    ((2, 7), &[62211]),
+    ((3, 0), &[3131]),
+    ((3, 1), &[3151]),
+    ((3, 2), &[3180]),
+    ((3, 3), &[3230]),
+    ((3, 4), &[3310]),
+    ((3, 5), &[3350, 3351]),
+    ((3, 6), &[3379]),
+    ((3, 7), &[3394]),
+    ((3, 8), &[3413]),
+    ((3, 9), &[3425]),
+    ((3, 10), &[3439]),
+    ((3, 11), &[3495]),
+    ((3, 12), &[3531]),
+    ((3, 13), &[3571]),
+    ((3, 14), &[3627]),
+];
+
+/// The magics a final release of `series` writes, when pycguard's table knows them
+/// (CPython only: PyPy's follow PyPy releases).
+pub fn release_magics(series: Series) -> Option<&'static [u16]> {
+    if series.implementation != Implementation::CPython {
+        return None;
+    }
+    CPYTHON_RELEASE_MAGICS
+        .iter()
+        .find(|(s, _)| *s == (series.major, series.minor))
+        .map(|(_, magics)| *magics)
+}
+
 /// Look up the first four bytes of a cache. `None`: no interpreter pycguard knows wrote it.
 pub fn lookup(raw: [u8; 4]) -> Option<MagicInfo> {
     if raw[2] != b'\r' || raw[3] != b'\n' {
@@ -301,6 +334,12 @@ mod tests {
             (62218, [0x0a, 0xf3, 0x0d, 0x0a], Series::pypy(2, 7)),
         ];
         for (value, bytes, series) in table {
+            if let Some(release) = release_magics(*series) {
+                assert!(
+                    release.contains(value),
+                    "{value} is a release magic of {series}"
+                );
+            }
             assert_eq!(raw(*value), *bytes, "bytes of {value}");
             let info = lookup(*bytes).unwrap_or_else(|| panic!("{value} unknown"));
             assert_eq!(info.value, *value);
