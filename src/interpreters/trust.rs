@@ -6,8 +6,10 @@
 //! a shell script) would run that user's code as root. So an interpreter found on its own
 //! is started only when its resolved file and every directory above it are owned by root
 //! or by the user pycguard runs as, and none of them is writable by its group or by
-//! everyone (a sticky `/tmp` is not an acceptable parent either: anyone can create the
-//! file there first). The same holds for what the interpreter reads at start-up next to
+//! everyone — except a directory with the sticky bit (`/tmp`, mode 1777): there only an
+//! entry's owner (or root) can rename or remove it, so it is exactly as safe as the owner
+//! of the entry below it, which is checked in turn (a file another user created there
+//! first is refused by its owner). The same holds for what the interpreter reads at start-up next to
 //! itself: `pyvenv.cfg` and its standard library (`ROOT/lib`, `ROOT/lib/pythonX.Y`).
 //! pycguard always starts the resolved file itself, never the symlink it was found as, so
 //! the directories checked are the ones the executable really comes from.
@@ -153,6 +155,11 @@ impl Checker {
         if meta.file_type().is_symlink() {
             return Ok(());
         }
+        // Sticky directory: only an entry's owner can replace it; the entry's own owner
+        // and mode are checked on the next step down.
+        if meta.is_dir() && mode & 0o1000 != 0 {
+            return Ok(());
+        }
         let who = if mode & 0o002 != 0 {
             "everyone"
         } else if mode & 0o020 != 0 {
@@ -224,30 +231,29 @@ mod tests {
     }
 
     #[test]
-    fn a_safe_layout_is_accepted_and_sticky_tmp_is_not() {
+    fn a_safe_layout_is_accepted_even_beneath_a_sticky_tmp() {
         let (dir, exe) = layout();
         let base = fs::canonicalize(dir.path()).unwrap();
         let mut c = checker_trusting_above(&base);
         assert_eq!(c.check(&exe, Policy::Discovered), Ok(()));
         assert_eq!(c.check(&exe, Policy::Explicit), Ok(()));
-        // The real /tmp (1777) above it is refused when not trusted by the test.
-        let tmp = std::env::temp_dir();
-        let tmp_mode = fs::metadata(&tmp).unwrap().mode() & 0o7777;
-        if tmp_mode & 0o002 != 0 && base.starts_with(fs::canonicalize(&tmp).unwrap()) {
-            let err = Checker::new(euid())
-                .check(&exe, Policy::Discovered)
-                .unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Refusal::Writable {
-                        who: "everyone",
-                        ..
-                    }
-                ),
-                "{err}"
-            );
-        }
+        // The real /tmp (1777) above it: sticky, so only the temp dir's owner (us) can
+        // replace what is in it.
+        assert_eq!(Checker::new(euid()).check(&exe, Policy::Discovered), Ok(()));
+        // A sticky directory inside the layout is accepted too; a plain 0777 one is not.
+        chmod(&base.join("root"), 0o1777);
+        assert_eq!(
+            checker_trusting_above(&base).check(&exe, Policy::Discovered),
+            Ok(())
+        );
+        chmod(&base.join("root"), 0o777);
+        assert!(matches!(
+            checker_trusting_above(&base).check(&exe, Policy::Discovered),
+            Err(Refusal::Writable {
+                who: "everyone",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -257,7 +263,6 @@ mod tests {
             ("root/bin/python3.12", 0o775),
             ("root/bin", 0o777),
             ("root", 0o775),
-            ("root", 0o1777),
             ("root/lib", 0o777),
             ("root/lib/python3.12", 0o777),
         ] {
