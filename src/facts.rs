@@ -58,6 +58,7 @@ pub fn io_message(err: &io::Error) -> String {
 #[derive(Clone, Debug)]
 pub struct Gathered {
     pub cache_mtime_ns: i128,
+    pub cache_ctime_ns: i128,
     pub source: SourceFacts,
     pub body: BodyFacts,
 }
@@ -155,18 +156,19 @@ pub fn gather(
         }
         memo.lookup(&Identity::of(&st)).map(|record| {
             buf.extend_from_slice(record.header());
-            (st.mtime_ns(), BodyFacts::Valid)
+            (st.mtime_ns(), st.ctime_ns(), BodyFacts::Valid)
         })
     } else {
         None
     };
-    let (cache_mtime_ns, body) = match remembered {
+    let (cache_mtime_ns, cache_ctime_ns, body) = match remembered {
         Some(known) => known,
         None => read_cache(&candidate.path, buf, memo)?,
     };
     let Some(source_path) = &candidate.source else {
         return Ok(Gathered {
             cache_mtime_ns,
+            cache_ctime_ns,
             source: SourceFacts::NotApplicable,
             body,
         });
@@ -186,6 +188,7 @@ pub fn gather(
             SourceFacts::Present {
                 stat: source_stat(&st),
                 mtime_ns: st.mtime_ns(),
+                ctime_ns: st.ctime_ns(),
                 hash,
             }
         }
@@ -207,6 +210,7 @@ pub fn gather(
     };
     Ok(Gathered {
         cache_mtime_ns,
+        cache_ctime_ns,
         source,
         body,
     })
@@ -224,7 +228,7 @@ fn read_cache(
     path: &Path,
     buf: &mut Vec<u8>,
     memo: &Memo,
-) -> Result<(i128, BodyFacts), FactsError> {
+) -> Result<(i128, i128, BodyFacts), FactsError> {
     let mut file = File::open(path).map_err(cache_error)?;
     let st = FileStat::from(&file.metadata().map_err(FactsError::ReadCache)?);
     read_whole(&mut file, st.size, buf).map_err(FactsError::ReadCache)?;
@@ -232,7 +236,7 @@ fn read_cache(
     if body == BodyFacts::Valid {
         memo.remember(Identity::of(&st), buf);
     }
-    Ok((st.mtime_ns(), body))
+    Ok((st.mtime_ns(), st.ctime_ns(), body))
 }
 
 fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {
