@@ -525,6 +525,12 @@ fn judge_against_source(
                         reader_kind.rebuilds(Some(reader)),
                     ),
                 ),
+                // Beside its source only Python 2 reads a legacy cache (Python 3 reads
+                // __pycache__), and it rejects a magic that is no interpreter's.
+                None if matches!(facts.name, CacheName::Legacy { .. }) && !newer_cpython_magic(raw) => v.set(
+                    State::Stale,
+                    format!("{err}; Python 2, the only interpreter that reads a legacy cache beside its source, rejects it and recompiles it"),
+                ),
                 _ => v.set(State::Unknown, err.to_string()),
             }
             return;

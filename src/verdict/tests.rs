@@ -632,6 +632,20 @@ fn pytest_caches_are_judged_as_their_pytest_version_reads_them() {
 }
 
 #[test]
+fn garbage_magic_beside_its_source_is_rebuilt_by_python_2() {
+    let mut zeros = timestamp_pyc(M312, MTIME, 42);
+    zeros[..4].copy_from_slice(&[0; 4]);
+    let v = judge_with(
+        &legacy(),
+        Location::Beside,
+        &zeros,
+        present(MTIME.into(), 0, 42, None),
+    );
+    assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+    assert!(v.reason.unwrap().contains("Python 2, the only interpreter"));
+}
+
+#[test]
 fn python3_legacy_beside_its_source_is_an_orphan() {
     let v = judge_with(
         &legacy(),
