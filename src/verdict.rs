@@ -246,16 +246,27 @@ impl CacheFacts<'_> {
 ///
 /// Nothing that writes caches changes the source's inode after it: importlib,
 /// `py_compile` and `compileall` read the source and then write the cache, so a healthy
-/// cache's ctime is later than its source's. Tools that touch a whole tree at once change a
-/// source and its cache a moment apart, in whatever order they walk, so a source can come
-/// a little after its cache without having been replaced. Measured on the benchmark corpus
-/// (24,776 source/cache pairs), the largest such gap: `cp -a` and `rsync -a` none (every
-/// source comes first), `chown -R` 0.036 s, `chmod -R` 0.032 s, `tar -c | tar -x` 0.68 s (a
-/// `__pycache__` extracted before the rest of a large directory). A deploy that replaces
-/// sources comes seconds to days after the interpreter wrote its caches. Two seconds (the
-/// window within which the scan memo, like git's index, also distrusts a file) leaves a
-/// margin of three over the worst bulk copy measured and still catches the deploy.
+/// cache's ctime is later than its source's. A deploy that replaces sources comes seconds
+/// to days after the interpreter wrote its caches. Tools that touch a tree at once
+/// (`chown -R`, `chmod -R`) change a source and its cache a moment apart in whatever order
+/// they walk: on the benchmark corpus (24,776 pairs) the largest gap with the source
+/// second was 0.036 s (`chown -R`) and 0.032 s (`chmod -R`). Two seconds (the window in
+/// which the scan memo, like git's index, also distrusts a file) covers those with a wide
+/// margin and still catches the deploy. A cache copied along with its source (`cp -a`,
+/// `rsync -a`, `tar -x`, a restore) is not judged by ctime at all, see [`written_in_place`].
 pub const CTIME_TOLERANCE_NS: i128 = 2_000_000_000;
+
+/// Is the cache file's inode as its writer left it (ctime within [`CTIME_TOLERANCE_NS`] of
+/// its mtime)? Only then does its ctime say when the cache was written. A cache copied with
+/// its mtime kept (`cp -a`, `rsync -a`, `tar -x`, a restore) or chowned later has a ctime
+/// of that later moment, shared with its source within however long the copy of their
+/// directory took: `tar -x` of the benchmark corpus put sources up to 3 s after their
+/// `__pycache__` (a directory of large files extracted after its cache directory), more on
+/// a slower disk. No tolerance bounds that, so such a cache's ctime is no evidence; its
+/// header, and `check --deep`, still judge it.
+pub fn written_in_place(facts: &CacheFacts<'_>) -> bool {
+    facts.cache_ctime_ns - facts.cache_mtime_ns <= CTIME_TOLERANCE_NS
+}
 
 /// Judge one cache.
 pub fn judge(facts: &CacheFacts<'_>) -> Verdict {
@@ -660,7 +671,9 @@ fn judge_against_source(
                         }
                     ),
                 );
-            } else if ctime_ns > facts.cache_ctime_ns + CTIME_TOLERANCE_NS {
+            } else if written_in_place(facts)
+                && ctime_ns > facts.cache_ctime_ns + CTIME_TOLERANCE_NS
+            {
                 v.set(
                     State::Suspect,
                     format!(

@@ -234,6 +234,16 @@ fn a_source_replaced_with_its_mtime_kept_is_suspect_by_its_ctime() {
     // Changed before the cache was written: the ordinary case.
     let v = pycache(&bytes, with_ctime(source, CACHE_WRITTEN - 1));
     assert_eq!(v.state, State::Fresh);
+    // The cache itself was copied with its mtime kept (cp -a, tar -x) a while ago: its
+    // ctime no longer says when it was written, so it is no evidence.
+    let body = BodyFacts::of(&bytes);
+    let name = tagged("cpython-312");
+    let copied = CacheFacts {
+        cache_ctime_ns: CACHE_WRITTEN + 600 * 1_000_000_000,
+        ..facts(&name, Location::PyCache, &bytes, &body, replaced)
+    };
+    assert!(!written_in_place(&copied));
+    assert_eq!(judge(&copied).state, State::Fresh);
     // A checked-hash cache is verified by the interpreter: ctime says nothing more.
     let magic = lookup([0xcb, 0x0d, 0x0d, 0x0a]).unwrap();
     let good = source_hash(&magic, b"x = 1\n").unwrap();
