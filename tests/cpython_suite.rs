@@ -1048,3 +1048,85 @@ fn cpython_test_suite_states() {
         failed.join("\n")
     );
 }
+
+/// The summary's header-only note never claims a size for Python 2 caches, whose headers
+/// hold none.
+#[test]
+fn python2_caches_are_not_said_to_be_checked_by_size() {
+    let interps = common::interpreters();
+    let Some(py2) = interps.iter().find(|i| i.major == 2) else {
+        eprintln!("SKIP: no Python 2 for the header-only note");
+        return;
+    };
+    let tree = Tree::new();
+    for m in ["a", "b"] {
+        let p = tree.write(format!("py2/{m}.py"), b"VALUE = 1\n");
+        set_mtime(&p, T, 0);
+        py2.compile(&tree.join("py2"), &[&format!("{m}.py")], "legacy", 0);
+    }
+    let human = |dir: &Path| {
+        let out = common::pycguard()
+            .current_dir(dir)
+            .arg("check")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = human(&tree.join("py2"));
+    assert!(
+        text.contains(
+            "2 caches were judged by header only (mtime only, as Python 2 headers hold no size"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("and size"), "{text}");
+    if let Some(py3) = interps.iter().find(|i| i.major == 3) {
+        let p = tree.write("py3/c.py", b"VALUE = 1\n");
+        set_mtime(&p, T, 0);
+        py3.compile(&tree.join("py3"), &["c.py"], "timestamp", 0);
+        let text = human(tree.path());
+        assert!(
+            text.contains("3 caches were judged by header only (mtime and size; mtime only for the 2 Python 2 caches"),
+            "{text}"
+        );
+    }
+}
+
+/// A source mtime in the future is no evidence of an edit: the cache stays fresh, and the
+/// skew is reported on its own line and in its own JSON fields.
+#[test]
+fn a_future_mtime_is_reported_as_clock_skew_not_as_suspect() {
+    let Some(interp) = common::interpreters_from(3, 7).into_iter().next() else {
+        eprintln!("SKIP: no Python 3.7+ for the future mtime");
+        return;
+    };
+    let tree = Tree::new();
+    let p = tree.write("mod.py", b"VALUE = 1\n");
+    set_mtime(&p, (1 << 33) - 5, 0);
+    let out = interp.try_run(tree.path(), "import mod", &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (report, code) = check_json(tree.path(), &[]);
+    assert_eq!(code, 0, "{report}");
+    let entries = by_path(&report);
+    let e = &entries[&format!("./__pycache__/mod.{}.pyc", interp.tag().unwrap())];
+    assert_eq!(e["state"], "fresh", "{e}");
+    // (serde_json's float parsing may be one ulp off; Python's json gives the exact value)
+    let secs = e["future_source_mtime"].as_f64().unwrap_or(0.0);
+    assert!((secs - 8_589_934_587.0).abs() < 1e-3, "{e}");
+    assert_eq!(report["future_source_mtimes"], 1, "{report}");
+    let out = common::pycguard()
+        .current_dir(tree.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("suspect"), "{text}");
+    assert!(
+        text.contains("clock skew: 1 cache's source has an mtime later than now"),
+        "{text}"
+    );
+}
