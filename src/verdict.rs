@@ -454,11 +454,12 @@ impl Reader {
         self != Reader::Importer
     }
 
-    /// Who rebuilds a rejected cache, for reasons ("Python 3.12 recompiles it").
-    fn rebuilds(self, series: Option<Series>) -> String {
+    /// Who rejects and rebuilds a cache, for reasons: "Python 3.12 rejects it and
+    /// recompiles it", "pytest rejects it and rewrites it".
+    fn rejects(self, series: Option<Series>) -> String {
         match self {
-            Reader::Importer => format!("{} recompiles it", who(series)),
-            _ => "pytest rewrites it".to_owned(),
+            Reader::Importer => format!("{} rejects it and recompiles it", who(series)),
+            _ => "pytest rejects it and rewrites it".to_owned(),
         }
     }
 
@@ -501,16 +502,11 @@ fn judge_against_source(
             v.set(
                 State::Stale,
                 format!(
-                    "the header is {}'s (magic {}) but the name says {}; {} rejects it and {}",
+                    "the header is {}'s (magic {}) but the name says {}; {}",
                     m.series,
                     m.value,
                     v.tag.as_deref().unwrap_or_default(),
-                    if pytest {
-                        "pytest".to_owned()
-                    } else {
-                        reader.to_string()
-                    },
-                    reader_kind.rebuilds(Some(reader)),
+                    reader_kind.rejects(Some(reader)),
                 ),
             );
             return;
@@ -526,14 +522,9 @@ fn judge_against_source(
                 Some(reader) if magic::knows_series(reader) || !newer_cpython_magic(raw) => v.set(
                     State::Stale,
                     format!(
-                        "{err}, but the name says {}; {} rejects it and {}",
+                        "{err}, but the name says {}; {}",
                         v.tag.as_deref().unwrap_or_default(),
-                        if pytest {
-                            "pytest".to_owned()
-                        } else {
-                            reader.to_string()
-                        },
-                        reader_kind.rebuilds(Some(reader)),
+                        reader_kind.rejects(Some(reader)),
                     ),
                 ),
                 // Beside its source only Python 2 reads a legacy cache (Python 3 reads
