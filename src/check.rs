@@ -51,6 +51,8 @@ pub fn judge_candidate(
                 bytes: &buf,
                 body: &gathered.body,
                 cache_mtime_ns: gathered.cache_mtime_ns,
+                cache_ctime_ns: gathered.cache_ctime_ns,
+                now_ns: now_ns(),
                 source_name,
                 source: gathered.source,
             }),
@@ -67,6 +69,14 @@ pub fn judge_candidate(
             verdict,
         })
     })
+}
+
+/// The clock now, in nanoseconds since the epoch (read per cache: a vDSO call, and a long
+/// scan must not take a source edited while it runs for one with a future mtime).
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Scan every root of `config` and judge every cache found.

@@ -62,6 +62,7 @@ pub fn io_message(err: &io::Error) -> String {
 #[derive(Clone, Debug)]
 pub struct Gathered {
     pub cache_mtime_ns: i128,
+    pub cache_ctime_ns: i128,
     pub source: SourceFacts,
     pub body: BodyFacts,
     /// Set when the cache path holds no regular file (then `buf` is empty).
@@ -122,9 +123,10 @@ pub fn gather(
 ) -> Result<Gathered, FactsError> {
     buf.clear();
     let link = candidate.found_as == FoundAs::Symlink;
-    let (cache_mtime_ns, body, not_a_file) = match candidate.found_as {
+    let (cache_mtime_ns, cache_ctime_ns, body, not_a_file) = match candidate.found_as {
         // Never opened: opening a device can have effects of its own.
         FoundAs::Special(kind) => (
+            0,
             0,
             BodyFacts::Unchecked,
             Some(NotAFile {
@@ -143,7 +145,7 @@ pub fn gather(
                     .flatten()
                     .map(|record| {
                         buf.extend_from_slice(record.header());
-                        (st.mtime_ns(), BodyFacts::Valid, None)
+                        (st.mtime_ns(), st.ctime_ns(), BodyFacts::Valid, None)
                     })
             } else {
                 None
@@ -157,6 +159,7 @@ pub fn gather(
     let Some(source_path) = &candidate.source else {
         return Ok(Gathered {
             cache_mtime_ns,
+            cache_ctime_ns,
             source: SourceFacts::NotApplicable,
             body,
             not_a_file,
@@ -178,6 +181,7 @@ pub fn gather(
             SourceFacts::Present {
                 stat: source_stat(&st),
                 mtime_ns: st.mtime_ns(),
+                ctime_ns: st.ctime_ns(),
                 hash,
             }
         }
@@ -199,6 +203,7 @@ pub fn gather(
     };
     Ok(Gathered {
         cache_mtime_ns,
+        cache_ctime_ns,
         source,
         body,
         not_a_file,
@@ -220,7 +225,7 @@ fn read_cache(
     buf: &mut Vec<u8>,
     memo: &Memo,
     link: bool,
-) -> Result<(i128, BodyFacts, Option<NotAFile>), FactsError> {
+) -> Result<(i128, i128, BodyFacts, Option<NotAFile>), FactsError> {
     let st = match read::read_into(path, Follow::Yes, "the cache", MAX_FILE_BYTES, buf) {
         Ok(st) => st,
         Err(e) => {
@@ -231,6 +236,7 @@ fn read_cache(
             };
             return match not_a_file {
                 Some(kind) => Ok((
+                    0,
                     0,
                     BodyFacts::Unchecked,
                     Some(NotAFile {
@@ -247,7 +253,7 @@ fn read_cache(
     if body == BodyFacts::Valid && !link {
         memo.remember(Identity::of(&st), buf);
     }
-    Ok((st.mtime_ns(), body, None))
+    Ok((st.mtime_ns(), st.ctime_ns(), body, None))
 }
 
 fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {

@@ -107,6 +107,7 @@ fn json_contract_snapshot() {
         "invalidation",
         "optimization",
         "checked",
+        "future_source_mtime",
     ];
     for c in value["caches"].as_array().unwrap() {
         let obj = c.as_object().unwrap();

@@ -319,6 +319,7 @@ mod tests {
                 invalidation,
                 optimization: Some(0),
                 checked: Checked::Header,
+                future_source_mtime: None,
             },
         }
     }

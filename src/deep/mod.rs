@@ -14,10 +14,12 @@
 //! 3. remember the new proofs.
 //!
 //! Nothing is imported or executed: the workers only `compile()` and `marshal.loads()`.
-//! pytest-rewritten caches are not recompiled (their code is not a plain compile), and a
-//! cache whose interpreter is absent keeps its header verdict; the [`DeepSummary`] counts
-//! both. Ctrl-C or SIGTERM stops the workers (killed and reaped) and the run ends with exit
-//! 130 or 143 (see [`install_signal_handlers`]).
+//! pytest-rewritten caches are not recompiled (their code is not a plain compile): a
+//! checked-hash one (pytest 9.2+) was already verified by its source hash, a timestamp one
+//! keeps its header verdict; so does a cache whose interpreter is absent. The
+//! [`DeepSummary`] counts those left judged by header. Ctrl-C or SIGTERM stops the workers
+//! (killed and reaped) and the run ends with exit 130 or 143 (see
+//! [`install_signal_handlers`]).
 
 pub mod compare;
 pub mod listing;
@@ -42,7 +44,7 @@ use crate::layout::CacheName;
 use crate::pyc::{header, magic};
 use crate::read::{self, Follow, ReadError, MAX_FILE_BYTES};
 use crate::report::{Entry, Report, ScanError, Summary};
-use crate::verdict::State;
+use crate::verdict::{Checked, State};
 use pool::{Job, JobOutcome, Pool, PoolError};
 use store::{FileFacts, Proof, Store};
 
@@ -293,6 +295,11 @@ fn prove_all(
             continue;
         }
         if entry.name.is_pytest() {
+            if entry.verdict.checked == Checked::Hash {
+                // pytest 9.2+ re-hashes the source before it runs the cache, and the hash
+                // matched: nothing a proof could add, and nothing left unproven.
+                continue;
+            }
             compare::not_proven(
                 &mut entry.verdict,
                 "pytest rewrites the code of its caches, so a plain compile cannot reproduce it",

@@ -117,14 +117,37 @@ pub fn write_summary<W: Write>(out: &mut W, report: &Report, elapsed: Duration) 
     }
     writeln!(out)?;
     if s.header_only > 0 {
+        // Python 2 and 3.0–3.2 headers hold no size: those caches were judged by mtime alone.
+        let fields = if s.header_only_unsized == 0 {
+            "mtime and size".to_owned()
+        } else if s.header_only_unsized == s.header_only {
+            "mtime only, as Python 2 headers hold no size".to_owned()
+        } else {
+            format!(
+                "mtime and size; mtime only for the {} Python 2 caches, whose headers hold no size",
+                s.header_only_unsized
+            )
+        };
         writeln!(
             out,
-            "{DIM}{} judged by header only (mtime and size, as the interpreter does); the code inside was not compared with the source.{DIM:#}",
+            "{DIM}{} judged by header only ({fields}, as the interpreter does); the code inside was not compared with the source.{DIM:#}",
             if s.header_only == 1 {
                 "1 cache was".to_owned()
             } else {
                 format!("{} caches were", s.header_only)
             }
+        )?;
+    }
+    if s.future_source_mtimes > 0 {
+        writeln!(
+            out,
+            "{DIM}clock skew: {} an mtime later than now (set by a tool or a skewed clock), which says nothing about when {} changed; `--format json` lists them (future_source_mtime).{DIM:#}",
+            if s.future_source_mtimes == 1 {
+                "1 cache's source has".to_owned()
+            } else {
+                format!("{} caches' sources have", s.future_source_mtimes)
+            },
+            if s.future_source_mtimes == 1 { "it" } else { "they" }
         )?;
     }
     Ok(())

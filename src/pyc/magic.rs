@@ -73,6 +73,11 @@ impl Series {
         (self.major, self.minor) >= (3, 2)
     }
 
+    /// True when this series' cache header records the source's size (3.3 and later).
+    pub fn header_has_size(&self) -> bool {
+        (self.major, self.minor) >= (3, 3)
+    }
+
     /// The cache tag this series' importer looks for (`cpython-312`, `pypy39`), when it has one.
     pub fn cache_tag(&self) -> Option<String> {
         if !self.uses_pycache() {
@@ -278,6 +283,21 @@ fn series_of(value: u16) -> Option<Series> {
     in_ranges(CPYTHON3_RANGES, 3).or_else(|| in_ranges(CPYTHON2_RANGES, 2))
 }
 
+/// True when pycguard knows the magic numbers of `series` (so a magic outside them is not
+/// that series').
+pub fn knows_series(series: Series) -> bool {
+    let ranges = match (series.implementation, series.major) {
+        (Implementation::CPython, 3) => CPYTHON3_RANGES,
+        (Implementation::CPython, 2) => CPYTHON2_RANGES,
+        (Implementation::PyPy, 3) => {
+            return PYPY3_MAGICS.iter().any(|(_, minor)| *minor == series.minor)
+        }
+        (Implementation::PyPy, 2) => return series.minor == 7,
+        _ => return false,
+    };
+    ranges.iter().any(|(_, _, minor)| *minor == series.minor)
+}
+
 /// The series a cache tag names (`cpython-312` → CPython 3.12, `pypy39` → PyPy 3.9).
 /// pytest's `cpython-312-pytest-8.3.4` names CPython 3.12 as well. Older PyPy tags such as
 /// `pypy3-71` name no Python series and give `None`.
@@ -383,6 +403,15 @@ mod tests {
         assert_eq!(lookup(raw(3140)), None, "gap between 3.0 and 3.1");
         assert_eq!(lookup([0xcb, 0x0d, 0x0d, 0x0d]), None, "needs \\r\\n");
         assert_eq!(lookup(*b"\x7fELF"), None);
+    }
+
+    #[test]
+    fn known_series() {
+        assert!(knows_series(Series::cpython(3, 14)));
+        assert!(knows_series(Series::cpython(2, 7)));
+        assert!(knows_series(Series::pypy(3, 9)));
+        assert!(!knows_series(Series::cpython(3, 15)));
+        assert!(!knows_series(Series::pypy(3, 5)));
     }
 
     #[test]

@@ -25,6 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+pub mod tools;
+
 /// The interpreter series this machine is expected to have under ~/.pyenv/versions.
 pub const EXPECTED: &[(u32, u32)] = &[
     (2, 7),
