@@ -876,8 +876,10 @@ fn the_pool_compiles_caches_the_interpreter_imports() {
         let other = b"VALUE = 'pyc'\n";
         let hash = i.at_least(3, 7);
         let modules: &[&str] = if hash { &["t", "u", "c"] } else { &["t"] };
+        // One instant for the sources and the header (base() moves with the clock).
+        let t0 = base();
         for m in modules {
-            source(&tree, &format!("pkg/{m}.py"), on_disk, base(), 0);
+            source(&tree, &format!("pkg/{m}.py"), on_disk, t0, 0);
         }
         let compile = |source: &[u8], invalidation| Job::Compile {
             source: source.to_vec(),
@@ -888,7 +890,7 @@ fn the_pool_compiles_caches_the_interpreter_imports() {
         let mut jobs = vec![compile(
             other,
             Invalidation::Timestamp {
-                mtime: base() as u32,
+                mtime: t0 as u32,
                 size: on_disk.len() as u32,
             },
         )];
