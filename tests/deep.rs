@@ -21,8 +21,11 @@ const OLD: &[u8] = b"VALUE = 'old'\n\ndef get_timeout():\n    return 60\n";
 const NEW_SAME_SIZE: &[u8] = b"VALUE = 'new'\n\ndef get_timeout():\n    return 60\n";
 
 /// A base mtime for sources, well in the past.
+/// A fixed past instant for this test process (1000 s before it started): every call
+/// gives the same value, so a header and the source it describes never straddle a second.
 fn base() -> u64 {
-    common::now_secs() - 1000
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| common::now_secs() - 1000)
 }
 
 /// Interpreters that can prove caches: 2.7 and 3.6+.
