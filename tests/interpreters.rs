@@ -15,7 +15,9 @@ const NEWER: &[u8] = b"VALUE = 'newer'\n";
 
 /// A base mtime for sources, well in the past so cache files are newer.
 fn base() -> u64 {
-    common::now_secs() - 1000
+    // One instant per test process, so no two calls straddle a second.
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| common::now_secs() - 1000)
 }
 
 fn cache(interp: &Interp, module: &str, opt: u32) -> String {
