@@ -73,8 +73,11 @@ could not be read), 2 on bad usage.")]
     Clean(CleanArgs),
 
     /// Repair exactly what is wrong: recompile stale caches, delete ghosts and orphans
+    #[command(mut_arg("deep", |a| a.help("Prove every cache against its source (the default for fix; accepted, changes nothing)")))]
     #[command(long_about = "\
-Check the caches under PATHS (default: .) and repair each by its state: hidden-stale, stale, \
+Check the caches under PATHS (default: .), prove each one the interpreter would run against \
+its source (as `check --deep` does: hidden-stale caches are found; proofs are remembered, so a \
+second run only hashes; --shallow judges by header only), and repair each by its state: hidden-stale, stale, \
 suspect and corrupt caches are recompiled with the interpreter they are for, keeping their \
 invalidation mode and optimisation level (deleted when that interpreter is not found, or with \
 --delete); ghosts and orphans are deleted; sourceless and unknown caches are left alone unless \
@@ -114,6 +117,10 @@ pub struct FixArgs {
 
     #[command(flatten)]
     pub deep: DeepArgs,
+
+    /// Judge by header only, as the interpreter does (no proof: hidden-stale caches are left)
+    #[arg(long, conflicts_with = "deep")]
+    pub shallow: bool,
 
     /// Delete caches that would be recompiled instead
     #[arg(long)]
@@ -249,9 +256,13 @@ pub struct WalkArgs {
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
 
-    /// Also find caches under this pycache prefix [default: $PYTHONPYCACHEPREFIX]
+    /// The pycache prefix in effect: its caches are found and judged, and Python 3.8+ reads only those (`compile` writes there) [default: $PYTHONPYCACHEPREFIX]
     #[arg(long, value_name = "DIR")]
     pub pycache_prefix: Option<PathBuf>,
+
+    /// Also walk virtual environments (directories holding pyvenv.cfg), .tox, .nox and node_modules found beneath PATHS
+    #[arg(long)]
+    pub include_venvs: bool,
 
     /// Threads for the walk [default: number of CPUs]
     #[arg(short = 'j', long, value_name = "N")]
