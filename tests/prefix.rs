@@ -73,6 +73,18 @@ fn import_with_prefix(interp: &Interp, dir: &Path, prefix: &Path, modules: &[&st
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A deploy that keeps mtimes: `source` gets same-size `content` and its old mtime back.
+/// The cache's inode is touched afterwards (its ctime is then the later one), so neither
+/// the header nor the ctimes show the edit: only a proof does.
+fn hidden_edit(source: &Path, content: &[u8], cache: &Path) {
+    assert_eq!(fs::metadata(source).unwrap().len(), content.len() as u64);
+    let (secs, nanos) = common::mtime(source);
+    fs::write(source, content).unwrap();
+    set_mtime(source, secs as u64, nanos as u32);
+    let mode = fs::metadata(cache).unwrap().permissions();
+    fs::set_permissions(cache, mode).unwrap();
+}
+
 /// `app/pkg/{__init__,mod}.py` with a fixed mtime.
 fn app(tree: &Tree) -> PathBuf {
     let root = tree.join("app");
@@ -212,36 +224,50 @@ fn compile_with_a_prefix_writes_the_prefix_tree() {
     in_parallel(&interps, compile_writes_the_prefix_tree);
 }
 
-/// Python < 3.8 ignores the prefix: `compile` gives it `__pycache__` caches, which it
-/// then uses even with the variable set.
+/// One `compile` for interpreters on both sides of 3.8 with a prefix in effect: each
+/// gets its caches where it reads them (3.8+ under the prefix, older ones in
+/// `__pycache__`, which they use even with the variable set).
 #[test]
-fn before_3_8_the_caches_stay_beside_the_sources() {
-    let interps: Vec<Interp> = common::interpreters()
-        .into_iter()
+fn compile_writes_each_interpreter_where_it_reads() {
+    let all = common::interpreters();
+    let old: Vec<&Interp> = all
+        .iter()
         .filter(|i| i.at_least(3, 2) && !i.at_least(3, 8))
         .collect();
-    if interps.is_empty() {
-        eprintln!("SKIP: no Python 3.2-3.7 interpreter");
+    let Some(new) = all.iter().rfind(|i| i.at_least(3, 8)) else {
+        eprintln!("SKIP: no Python 3.8+ to write a pycache prefix");
+        return;
+    };
+    if old.is_empty() {
+        eprintln!("SKIP: no Python 3.2-3.7 interpreter to keep its caches beside the sources");
     }
-    in_parallel(&interps, |interp| {
-        let tree = Tree::new();
-        let root = app(&tree);
-        let prefix = tree.join("prefix");
-        let out = run(
-            &root,
-            &[
-                "compile",
-                "--python",
-                interp.path.to_str().unwrap(),
-                "--pycache-prefix",
-                prefix.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let tree = Tree::new();
+    let root = app(&tree);
+    let prefix = tree.join("prefix");
+    let mut args = vec!["compile".to_owned()];
+    for i in old.iter().copied().chain([new]) {
+        args.push("--python".into());
+        args.push(i.path.to_str().unwrap().into());
+    }
+    args.push("--pycache-prefix".into());
+    args.push(prefix.to_str().unwrap().into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&root, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut written = Vec::new();
+    for interp in &old {
         let tag = interp.tag().unwrap();
         let cache = root.join(format!("pkg/__pycache__/mod.{tag}.pyc"));
         assert!(cache.is_file(), "{}", text(&out));
-        assert!(!prefix.exists(), "{} never reads a prefix", interp.version);
+        assert!(!prefix_cache(&prefix, &root.join("pkg/mod.py"), &tag).exists());
+        written.push((*interp, cache));
+    }
+    let tag = new.tag().unwrap();
+    let cache = prefix_cache(&prefix, &root.join("pkg/mod.py"), &tag);
+    assert!(cache.is_file(), "{}", text(&out));
+    assert!(!root.join(format!("pkg/__pycache__/mod.{tag}.pyc")).exists());
+    written.push((new, cache));
+    for (interp, cache) in written {
         let before = identity(&cache);
         assert_eq!(
             import_with_prefix(interp, &root, &prefix, &["pkg.mod"]),
@@ -253,7 +279,7 @@ fn before_3_8_the_caches_stay_beside_the_sources() {
             "{} used the cache",
             interp.version
         );
-    });
+    }
 }
 
 /// `fix` repairs caches under the prefix in effect where they are, beneath the prefix:
@@ -263,12 +289,21 @@ fn fix_repairs_in_the_prefix(interp: &Interp) {
     let root = app(&tree);
     let gone = tree.write("app/pkg/gone.py", b"VALUE = 'gone'\n");
     set_mtime(&gone, T, 0);
+    let other = tree.write("app/pkg/other.py", b"VALUE = 'one'\n");
+    set_mtime(&other, T, 0);
     let prefix = tree.join("prefix");
     let tag = interp.tag().unwrap();
-    import_with_prefix(interp, &root, &prefix, &["pkg.mod", "pkg.gone"]);
+    import_with_prefix(
+        interp,
+        &root,
+        &prefix,
+        &["pkg.mod", "pkg.gone", "pkg.other"],
+    );
     fs::remove_file(&gone).unwrap();
     let p = tree.write("app/pkg/mod.py", b"VALUE = 'new'\n");
     set_mtime(&p, T + 30, 0);
+    let other_cache = prefix_cache(&prefix, &other, &tag);
+    hidden_edit(&other, b"VALUE = 'two'\n", &other_cache);
     let out = run(
         &root,
         &[
@@ -286,22 +321,31 @@ fn fix_repairs_in_the_prefix(interp: &Interp) {
         "{}",
         text(&out)
     );
+    // The same-size edit with its mtime kept is proven hidden-stale and recompiled too.
     assert!(
-        text(&out).contains("repaired 1, deleted 1"),
+        text(&out).contains(&format!(
+            "recompiled {} (hidden-stale",
+            other_cache.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("repaired 2, deleted 1"),
         "{}",
         text(&out)
     );
     assert!(!prefix_cache(&prefix, &gone, &tag).exists());
     assert!(!root.join("pkg/__pycache__").exists());
-    let written = identity(&cache);
+    let written = (identity(&cache), identity(&other_cache));
     assert_eq!(
-        import_with_prefix(interp, &root, &prefix, &["pkg.mod"]),
-        "new"
+        import_with_prefix(interp, &root, &prefix, &["pkg.mod", "pkg.other"]),
+        "new two"
     );
     assert_eq!(
-        identity(&cache),
+        (identity(&cache), identity(&other_cache)),
         written,
-        "{} accepted the repair",
+        "{} accepted the repairs",
         interp.version
     );
 }
