@@ -92,11 +92,14 @@ its reason), 2 on bad usage.")]
     /// Compile what is missing or not fresh (a pycguard-judged `python -m compileall`)
     #[command(long_about = "\
 Compile every source under PATHS (default: .) whose cache is missing or not fresh, for each \
-interpreter the tree already holds caches for (or each --python), in parallel through \
-long-lived workers. An up-to-date tree compiles nothing and starts no interpreter (once pycguard \
-has asked each interpreter on the machine for its cache tag: the answers are remembered in its \
-cache directory). --invalidation-mode \
-checked-hash makes the interpreter itself verify every later edit (see README).
+interpreter the tree already holds caches for (or each --python; for a tree without caches: the \
+virtualenv inside it, else the python3 on PATH, pyenv's shims followed; it says which and why), \
+in parallel through long-lived workers. With a pycache prefix in effect (--pycache-prefix, \
+$PYTHONPYCACHEPREFIX), Python 3.8+ gets its caches under the prefix, where it reads them, and \
+older interpreters in __pycache__. An up-to-date tree compiles nothing and starts no interpreter \
+(once pycguard has asked each interpreter on the machine for its cache tag: the answers are \
+remembered in its cache directory). --invalidation-mode checked-hash makes the interpreter \
+itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),

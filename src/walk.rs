@@ -1511,6 +1511,163 @@ mod tests {
         assert!(got.contains("cache prefix/x/__pycache__/z.cpython-312.pyc <- prefix/x/z.py"));
     }
 
+    /// The events and the summary of a walk of `start`.
+    fn walk_with_summary(start: &Path, options: &WalkOptions) -> (BTreeSet<String>, WalkSummary) {
+        let seen = Mutex::new(BTreeSet::new());
+        let root = Root {
+            path: start.to_path_buf(),
+            absolute_forms: vec![start.to_path_buf()],
+        };
+        let rel = |p: &Path| p.strip_prefix(start).unwrap_or(p).display().to_string();
+        let summary = walk_root(&root, options, &|event| {
+            if let WalkEvent::Cache(c) = event {
+                let line = format!(
+                    "{} <- {}",
+                    rel(&c.path),
+                    c.source.as_deref().map(rel).unwrap_or_default()
+                );
+                seen.lock().unwrap().insert(line);
+            }
+        });
+        (seen.into_inner().unwrap(), summary)
+    }
+
+    #[test]
+    fn environments_beneath_the_start_are_skipped_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        for f in [
+            "pkg/__pycache__/a.cpython-312.pyc",
+            "venv/lib/__pycache__/v.cpython-312.pyc",
+            "venv/pyvenv.cfg",
+            ".tox/py/__pycache__/t.cpython-312.pyc",
+            "web/node_modules/n/__pycache__/n.cpython-312.pyc",
+            "deep/er/env/pyvenv.cfg",
+            "deep/er/env/__pycache__/e.cpython-312.pyc",
+        ] {
+            fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
+            fs::write(t.join(f), b"").unwrap();
+        }
+        let mut opts = options(2, &[]);
+        let (caches, summary) = walk_with_summary(t, &opts);
+        assert_eq!(
+            caches,
+            BTreeSet::from(["pkg/__pycache__/a.cpython-312.pyc <- pkg/a.py".to_owned()])
+        );
+        let skipped: Vec<(String, bool)> = summary
+            .skipped
+            .iter()
+            .map(|s| {
+                (
+                    s.path.strip_prefix(t).unwrap().display().to_string(),
+                    s.venv,
+                )
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (".tox".to_owned(), false),
+                ("deep/er/env".to_owned(), true),
+                ("venv".to_owned(), true),
+                ("web/node_modules".to_owned(), false)
+            ]
+        );
+        assert!(summary
+            .skipped_line()
+            .unwrap()
+            .ends_with("--include-venvs to include them"));
+        // A PATH that is an environment is walked; --include-venvs walks them all.
+        let (caches, summary) = walk_with_summary(&t.join("venv"), &opts);
+        assert_eq!(caches.len(), 1);
+        assert!(summary.skipped.is_empty());
+        opts.include_envs = true;
+        let (caches, summary) = walk_with_summary(t, &opts);
+        assert_eq!(caches.len(), 5);
+        assert_eq!(summary.skipped_line(), None);
+    }
+
+    #[test]
+    fn the_skipped_line_names_what_it_skipped() {
+        let summary = WalkSummary {
+            skipped: vec![Skipped {
+                path: PathBuf::from("./.venv"),
+                venv: true,
+            }],
+            found_prefixes: vec![],
+        };
+        assert_eq!(
+            summary.skipped_line().unwrap(),
+            "skipped 1 virtual environment (.venv); --include-venvs to include it"
+        );
+        let many = WalkSummary {
+            skipped: (0..5)
+                .map(|i| Skipped {
+                    path: PathBuf::from(format!("e{i}")),
+                    venv: i != 0,
+                })
+                .collect(),
+            found_prefixes: vec![],
+        };
+        assert_eq!(
+            many.skipped_line().unwrap(),
+            "skipped 4 virtual environments (e1, e2, e3, 1 more) and 1 tool environment directory (e0); --include-venvs to include them"
+        );
+    }
+
+    #[test]
+    fn a_prefix_tree_in_the_walk_is_recognised_by_its_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        let prefix = t.join("instance/tmp");
+        let mut mirror = prefix.clone();
+        mirror.extend(t.components().skip(1));
+        for f in ["src/pkg/m.py", "src/other.py"] {
+            fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
+            fs::write(t.join(f), b"").unwrap();
+        }
+        for f in [
+            "src/pkg/m.cpython-312.pyc",
+            "src/pkg/m.cpython-312.opt-1.pyc",
+            "src/pkg/m.cpython-312.pyc.123456",
+            // The only cache of its directory, for a deleted source: decided at the end.
+            "src/gone.cpython-312.pyc",
+        ] {
+            fs::create_dir_all(mirror.join(f).parent().unwrap()).unwrap();
+            fs::write(mirror.join(f), b"").unwrap();
+        }
+        // A misplaced cache beside its source is no prefix.
+        fs::write(t.join("src/other.cpython-312.pyc"), b"").unwrap();
+        let m = mirror.strip_prefix(t).unwrap().display().to_string();
+        for threads in [1, 2, 8] {
+            let (caches, summary) = walk_with_summary(t, &options(threads, &[]));
+            let want: BTreeSet<String> = [
+                format!("{m}/src/pkg/m.cpython-312.pyc <- src/pkg/m.py"),
+                format!("{m}/src/pkg/m.cpython-312.opt-1.pyc <- src/pkg/m.py"),
+                format!("{m}/src/pkg/m.cpython-312.pyc.123456 <- "),
+                format!("{m}/src/gone.cpython-312.pyc <- src/gone.py"),
+                "src/other.cpython-312.pyc <- ".to_owned(),
+            ]
+            .into_iter()
+            .collect();
+            assert_eq!(caches, want, "threads={threads}");
+            assert_eq!(summary.found_prefixes, vec![prefix.clone()]);
+        }
+        // Walked from inside the prefix tree, and as one file of it.
+        let (caches, _) = walk_with_summary(&mirror.join("src"), &options(2, &[]));
+        assert!(
+            caches.contains(&format!(
+                "pkg/m.cpython-312.pyc <- {}",
+                t.join("src/pkg/m.py").display()
+            )),
+            "{caches:?}"
+        );
+        let (caches, _) =
+            walk_with_summary(&mirror.join("src/pkg/m.cpython-312.pyc"), &options(2, &[]));
+        let want = format!(" <- {}", t.join("src/pkg/m.py").display());
+        assert_eq!(caches, BTreeSet::from([want]));
+    }
+
     #[test]
     fn a_missing_start_is_one_error() {
         let dir = tempfile::tempdir().unwrap();
