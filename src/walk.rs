@@ -1274,7 +1274,8 @@ fn classify_file(
 }
 
 /// The candidate for one named file (for `inspect`): placed by its directory, or under
-/// `prefix` when it lies there. `None` when the name is not a cache name at all.
+/// `prefix` (or a prefix recognised by its layout, see [`WalkState::mirrored_dir`]) when it
+/// lies there. `None` when the name is not a cache name at all.
 pub fn candidate_for_file(
     path: &Path,
     absolute: &Path,
@@ -1294,13 +1295,22 @@ pub fn candidate_for_file(
             source,
         });
     }
-    if let Some(rel) = prefix.and_then(|p| absolute.parent()?.strip_prefix(p).ok()) {
+    let mirrored = prefix
+        .and_then(|p| absolute.parent()?.strip_prefix(p).ok())
+        .map(|rel| Path::new("/").join(rel))
+        .or_else(|| match layout::classify(file_name, false) {
+            Some(CacheName::TaggedOutOfPlace { stem, .. }) => {
+                WalkState::default().mirrored_dir(absolute.parent()?, &[stem.as_os_str()], None)
+            }
+            _ => None,
+        });
+    if let Some(source_dir) = mirrored {
         let name = layout::classify(file_name, true)?;
         let source = match &name {
             CacheName::Tagged { stem, .. } => {
                 let mut file = stem.clone();
                 file.push(".py");
-                Some(Path::new("/").join(rel).join(file))
+                Some(source_dir.join(file))
             }
             _ => None,
         };

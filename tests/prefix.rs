@@ -447,6 +447,16 @@ fn prefix_inside_the_tree(interp: &Interp) {
     let out = run(&root, &["check", "--format", "json", &rel(&cache)]);
     let report = json(&out);
     assert_eq!(report["summary"]["fresh"], 1, "{report}");
+    let out = run(&root, &["inspect", &rel(&cache)]);
+    assert!(
+        text(&out).contains("verdict       fresh")
+            && text(&out).contains(&format!(
+                "source        {} (exists)",
+                root.join("pkg/mod.py").display()
+            )),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
