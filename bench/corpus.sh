@@ -59,6 +59,15 @@ esac
 # and SOURCE_DATE_EPOCH would switch compileall to checked-hash pycs.
 unset PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX SOURCE_DATE_EPOCH
 
+# One build at a time: a second run waits for the first, then finds its stamp valid
+# (two concurrent runs used to nest their `cp -a` copies and fail).
+mkdir -p "$BENCH_DIR"
+exec 9>"$BENCH_DIR/.corpus.lock"
+if ! flock -n 9; then
+  log "another bench/corpus.sh is building $BENCH_DIR; waiting for it"
+  flock -w 3600 9 || die "timed out waiting for the other bench/corpus.sh"
+fi
+
 # ---------------------------------------------------------------- interpreter
 py_ok() { [[ -x "$1" ]] && "$1" -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; }
 

@@ -11,11 +11,32 @@ use crate::config::{self, CheckConfig};
 use crate::deep;
 use crate::exit::ExitCode;
 use crate::inspect;
-use crate::output::{self, human, json};
+use crate::output::{self, escape, human, json};
 use crate::verdict::Severity;
 
 /// Run a command line to completion.
 pub fn run(cli: Cli) -> ExitCode {
+    // Before anything can block: SIGINT and SIGTERM end every command promptly.
+    deep::install_signal_handlers();
+    let code = run_command(cli);
+    if code == ExitCode::Interrupted || deep::interrupted() {
+        return stopped();
+    }
+    code
+}
+
+/// The exit of a run stopped by a signal: 130 for SIGINT, 143 for SIGTERM.
+fn stopped() -> ExitCode {
+    if deep::received_signal() == Some(signal_hook::consts::SIGTERM) {
+        eprintln!("pycguard: terminated");
+        ExitCode::Terminated
+    } else {
+        eprintln!("pycguard: interrupted");
+        ExitCode::Interrupted
+    }
+}
+
+fn run_command(cli: Cli) -> ExitCode {
     match cli.color {
         ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
         ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
@@ -55,12 +76,21 @@ pub(crate) fn usage_error(err: &dyn std::error::Error) -> ExitCode {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    eprintln!("pycguard: error: {message}");
+    eprintln!("pycguard: error: {}", escape::text(&message));
     ExitCode::Usage
 }
 
 fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode> {
     let started = Instant::now();
+    // A bad --python is a usage error even when --deep is not given.
+    if let Err(bad) = crate::interpreters::check_flags(&deep_args.python.pythons) {
+        eprintln!(
+            "pycguard: error: --python {}: {}",
+            bad.path.display(),
+            bad.message
+        );
+        return Ok(ExitCode::Usage);
+    }
     let keep = match config.format {
         // The deep stage upgrades fresh verdicts too, so it needs every entry.
         _ if deep_args.deep => Keep::All,
@@ -68,15 +98,16 @@ fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode>
         Format::Human => Keep::Problems,
     };
     let mut report = check::run(&config.scan, keep);
+    if deep::interrupted() {
+        // A walk cut short: print nothing that looks like a result.
+        return Ok(ExitCode::Interrupted);
+    }
     let deep_summary = if deep_args.deep {
         match deep::run_stage(&mut report, deep_args, config) {
             Ok(summary) => Some(summary),
             Err(err @ deep::StageError::Usage { .. }) => return Ok(usage_error(&err)),
-            Err(deep::StageError::Interrupted) => {
-                // The workers are already stopped and reaped.
-                eprintln!("pycguard: interrupted");
-                return Ok(ExitCode::Interrupted);
-            }
+            // The workers are already stopped and reaped.
+            Err(deep::StageError::Interrupted) => return Ok(ExitCode::Interrupted),
         }
     } else {
         None
@@ -112,7 +143,11 @@ fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode>
     if config.format == Format::Json || config.quiet {
         // Unreadable entries still reach the user on stderr when stdout is not for them.
         for error in &report.errors {
-            eprintln!("pycguard: {}: {}", error.path.display(), error.message);
+            eprintln!(
+                "pycguard: {}: {}",
+                escape::path(&error.path),
+                escape::text(&error.message)
+            );
         }
     }
     let worst = report.summary.worst;

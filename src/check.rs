@@ -40,15 +40,23 @@ pub fn judge_candidate(
             path: candidate.path.clone(),
             message: e.to_string(),
         })?;
-        let verdict = verdict::judge(&CacheFacts {
-            name: &candidate.name,
-            location: candidate.location,
-            bytes: &buf,
-            body: &gathered.body,
-            cache_mtime_ns: gathered.cache_mtime_ns,
-            source_name: candidate.source.as_deref().and_then(|s| s.file_name()),
-            source: gathered.source,
-        });
+        let source_name = candidate.source.as_deref().and_then(|s| s.file_name());
+        let verdict = match gathered.not_a_file {
+            Some(found) => {
+                verdict::judge_not_a_file(&candidate.name, gathered.source, source_name, found)
+            }
+            None => verdict::judge(&CacheFacts {
+                name: &candidate.name,
+                location: candidate.location,
+                bytes: &buf,
+                body: &gathered.body,
+                cache_mtime_ns: gathered.cache_mtime_ns,
+                cache_ctime_ns: gathered.cache_ctime_ns,
+                now_ns: now_ns(),
+                source_name,
+                source: gathered.source,
+            }),
+        };
         if buf.capacity() > 4 << 20 {
             // Do not keep one huge file's buffer for the rest of the scan.
             *buf = Vec::with_capacity(64 * 1024);
@@ -61,6 +69,14 @@ pub fn judge_candidate(
             verdict,
         })
     })
+}
+
+/// The clock now, in nanoseconds since the epoch (read per cache: a vDSO call, and a long
+/// scan must not take a source edited while it runs for one with a future mtime).
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Scan every root of `config` and judge every cache found.

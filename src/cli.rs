@@ -232,10 +232,26 @@ pub struct DeepArgs {
     pub timeout: f64,
 }
 
+/// The longest `--timeout` (a year): any longer and deadlines computed from it could
+/// overflow the clock.
+pub const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn parse_secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= MAX_TIMEOUT_SECS => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds greater than 0 and at most {MAX_TIMEOUT_SECS} (a year)"
+        )),
+    }
+}
+
+/// The most threads (and workers per interpreter) `--jobs` may ask for.
+pub const MAX_JOBS: usize = 1024;
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to {MAX_JOBS}")),
     }
 }
 
@@ -268,7 +284,7 @@ pub struct WalkArgs {
     pub include_venvs: bool,
 
     /// Threads for the walk [default: number of CPUs]
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 
     #[command(flatten)]

@@ -13,7 +13,7 @@ use crate::walk::{Root, WalkOptions};
 /// A command line that cannot run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {}", .path.display(), crate::facts::io_message(.err))]
+    #[error("cannot read {}: {}", crate::output::escape::path(.path), crate::facts::io_message(.err))]
     UnreadableRoot { path: PathBuf, err: std::io::Error },
     #[error("invalid --exclude glob {glob:?}")]
     BadGlob {
@@ -21,6 +21,8 @@ pub enum ConfigError {
         #[source]
         err: globset::Error,
     },
+    #[error("{} is {}: give a directory, a cache file (.pyc, .pyo) or a source file (.py)", crate::output::escape::path(.path), .what)]
+    NotScannable { path: PathBuf, what: &'static str },
     #[error("--jobs must be at least 1")]
     ZeroJobs,
     #[error("cannot determine the current directory")]
@@ -63,10 +65,23 @@ impl ScanConfig {
         let cwd = std::env::current_dir().map_err(ConfigError::NoCurrentDir)?;
         let mut roots = Vec::with_capacity(args.paths.len());
         for path in &args.paths {
-            std::fs::metadata(path).map_err(|err| ConfigError::UnreadableRoot {
+            // stat only (never an open): a FIFO given as PATH cannot block.
+            let meta = std::fs::metadata(path).map_err(|err| ConfigError::UnreadableRoot {
                 path: path.clone(),
                 err,
             })?;
+            if !meta.is_dir() && !names_a_cache_or_source(path) {
+                use std::os::unix::fs::MetadataExt;
+                return Err(ConfigError::NotScannable {
+                    path: path.clone(),
+                    what: match crate::read::FileKind::from_mode(meta.mode()) {
+                        crate::read::FileKind::Regular => {
+                            "a file that is neither a cache nor a source"
+                        }
+                        kind => kind.describe(),
+                    },
+                });
+            }
             let lexical = lexically_absolute(&cwd, path);
             let mut absolute_forms = vec![lexical.clone()];
             if let Ok(real) = std::fs::canonicalize(path) {
@@ -108,6 +123,16 @@ impl ScanConfig {
             cache_dir: cache_dir(&args.cache, &cwd),
         })
     }
+}
+
+/// Can a file of this name be a cache or a source (a PATH that is not a directory)?
+fn names_a_cache_or_source(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    path.file_name().is_some_and(|name| {
+        name.as_bytes().ends_with(b".py")
+            || crate::layout::classify(name, true).is_some()
+            || crate::layout::classify(name, false).is_some()
+    })
 }
 
 /// pycguard's own cache directory: `--cache-dir`, else `$PYCGUARD_CACHE_DIR`, else

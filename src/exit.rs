@@ -1,5 +1,6 @@
 //! Exit codes. 0: no error-severity cache; 1: at least one (or, with `--strict`, a warning;
-//! or an entry that could not be judged); 2: bad usage or an unreadable root path.
+//! or an entry that could not be judged); 2: bad usage or an unreadable root path; 130 and
+//! 143: stopped by SIGINT or SIGTERM (128 + the signal, as a shell reports it).
 
 /// The process exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,6 +10,8 @@ pub enum ExitCode {
     Usage = 2,
     /// Ctrl-C (128 + SIGINT).
     Interrupted = 130,
+    /// SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 impl From<ExitCode> for std::process::ExitCode {

@@ -1,14 +1,17 @@
 //! Gathering facts about one found cache: its bytes and mtime, its source's stat, and —
 //! only for hash-based caches — the source's SipHash. This is the only place `check`
-//! touches the file system after the walk, and it only reads: files are opened read-only,
-//! nothing is written, no atime-relevant flag is changed.
+//! touches the file system after the walk, and it only reads: files are opened read-only
+//! through [`crate::read`] (never blocking, only regular files, at most 64 MiB), nothing
+//! is written, no atime-relevant flag is changed. A symlinked cache is read through, as the
+//! importer reads it, and never remembered by identity; a FIFO, device, socket or
+//! directory found where a cache goes is never opened: it is judged by its kind.
 //!
 //! Each cache costs one open + fstat + read of the cache and one stat of its source; the
 //! legacy "does this directory still hold sources?" question is answered once per directory.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -16,28 +19,29 @@ use crate::layout::CacheName;
 use crate::memo::{Identity, Memo};
 use crate::pyc::header::{self, Invalidation, SourceStat};
 use crate::pyc::source_hash;
+use crate::read::{self, FileKind, Follow, ReadError, MAX_FILE_BYTES};
 use crate::stat::FileStat;
-use crate::verdict::{BodyFacts, SourceFacts};
-use crate::walk::{self, Candidate};
+use crate::verdict::{BodyFacts, NotAFile, SourceFacts};
+use crate::walk::{self, Candidate, FoundAs};
 
 /// Why a cache could not be judged (vanished, unreadable…): reported on its entry.
 #[derive(Debug, thiserror::Error)]
 pub enum FactsError {
-    #[error("cannot read cache: {}", io_message(.0))]
-    ReadCache(#[source] io::Error),
+    #[error("cannot read cache: {0}")]
+    ReadCache(#[source] ReadError),
     #[error("cache vanished during the scan")]
     CacheVanished,
-    #[error("cannot stat source {}: {}", .path.display(), io_message(.err))]
+    #[error("cannot stat source {}: {}", crate::output::escape::path(.path), io_message(.err))]
     StatSource {
         path: PathBuf,
         #[source]
         err: io::Error,
     },
-    #[error("cannot read source {} to check its hash: {}", .path.display(), io_message(.err))]
+    #[error("cannot read source {} to check its hash: {err}", crate::output::escape::path(.path))]
     ReadSource {
         path: PathBuf,
         #[source]
-        err: io::Error,
+        err: ReadError,
     },
 }
 
@@ -58,8 +62,11 @@ pub fn io_message(err: &io::Error) -> String {
 #[derive(Clone, Debug)]
 pub struct Gathered {
     pub cache_mtime_ns: i128,
+    pub cache_ctime_ns: i128,
     pub source: SourceFacts,
     pub body: BodyFacts,
+    /// Set when the cache path holds no regular file (then `buf` is empty).
+    pub not_a_file: Option<NotAFile>,
 }
 
 /// Remembers, per directory, whether it holds any `.py` source (ghost vs sourceless).
@@ -86,39 +93,6 @@ impl DirSources {
             .insert(dir.to_path_buf(), found);
         found
     }
-}
-
-/// Read a file of `expected` bytes with one `read` in the common case: asking for one byte
-/// more than fstat said lets a short read prove EOF without a second syscall. A file that
-/// grew meanwhile is read to its end.
-fn read_whole(file: &mut File, expected: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-    let want = usize::try_from(expected)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    buf.resize(want, 0);
-    let mut filled = 0;
-    loop {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                let asked = buf.len() - filled;
-                filled += n;
-                if filled == buf.len() {
-                    buf.truncate(filled);
-                    file.read_to_end(buf)?;
-                    return Ok(());
-                }
-                if n < asked && filled as u64 >= expected {
-                    // A short read of a regular file at its fstat size is its end.
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
-    Ok(())
 }
 
 pub fn source_stat(st: &FileStat) -> SourceStat {
@@ -148,37 +122,58 @@ pub fn gather(
     memo: &Memo,
 ) -> Result<Gathered, FactsError> {
     buf.clear();
-    let remembered = if memo.is_enabled() {
-        let st = stat(&candidate.path, false).map_err(cache_error)?;
-        if !st.is_file {
-            return Err(FactsError::CacheVanished);
+    let link = candidate.found_as == FoundAs::Symlink;
+    let (cache_mtime_ns, cache_ctime_ns, body, not_a_file) = match candidate.found_as {
+        // Never opened: opening a device can have effects of its own.
+        FoundAs::Special(kind) => (
+            0,
+            0,
+            BodyFacts::Unchecked,
+            Some(NotAFile {
+                kind,
+                via_symlink: false,
+            }),
+        ),
+        _ => {
+            // A link is never looked up or remembered by identity: its own identity does
+            // not change when its target does.
+            let remembered = if memo.is_enabled() && !link {
+                let st = stat(&candidate.path, false).map_err(cache_error)?;
+                // Anything but a regular file now is found out by the read below.
+                st.is_file
+                    .then(|| memo.lookup(&Identity::of(&st)))
+                    .flatten()
+                    .map(|record| {
+                        buf.extend_from_slice(record.header());
+                        (st.mtime_ns(), st.ctime_ns(), BodyFacts::Valid, None)
+                    })
+            } else {
+                None
+            };
+            match remembered {
+                Some(known) => known,
+                None => read_cache(&candidate.path, buf, memo, link)?,
+            }
         }
-        memo.lookup(&Identity::of(&st)).map(|record| {
-            buf.extend_from_slice(record.header());
-            (st.mtime_ns(), BodyFacts::Valid)
-        })
-    } else {
-        None
-    };
-    let (cache_mtime_ns, body) = match remembered {
-        Some(known) => known,
-        None => read_cache(&candidate.path, buf, memo)?,
     };
     let Some(source_path) = &candidate.source else {
         return Ok(Gathered {
             cache_mtime_ns,
+            cache_ctime_ns,
             source: SourceFacts::NotApplicable,
             body,
+            not_a_file,
         });
     };
     let source = match stat(source_path, true) {
         Ok(st) if st.is_file => {
             let hash = match header::parse(buf) {
                 Ok(h) if matches!(h.invalidation, Invalidation::Hash { .. }) => {
-                    let bytes = fs::read(source_path).map_err(|err| FactsError::ReadSource {
-                        path: source_path.clone(),
-                        err,
-                    })?;
+                    let bytes = read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES)
+                        .map_err(|err| FactsError::ReadSource {
+                            path: source_path.clone(),
+                            err,
+                        })?;
                     source_hash::source_hash(&h.magic, &bytes)
                 }
                 _ => None,
@@ -186,6 +181,7 @@ pub fn gather(
             SourceFacts::Present {
                 stat: source_stat(&st),
                 mtime_ns: st.mtime_ns(),
+                ctime_ns: st.ctime_ns(),
                 hash,
             }
         }
@@ -207,32 +203,57 @@ pub fn gather(
     };
     Ok(Gathered {
         cache_mtime_ns,
+        cache_ctime_ns,
         source,
         body,
+        not_a_file,
     })
 }
 
 fn cache_error(e: io::Error) -> FactsError {
     match e.kind() {
         io::ErrorKind::NotFound => FactsError::CacheVanished,
-        _ => FactsError::ReadCache(e),
+        _ => FactsError::ReadCache(ReadError::Io(e)),
     }
 }
 
-/// Read a whole cache file and walk its body; a well-formed one is remembered.
+/// Read a whole cache file (through a symlink, as the importer does: without blocking,
+/// and only a regular file of at most [`MAX_FILE_BYTES`]) and walk its body; a
+/// well-formed one is remembered unless it was reached through a link.
 fn read_cache(
     path: &Path,
     buf: &mut Vec<u8>,
     memo: &Memo,
-) -> Result<(i128, BodyFacts), FactsError> {
-    let mut file = File::open(path).map_err(cache_error)?;
-    let st = FileStat::from(&file.metadata().map_err(FactsError::ReadCache)?);
-    read_whole(&mut file, st.size, buf).map_err(FactsError::ReadCache)?;
+    link: bool,
+) -> Result<(i128, i128, BodyFacts, Option<NotAFile>), FactsError> {
+    let st = match read::read_into(path, Follow::Yes, "the cache", MAX_FILE_BYTES, buf) {
+        Ok(st) => st,
+        Err(e) => {
+            let not_a_file = match e.not_regular() {
+                Some(kind) => Some(kind),
+                None if link && e.is_dangling() => Some(FileKind::Symlink),
+                None => None,
+            };
+            return match not_a_file {
+                Some(kind) => Ok((
+                    0,
+                    0,
+                    BodyFacts::Unchecked,
+                    Some(NotAFile {
+                        kind,
+                        via_symlink: link,
+                    }),
+                )),
+                None if e.is_not_found() => Err(FactsError::CacheVanished),
+                None => Err(FactsError::ReadCache(e)),
+            };
+        }
+    };
     let body = BodyFacts::of(buf);
-    if body == BodyFacts::Valid {
+    if body == BodyFacts::Valid && !link {
         memo.remember(Identity::of(&st), buf);
     }
-    Ok((st.mtime_ns(), body))
+    Ok((st.mtime_ns(), st.ctime_ns(), body, None))
 }
 
 fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use crate::check;
 use crate::facts::DirSources;
 use crate::memo::Memo;
+use crate::output::escape;
 use crate::output::human::severity_style;
 use crate::output::json::{write_path, write_str};
 use crate::pyc::header::{self, Header, Invalidation};
 use crate::pyc::marshal::{self, CodeSummary};
 use crate::pyc::source_hash::stored_hex;
+use crate::read;
 use crate::report::Entry;
 use crate::timefmt;
 use crate::walk;
@@ -33,17 +35,29 @@ pub struct Inspection {
 
 /// Inspect one file. I/O errors are kept in the result, never raised.
 pub fn inspect(path: &Path, absolute: &Path, prefix: Option<&Path>) -> Inspection {
-    let bytes = std::fs::read(path);
-    let (bytes, read_error) = match bytes {
-        Ok(b) => (b, None),
-        Err(e) => (Vec::new(), Some(crate::facts::io_message(&e))),
+    let candidate = walk::candidate_for_file(path, absolute, prefix);
+    // A FIFO or device is never opened (opening a device can do things); anything else
+    // is read without blocking, through a link, and at most MAX_FILE_BYTES of it.
+    let bytes = match candidate.as_ref().map(|c| c.found_as) {
+        Some(walk::FoundAs::Special(kind)) => Err(read::ReadError::NotRegular {
+            kind,
+            what: "the file",
+        }),
+        _ => read::read(path, read::Follow::Yes, "the file", read::MAX_FILE_BYTES),
+    };
+    let (bytes, read_error, not_a_file) = match bytes {
+        Ok(b) => (b, None, false),
+        Err(e) => {
+            let not_a_file = e.not_regular().is_some() || e.is_dangling();
+            (Vec::new(), Some(e.to_string()), not_a_file)
+        }
     };
     let header = header::parse(&bytes);
-    let candidate = walk::candidate_for_file(path, absolute, prefix);
     let not_a_cache_name = candidate.is_none();
     let mut entry = None;
     let mut source_exists = false;
-    if let (Some(candidate), None) = (candidate, &read_error) {
+    // What is not a file still gets its verdict: what the importer does with it.
+    if let (Some(candidate), true) = (candidate, read_error.is_none() || not_a_file) {
         source_exists = candidate.source.as_deref().is_some_and(Path::is_file);
         match check::judge_candidate(candidate, &DirSources::default(), &Memo::disabled()) {
             Ok(e) => entry = Some(e),
@@ -97,9 +111,21 @@ fn row<W: Write>(out: &mut W, label: &str, value: impl std::fmt::Display) -> io:
 }
 
 pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
-    writeln!(out, "{LABEL}{}{LABEL:#}", i.path.display())?;
+    writeln!(out, "{LABEL}{}{LABEL:#}", escape::path(&i.path))?;
     if let Some(err) = &i.read_error {
-        row(out, "error", err)?;
+        row(out, "error", escape::text(err))?;
+        if let Some(entry) = &i.entry {
+            let v = &entry.verdict;
+            let style = severity_style(v.severity);
+            row(
+                out,
+                "verdict",
+                format!("{style}{}{style:#} ({})", v.state, v.severity.name()),
+            )?;
+            if let Some(reason) = &v.reason {
+                row(out, "reason", escape::text(reason))?;
+            }
+        }
         return Ok(());
     }
     if let Some(size) = i.size {
@@ -170,7 +196,7 @@ pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
                 "source",
                 format!(
                     "{} ({})",
-                    s.display(),
+                    escape::path(s),
                     if i.source_exists { "exists" } else { "missing" }
                 ),
             )?,
@@ -189,17 +215,21 @@ pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
             ),
         )?;
         if let Some(reason) = &v.reason {
-            row(out, "reason", reason)?;
+            row(out, "reason", escape::text(reason))?;
         }
     }
     match &i.code {
         Some(Ok(code)) => {
-            row(out, "co_filename", &code.filename)?;
+            row(out, "co_filename", escape::text(&code.filename))?;
             row(out, "code objects", code.code_objects)?;
             row(out, "defines", list(&code.stored_names))?;
             row(out, "uses names", list(&code.names))?;
         }
-        Some(Err(e)) => row(out, "body", format!("damaged: {e}"))?,
+        Some(Err(e)) => row(
+            out,
+            "body",
+            format!("damaged: {}", escape::text(&e.to_string())),
+        )?,
         None => {
             if i.header.is_ok() {
                 row(
@@ -217,7 +247,7 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "(none)".to_owned()
     } else {
-        names.join(", ")
+        escape::text(&names.join(", ")).into_owned()
     }
 }
 

@@ -7,31 +7,48 @@
 //! (`$UV_PYTHON_INSTALL_DIR`, `$XDG_DATA_HOME/uv/python`, `~/.local/share/uv/python`), and
 //! `python`, `python3`, `python3.X`, `python2.X` on `$PATH` (pyenv's shims are skipped:
 //! the versions behind them are found directly). Executables that resolve to the same
-//! file are asked once. Each is asked once for its implementation, version, magic number
-//! and cache tag; the answers are remembered in pycguard's cache directory keyed by the
-//! executable's resolved path, size and mtime, so later runs only `stat` them.
+//! file are asked once.
+//!
+//! Nothing found is started before [`trust`] allows it: an interpreter found on its own
+//! must come from directories only root or the invoking user can change (one planted in a
+//! user's tree is listed as refused, with why, and never run); an explicit `--python` must
+//! not be writable by others. Each allowed one is asked, by a probe started as [`child`]
+//! describes (isolated, in `/`, empty environment), for its implementation, version,
+//! magic number, cache tag, executable and prefixes ([`answer::Answer`]). Plausible
+//! answers are remembered in pycguard's cache directory ([`memo`]) keyed by the resolved
+//! executable's identity, so later runs only `stat` them; the worker that later proves or
+//! compiles with an interpreter confirms the remembered answer in its hello.
 //!
 //! Usable without `--deep`: the other commands find the interpreter for a magic number
 //! with [`Interpreters::for_magic`].
 
+pub mod answer;
+pub mod child;
+pub mod memo;
+pub mod trust;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pyc::magic::{self, Series};
+pub use answer::Answer;
+pub use child::Flags;
+pub use memo::MEMO_FILE;
 
-/// File name of the remembered probe answers inside pycguard's cache directory.
-pub const MEMO_FILE: &str = "interpreters-v2.json";
+use crate::pyc::magic::Series;
+use memo::{ProbeMemo, Stamp};
+use trust::{Policy, Refusal};
+
 /// How long one interpreter may take to answer the probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bytes of a probe's output read at most.
+const PROBE_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// Where an interpreter was found; also the order of preference between interpreters of
 /// the same magic number.
@@ -64,7 +81,7 @@ impl Origin {
 pub struct Interpreter {
     /// The executable as found.
     pub path: PathBuf,
-    /// The executable with symlinks resolved (its identity).
+    /// The executable with symlinks resolved: its identity, and the file that is run.
     pub resolved: PathBuf,
     /// `3.12.1`.
     pub version: String,
@@ -80,6 +97,15 @@ pub struct Interpreter {
     /// (major, minor) of `sys.version_info`.
     pub version_info: (u32, u32),
     pub origin: Origin,
+    /// `sys.executable` as it answered (the resolved file, which is what is run).
+    pub executable: PathBuf,
+    /// `sys.prefix` and `sys.base_prefix` as it answered, symlinks resolved.
+    pub prefixes: Vec<PathBuf>,
+    /// The virtualenv it was found in (`PATH/../../pyvenv.cfg`), symlinks resolved.
+    pub venv: Option<PathBuf>,
+    /// pycguard's cache directory, when this answer was remembered there by an earlier
+    /// run instead of asked in this one (a worker that contradicts it discards it).
+    pub remembered_in: Option<PathBuf>,
 }
 
 impl Interpreter {
@@ -97,24 +123,87 @@ impl Interpreter {
         u16::from_le_bytes([self.magic[0], self.magic[1]])
     }
 
+    /// The isolation flags it understands.
+    pub fn flags(&self) -> Flags {
+        Flags::for_version(self.version_info)
+    }
+
     /// Interpreter flags that isolate it from the user's environment and site-packages:
     /// `-I -S -B` where `-I` exists (3.4+), else `-E -s -S -B`.
     pub fn isolation_args(&self) -> &'static [&'static str] {
-        if self.version_info >= (3, 4) {
-            &["-I", "-S", "-B"]
-        } else {
-            &["-E", "-s", "-S", "-B"]
+        self.flags().args()
+    }
+
+    /// The isolated command that runs `program` with it (see [`child`]).
+    pub fn command(&self, program: &str) -> Command {
+        child::command(&self.resolved, self.flags(), program)
+    }
+
+    /// Its answer, as a worker's hello must repeat it.
+    pub fn answer(&self) -> Answer {
+        Answer {
+            implementation: self.implementation.clone(),
+            version_info: self.version_info,
+            version: self.version.clone(),
+            magic: self.magic,
+            cache_tag: self.cache_tag.clone(),
+            executable: self.executable.clone(),
+            prefixes: self.prefixes.clone(),
         }
     }
 
-    /// What identifies the interpreter's compiler for remembered proofs.
+    /// Take the version a worker reported when everything else it said agrees with what
+    /// was remembered (see [`Answer::same_build`]).
+    pub fn adopt_version(&mut self, answer: &Answer) {
+        self.version.clone_from(&answer.version);
+    }
+
+    /// What identifies the interpreter's compiler for remembered proofs: the resolved
+    /// executable and its whole answer, so a proof is found again only for the answer a
+    /// worker confirmed when the proof was made.
     pub fn identity(&self) -> Vec<u8> {
         let mut id = self.resolved.as_os_str().as_bytes().to_vec();
-        id.push(0);
-        id.extend_from_slice(self.version.as_bytes());
-        id.push(0);
-        id.extend_from_slice(&self.magic);
+        for field in [
+            self.version.as_bytes(),
+            &self.magic,
+            self.implementation.as_bytes(),
+            self.cache_tag.as_deref().unwrap_or("").as_bytes(),
+            self.executable.as_os_str().as_bytes(),
+        ] {
+            id.push(0);
+            id.extend_from_slice(field);
+        }
+        for p in &self.prefixes {
+            id.push(0);
+            id.extend_from_slice(p.as_os_str().as_bytes());
+        }
         id
+    }
+
+    /// Where caches it most likely wrote live: its prefixes and its virtualenv.
+    fn homes(&self) -> impl Iterator<Item = &Path> {
+        self.prefixes
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(self.venv.as_deref())
+    }
+
+    fn from_answer(answer: Answer, c: &Candidate, remembered_in: Option<PathBuf>) -> Interpreter {
+        Interpreter {
+            series: answer.series(),
+            path: c.path.clone(),
+            resolved: c.resolved.clone(),
+            version: answer.version,
+            magic: answer.magic,
+            cache_tag: answer.cache_tag,
+            implementation: answer.implementation,
+            version_info: answer.version_info,
+            origin: c.origin,
+            executable: answer.executable,
+            prefixes: answer.prefixes,
+            venv: c.venv.clone(),
+            remembered_in,
+        }
     }
 }
 
@@ -129,7 +218,7 @@ pub struct Discovery {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// An executable that was asked and gave no usable answer.
+/// An executable that was refused or gave no usable answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected {
     pub path: PathBuf,
@@ -141,60 +230,89 @@ pub struct Rejected {
 #[derive(Clone, Debug, Default)]
 pub struct Interpreters {
     found: Vec<Interpreter>,
-    /// Per interpreter: `sys.prefix` and `sys.base_prefix`, symlinks resolved. Caches under
-    /// them were most likely written by it (see [`Interpreters::for_cache`]).
-    prefixes: Vec<Vec<PathBuf>>,
     pub rejected: Vec<Rejected>,
 }
 
 impl Interpreters {
     /// Find every interpreter (see the module docs).
     pub fn discover(discovery: &Discovery) -> Interpreters {
-        enum Answer<'s> {
-            Remembered(Probed),
-            Probing(std::thread::ScopedJoinHandle<'s, Result<Probed, String>>),
-        }
-        let candidates = candidates(discovery);
-        let memo = discovery.cache_dir.as_deref().map(ProbeMemo::load);
-        let mut memo = memo.unwrap_or_default();
-        let answers: Vec<Result<Probed, String>> = std::thread::scope(|s| {
+        Interpreters::find(discovery, true)
+    }
+
+    /// Find every interpreter and ask each one now, whatever was remembered (the answers
+    /// are remembered anew): what `pycguard interpreters` shows.
+    pub fn discover_asking_all(discovery: &Discovery) -> Interpreters {
+        Interpreters::find(discovery, false)
+    }
+
+    fn find(discovery: &Discovery, use_memo: bool) -> Interpreters {
+        let (candidates, rejected) = candidates(discovery, effective_uid());
+        let mut memo = discovery
+            .cache_dir
+            .as_deref()
+            .map(ProbeMemo::load)
+            .unwrap_or_default();
+        let remembered: Vec<Option<Answer>> = candidates
+            .iter()
+            .map(|c| memo.get(&c.resolved, &c.stamp).filter(|_| use_memo))
+            .collect();
+        let answers: Vec<Result<Answer, String>> = std::thread::scope(|s| {
             let handles: Vec<_> = candidates
                 .iter()
-                .map(|c| match memo.get(&c.resolved, &c.stamp).cloned() {
+                .zip(&remembered)
+                .map(|(c, known)| match known {
                     // Remembered: no process, and no thread to wait for one.
-                    Some(known) => Answer::Remembered(known),
-                    None => Answer::Probing(s.spawn(move || probe(&c.path))),
+                    Some(_) => None,
+                    None => Some(s.spawn(move || probe(&c.resolved))),
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|answer| match answer {
-                    Answer::Remembered(known) => Ok(known),
-                    Answer::Probing(h) => h.join().unwrap_or_else(|_| Err("probe panicked".into())),
+                .zip(&remembered)
+                .map(|(handle, known)| match (handle, known) {
+                    (Some(h), _) => h.join().unwrap_or_else(|_| Err("probe panicked".into())),
+                    (None, Some(known)) => Ok(known.clone()),
+                    (None, None) => unreachable!("either remembered or probed"),
                 })
                 .collect()
         });
-        let mut out = Interpreters::default();
+        let mut out = Interpreters {
+            found: Vec::new(),
+            rejected,
+        };
         let mut seen = HashSet::new();
-        for (candidate, answer) in candidates.into_iter().zip(answers) {
+        for ((candidate, answer), known) in candidates.iter().zip(answers).zip(&remembered) {
             match answer {
-                Ok(probed) => {
-                    memo.put(&candidate.resolved, &candidate.stamp, &probed);
-                    // Two names for one executable (a venv's python and its base): keep
-                    // the first found.
-                    let executable = fs::canonicalize(&probed.executable)
-                        .unwrap_or_else(|_| candidate.resolved.clone());
+                Ok(answer) => {
+                    let remembered_in = match known {
+                        Some(_) => discovery.cache_dir.clone(),
+                        None => {
+                            memo.put(&candidate.resolved, &candidate.stamp, &answer);
+                            None
+                        }
+                    };
+                    // Two names for one executable (a wrapper reporting another file as
+                    // sys.executable): keep the first found.
+                    let executable = if answer.executable == candidate.resolved {
+                        candidate.resolved.clone()
+                    } else {
+                        fs::canonicalize(&answer.executable)
+                            .unwrap_or_else(|_| candidate.resolved.clone())
+                    };
                     if !seen.insert(executable) {
                         continue;
                     }
-                    out.prefixes.push(probed.prefixes.clone());
-                    out.found.push(probed.into_interpreter(candidate));
+                    out.found
+                        .push(Interpreter::from_answer(answer, candidate, remembered_in));
                 }
-                Err(message) => out.rejected.push(Rejected {
-                    path: candidate.path,
-                    origin: candidate.origin,
-                    message,
-                }),
+                Err(message) => {
+                    memo.forget(&candidate.resolved);
+                    out.rejected.push(Rejected {
+                        path: candidate.path.clone(),
+                        origin: candidate.origin,
+                        message,
+                    });
+                }
             }
         }
         if let Some(dir) = &discovery.cache_dir {
@@ -215,9 +333,10 @@ impl Interpreters {
     }
 
     /// The interpreter to prove or rebuild the cache at `path` with magic `raw`: among
-    /// those with exactly that magic, the one whose installation prefix holds the cache
-    /// (the deepest), else the preferred one. Patch releases share a magic number but not
-    /// always their compiler, so the one that most likely wrote the cache is chosen.
+    /// those with exactly that magic, the one whose installation prefix (or virtualenv)
+    /// holds the cache (the deepest), else the preferred one. Patch releases share a magic
+    /// number but not always their compiler, so the one that most likely wrote the cache
+    /// is chosen.
     pub fn for_cache(&self, raw: [u8; 4], path: &Path) -> Option<usize> {
         let same: Vec<usize> = (0..self.found.len())
             .filter(|&i| self.found[i].magic == raw)
@@ -226,7 +345,7 @@ impl Interpreters {
             return same.first().copied();
         }
         let absolute = fs::canonicalize(path).unwrap_or_else(|_| absolute(path));
-        choose_by_prefix(&self.prefixes, &same, &absolute).or(same.first().copied())
+        choose_by_prefix(&self.found, &same, &absolute).or(same.first().copied())
     }
 
     /// The first `--python PATH` that is not a usable interpreter (a usage error).
@@ -242,20 +361,36 @@ impl Interpreters {
     /// Build a list directly (tests, callers with their own interpreters).
     pub fn from_list(found: Vec<Interpreter>) -> Interpreters {
         Interpreters {
-            prefixes: vec![Vec::new(); found.len()],
             found,
             rejected: Vec::new(),
         }
     }
 }
 
-/// Among `candidates` (indices into `prefixes`), the one with the deepest prefix holding `path`.
-fn choose_by_prefix(prefixes: &[Vec<PathBuf>], candidates: &[usize], path: &Path) -> Option<usize> {
+/// Check `--python PATH` values without starting anything: the same refusals discovery
+/// gives them (missing, a directory, not executable, writable by others), for commands
+/// that would otherwise not look at them.
+pub fn check_flags(pythons: &[PathBuf]) -> Result<(), Rejected> {
+    let (_, rejected) = candidates(
+        &Discovery {
+            pythons: pythons.to_vec(),
+            ..Discovery::default()
+        },
+        effective_uid(),
+    );
+    match rejected.into_iter().find(|r| r.origin == Origin::Flag) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    }
+}
+
+/// Among `candidates` (indices into `found`), the one with the deepest home holding `path`.
+fn choose_by_prefix(found: &[Interpreter], candidates: &[usize], path: &Path) -> Option<usize> {
     candidates
         .iter()
         .filter_map(|&i| {
-            let depth = prefixes[i]
-                .iter()
+            let depth = found[i]
+                .homes()
                 .filter(|p| path.starts_with(p))
                 .map(|p| p.components().count())
                 .max()?;
@@ -272,16 +407,15 @@ struct Candidate {
     resolved: PathBuf,
     stamp: Stamp,
     origin: Origin,
+    venv: Option<PathBuf>,
 }
 
-/// Size and mtime of the resolved executable: a changed file is asked again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    size: u64,
-    mtime_ns: i64,
+fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
-fn candidates(d: &Discovery) -> Vec<Candidate> {
+/// Every executable to ask, and those refused before being asked.
+fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
     let mut paths: Vec<(PathBuf, Origin)> = Vec::new();
     for p in &d.pythons {
         paths.push((absolute(p), Origin::Flag));
@@ -336,44 +470,77 @@ fn candidates(d: &Discovery) -> Vec<Candidate> {
             );
         }
     }
+    let mut checker = trust::Checker::new(euid);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let mut rejected = Vec::new();
     for (path, origin) in paths {
         let explicit = origin == Origin::Flag;
-        let Ok(resolved) = fs::canonicalize(&path) else {
-            if explicit {
-                out.push(Candidate {
-                    resolved: path.clone(),
-                    path,
-                    stamp: Stamp {
-                        size: 0,
-                        mtime_ns: 0,
-                    },
-                    origin,
-                });
+        let refuse = |rejected: &mut Vec<Rejected>, message: String| {
+            rejected.push(Rejected {
+                path: path.clone(),
+                origin,
+                message,
+            })
+        };
+        let resolved = match fs::canonicalize(&path) {
+            Ok(r) => r,
+            Err(e) if explicit => {
+                let message = match e.kind() {
+                    std::io::ErrorKind::NotFound => Refusal::Missing.to_string(),
+                    _ => crate::facts::io_message(&e),
+                };
+                refuse(&mut rejected, message);
+                continue;
             }
-            continue;
+            Err(_) => continue,
         };
-        let Ok(meta) = fs::metadata(&resolved) else {
-            continue;
-        };
-        if !meta.is_file() || (meta.mode() & 0o111 == 0 && !explicit) {
-            continue;
-        }
         if !seen.insert(resolved.clone()) {
             continue;
         }
+        let policy = if explicit {
+            Policy::Explicit
+        } else {
+            Policy::Discovered
+        };
+        match checker.check(&resolved, policy) {
+            Ok(()) => {}
+            // A found name that is no executable file is simply not an interpreter.
+            Err(
+                Refusal::Missing | Refusal::Directory | Refusal::NotFile | Refusal::NotExecutable,
+            ) if !explicit => continue,
+            Err(refusal) => {
+                let message = match &refusal {
+                    Refusal::Owner { .. } | Refusal::Writable { .. } if resolved != path => {
+                        format!("{refusal} (it resolves to {})", resolved.display())
+                    }
+                    _ => refusal.to_string(),
+                };
+                refuse(&mut rejected, message);
+                continue;
+            }
+        }
+        let Ok(meta) = fs::metadata(&resolved) else {
+            continue;
+        };
         out.push(Candidate {
+            venv: venv_of(&path),
             path,
             resolved,
-            stamp: Stamp {
-                size: meta.size(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            },
+            stamp: Stamp::of(&meta),
             origin,
         });
     }
-    out
+    (out, rejected)
+}
+
+/// The virtualenv an executable found as `VENV/bin/python` belongs to.
+fn venv_of(path: &Path) -> Option<PathBuf> {
+    let root = path.parent()?.parent()?;
+    root.join("pyvenv.cfg")
+        .is_file()
+        .then(|| fs::canonicalize(root).ok())
+        .flatten()
 }
 
 /// `python`, `python3`, `python3.12`, `python2.7` (not `python3-config`, `python3.12d`…).
@@ -430,8 +597,9 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// The probe program: runs on 2.7 and every 3.x, imports nothing from the user.
-const PROBE: &str = r#"import sys, binascii, os
+/// The probe program (after [`child::PATH_GUARD`]): runs on 2.7 and every 3.x and imports
+/// only the standard library.
+const PROBE: &str = r#"import binascii, os
 try:
     import importlib.util as u
     magic = u.MAGIC_NUMBER
@@ -443,160 +611,109 @@ name = impl.name if impl else ("pypy" if "__pypy__" in sys.builtin_module_names 
 tag = (impl.cache_tag if impl else None) or ""
 v = sys.version_info
 prefixes = [os.path.realpath(p) for p in (sys.prefix, getattr(sys, "base_prefix", sys.prefix))]
-sys.stdout.write("pycguard-probe-2\n%s\n%d.%d\n%s\n%s\n%s\n%s\n%s\n" % (name, v[0], v[1], sys.version.split()[0], binascii.hexlify(magic).decode("ascii"), tag, sys.executable, "\0".join(prefixes)))
+out = "pycguard-probe-3\n%s\n%d.%d\n%s\n%s\n%s\n%s\n%s\n" % (name, v[0], v[1], sys.version.split()[0], binascii.hexlify(magic).decode("ascii"), tag, sys.executable, "\0".join(prefixes))
+if v[0] >= 3:
+    sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
+else:
+    sys.stdout.write(out)
 "#;
 
-/// One probe's answer, as remembered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Probed {
-    implementation: String,
-    version_info: (u32, u32),
-    version: String,
-    magic: [u8; 4],
-    cache_tag: Option<String>,
-    executable: PathBuf,
-    prefixes: Vec<PathBuf>,
+/// Why one probe attempt failed.
+enum ProbeFailure {
+    /// The interpreter does not know `-I` (Python 2, 3.0–3.3): ask again with `-E -s`.
+    UnknownOption,
+    Other(String),
 }
 
-impl Probed {
-    fn into_interpreter(self, c: Candidate) -> Interpreter {
-        Interpreter {
-            series: magic::lookup(self.magic).map(|m| m.series),
-            path: c.path,
-            resolved: c.resolved,
-            version: self.version,
-            magic: self.magic,
-            cache_tag: self.cache_tag,
-            implementation: self.implementation,
-            version_info: self.version_info,
-            origin: c.origin,
+/// Ask the executable `resolved` for its [`Answer`], isolated (see [`child`]).
+fn probe(resolved: &Path) -> Result<Answer, String> {
+    let python2 = resolved
+        .file_name()
+        .is_some_and(|n| n.as_bytes().starts_with(b"python2"));
+    let first = if python2 {
+        Flags::Legacy
+    } else {
+        Flags::Isolated
+    };
+    match probe_with(resolved, first) {
+        Ok(answer) => Ok(answer),
+        Err(ProbeFailure::UnknownOption) if first == Flags::Isolated => {
+            probe_with(resolved, Flags::Legacy).map_err(|e| match e {
+                ProbeFailure::UnknownOption => {
+                    "not a usable Python (it knows neither -I nor -E)".into()
+                }
+                ProbeFailure::Other(message) => message,
+            })
         }
+        Err(ProbeFailure::UnknownOption) => Err("not a usable Python (unknown option)".into()),
+        Err(ProbeFailure::Other(message)) => Err(message),
     }
 }
 
-fn probe(path: &Path) -> Result<Probed, String> {
-    let mut child = Command::new(path)
-        .args(["-E", "-s", "-S", "-c", PROBE])
-        .stdin(Stdio::null())
+fn probe_with(resolved: &Path, flags: Flags) -> Result<Answer, ProbeFailure> {
+    let program = format!("{}{PROBE}", child::PATH_GUARD);
+    let mut child = child::command(resolved, flags, &program)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run it: {}", crate::facts::io_message(&e)))?;
+        .map_err(|e| {
+            ProbeFailure::Other(format!("cannot run it: {}", crate::facts::io_message(&e)))
+        })?;
+    // Read both pipes on their own threads (bounded), so a chatty child cannot block.
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || read_limited(&mut stdout));
+    let err_reader = std::thread::spawn(move || read_limited(&mut stderr));
     let started = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() > PROBE_TIMEOUT => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs()));
+                return Err(ProbeFailure::Other(format!(
+                    "no answer within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                )));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(e.to_string()),
+            Ok(None) if crate::deep::interrupted() => {
+                // SIGINT/SIGTERM: never leave a probe running behind pycguard.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ProbeFailure::Other("interrupted".into()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(ProbeFailure::Other(e.to_string())),
         }
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "not a usable Python ({}: {})",
-            out.status,
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        let err = String::from_utf8_lossy(&err);
+        if flags == Flags::Isolated && status.code() == Some(2) && err.contains("-I") {
+            return Err(ProbeFailure::UnknownOption);
+        }
+        return Err(ProbeFailure::Other(format!(
+            "not a usable Python ({status}: {})",
             err.lines().last().unwrap_or("").trim()
-        ));
+        )));
     }
-    parse_probe(&out.stdout).ok_or_else(|| "not a Python interpreter (unexpected answer)".into())
+    answer::parse_probe(&out)
+        .ok_or_else(|| ProbeFailure::Other("not a Python interpreter (unexpected answer)".into()))
 }
 
-fn parse_probe(out: &[u8]) -> Option<Probed> {
-    let text = std::str::from_utf8(out).ok()?;
-    let mut lines = text.split('\n');
-    if lines.next()? != "pycguard-probe-2" {
-        return None;
-    }
-    let implementation = lines.next()?.to_owned();
-    let (major, minor) = lines.next()?.split_once('.')?;
-    let version = lines.next()?.to_owned();
-    let hex = lines.next()?;
-    let mut magic = [0u8; 4];
-    if hex.len() != 8 {
-        return None;
-    }
-    for (i, b) in magic.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    let tag = lines.next()?;
-    let executable = PathBuf::from(lines.next()?);
-    let mut prefixes: Vec<PathBuf> = Vec::new();
-    for p in lines.next()?.split('\0').filter(|p| !p.is_empty()) {
-        if !prefixes.iter().any(|q| q.as_os_str() == p) {
-            prefixes.push(PathBuf::from(p));
+/// Everything a pipe gives until it closes, keeping at most [`PROBE_OUTPUT_LIMIT`] bytes.
+fn read_limited(pipe: &mut impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = pipe.read(&mut buf) {
+        if n == 0 {
+            break;
         }
+        let room = PROBE_OUTPUT_LIMIT.saturating_sub(out.len());
+        out.extend_from_slice(&buf[..n.min(room)]);
     }
-    Some(Probed {
-        implementation,
-        version_info: (major.parse().ok()?, minor.parse().ok()?),
-        version,
-        magic,
-        cache_tag: (!tag.is_empty()).then(|| tag.to_owned()),
-        executable,
-        prefixes,
-    })
-}
-
-/// Remembered probe answers, keyed by resolved executable + stamp.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ProbeMemo {
-    format: u32,
-    entries: Vec<(PathBuf, Stamp, Probed)>,
-    #[serde(skip)]
-    changed: bool,
-}
-
-impl ProbeMemo {
-    fn load(dir: &Path) -> ProbeMemo {
-        fs::read(dir.join(MEMO_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ProbeMemo>(&b).ok())
-            .filter(|m| m.format == 1)
-            .unwrap_or_default()
-    }
-
-    fn get(&self, resolved: &Path, stamp: &Stamp) -> Option<&Probed> {
-        self.entries
-            .iter()
-            .find(|(p, s, _)| p == resolved && s == stamp)
-            .map(|(_, _, probed)| probed)
-    }
-
-    fn put(&mut self, resolved: &Path, stamp: &Stamp, probed: &Probed) {
-        if self.get(resolved, stamp) == Some(probed) {
-            return;
-        }
-        self.entries.retain(|(p, _, _)| p != resolved);
-        self.entries
-            .push((resolved.to_path_buf(), stamp.clone(), probed.clone()));
-        self.changed = true;
-    }
-
-    /// Write atomically (temp file + rename); failures are silent (it only saves time).
-    fn save(&mut self, dir: &Path) {
-        if !self.changed {
-            return;
-        }
-        self.format = 1;
-        self.entries.truncate(256);
-        let Ok(json) = serde_json::to_vec(self) else {
-            return;
-        };
-        if fs::create_dir_all(dir).is_err() {
-            return;
-        }
-        if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
-            if tmp.write_all(&json).is_ok() {
-                let _ = tmp.persist(dir.join(MEMO_FILE));
-            }
-        }
-    }
+    out
 }
 
 #[cfg(test)]
@@ -622,47 +739,26 @@ mod tests {
     }
 
     #[test]
-    fn probe_answers_parse() {
-        let p = parse_probe(
-            b"pycguard-probe-2\ncpython\n3.12\n3.12.1\ncb0d0d0a\ncpython-312\n/usr/bin/python3.12\n/v\0/usr\n",
-        )
-        .unwrap();
-        assert_eq!(p.magic, [0xcb, 0x0d, 0x0d, 0x0a]);
-        assert_eq!(p.version_info, (3, 12));
-        assert_eq!(p.cache_tag.as_deref(), Some("cpython-312"));
-        assert_eq!(p.prefixes, [PathBuf::from("/v"), PathBuf::from("/usr")]);
-        let p2 =
-            parse_probe(b"pycguard-probe-2\ncpython\n2.7\n2.7.18\n03f30d0a\n\n/x/python\n/x\0/x\n")
-                .unwrap();
-        assert_eq!(p2.cache_tag, None);
-        assert_eq!(p2.prefixes, [PathBuf::from("/x")]);
-        assert!(parse_probe(b"Python 3.12.1\n").is_none());
-        assert!(
-            parse_probe(b"pycguard-probe-2\ncpython\n3.12\n3.12.1\ncb0d\n\n/x\n/x\n").is_none()
-        );
-    }
-
-    #[test]
     fn preference_and_magic_lookup() {
         let mk = |v: &str, magic: [u8; 4], origin| Interpreter {
             path: PathBuf::from(format!("/p/{v}")),
             resolved: PathBuf::from(format!("/p/{v}")),
             version: v.into(),
-            series: magic::lookup(magic).map(|m| m.series),
+            series: crate::pyc::magic::lookup(magic).map(|m| m.series),
             magic,
             cache_tag: None,
             implementation: "cpython".into(),
             version_info: (3, 12),
             origin,
+            executable: PathBuf::from(format!("/p/{v}")),
+            prefixes: vec![PathBuf::from(format!("/prefix/{v}"))],
+            venv: None,
+            remembered_in: None,
         };
         let mut list = Interpreters::from_list(vec![
             mk("3.12.1", [0xcb, 0x0d, 0x0d, 0x0a], Origin::Venv),
             mk("3.12.4", [0xcb, 0x0d, 0x0d, 0x0a], Origin::Path),
         ]);
-        list.prefixes = vec![
-            vec![PathBuf::from("/prefix/3.12.1")],
-            vec![PathBuf::from("/prefix/3.12.4")],
-        ];
         assert_eq!(
             list.for_magic([0xcb, 0x0d, 0x0d, 0x0a]).unwrap().version,
             "3.12.1"
@@ -676,5 +772,12 @@ mod tests {
         let elsewhere = Path::new("/srv/app/__pycache__/m.cpython-312.pyc");
         assert_eq!(list.for_cache([0xcb, 0x0d, 0x0d, 0x0a], elsewhere), Some(0));
         assert_eq!(list.for_cache([0xf3, 0x0d, 0x0d, 0x0a], elsewhere), None);
+        // A virtualenv holding the cache counts as that interpreter's home.
+        list.found[1].venv = Some(PathBuf::from("/srv/app"));
+        assert_eq!(list.for_cache([0xcb, 0x0d, 0x0d, 0x0a], elsewhere), Some(1));
+        // The identity covers the whole answer (a proof is found again only for it).
+        let mut other = list.found[0].clone();
+        other.prefixes = vec![PathBuf::from("/usr")];
+        assert_ne!(other.identity(), list.found[0].identity());
     }
 }

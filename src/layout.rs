@@ -31,13 +31,26 @@ pub enum CacheName {
     PartialWrite,
     /// A `.pyc` inside `__pycache__` whose name is not `STEM.TAG.pyc`.
     Misnamed,
+    /// `STEM.TAG.opt-LEVEL.pyc` with a level no importer spells that way: `opt-0` (level 0
+    /// has no suffix: `cache_from_source` gives `STEM.TAG.pyc`, and `py_compile` and
+    /// `compileall` never pass 0), a level with leading zeros or one that is not a number.
+    /// The importer asks for `.opt-{sys.flags.optimize}` only when that is not 0, so no
+    /// interpreter ever reads this file.
+    UnreadLevel {
+        stem: OsString,
+        tag: String,
+        /// The text after `opt-` (lossy when not UTF-8).
+        level: String,
+    },
 }
 
 impl CacheName {
     /// The tag in the name, if any.
     pub fn tag(&self) -> Option<&str> {
         match self {
-            CacheName::Tagged { tag, .. } | CacheName::TaggedOutOfPlace { tag, .. } => Some(tag),
+            CacheName::Tagged { tag, .. }
+            | CacheName::TaggedOutOfPlace { tag, .. }
+            | CacheName::UnreadLevel { tag, .. } => Some(tag),
             _ => None,
         }
     }
@@ -54,6 +67,23 @@ impl CacheName {
     pub fn is_pytest(&self) -> bool {
         self.tag().is_some_and(|t| t.contains("-pytest-"))
     }
+
+    /// The pytest version in a pytest cache's tag (`cpython-312-pytest-9.2.0` → 9.2), when
+    /// it starts with `MAJOR.MINOR` (pytest writes its own `__version__` there).
+    pub fn pytest_version(&self) -> Option<(u32, u32)> {
+        pytest_version_of_tag(self.tag()?)
+    }
+}
+
+/// `MAJOR.MINOR` of the pytest version in a tag (`cpython-312-pytest-9.2.0rc1` → (9, 2)).
+pub fn pytest_version_of_tag(tag: &str) -> Option<(u32, u32)> {
+    let (_, version) = tag.split_once("-pytest-")?;
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor_text = parts.next()?;
+    let digits = minor_text.bytes().take_while(u8::is_ascii_digit).count();
+    let minor = minor_text[..digits].parse().ok()?;
+    Some((major, minor))
 }
 
 /// Classify a file by its name. `in_cache_dir` is true inside `__pycache__` and under a
@@ -80,10 +110,15 @@ pub fn classify(file_name: &OsStr, in_cache_dir: bool) -> Option<CacheName> {
     }
     let tagged = if pyo { None } else { split_tagged(base) };
     match (tagged, in_cache_dir) {
-        (Some((stem, tag, optimization)), true) => Some(CacheName::Tagged {
+        (Some((stem, tag, Level::Read(optimization))), true) => Some(CacheName::Tagged {
             stem: OsString::from_vec(stem.to_vec()),
             tag,
             optimization,
+        }),
+        (Some((stem, tag, Level::Unread(level))), true) => Some(CacheName::UnreadLevel {
+            stem: OsString::from_vec(stem.to_vec()),
+            tag,
+            level,
         }),
         (None, true) => Some(CacheName::Misnamed),
         (Some((stem, tag, _)), false) => Some(CacheName::TaggedOutOfPlace {
@@ -106,14 +141,31 @@ fn is_partial_write(name: &[u8]) -> bool {
     pos > 0 && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }
 
+/// The optimisation level a tagged name spells.
+enum Level {
+    /// One the importer asks for: none (0), or `opt-N` with N the decimal form of 1..=255.
+    Read(u8),
+    /// `opt-` followed by anything else (`opt-0`, `opt-01`, `opt-x`): never read.
+    Unread(String),
+}
+
 /// Split `STEM.TAG[.opt-N]` (the name without `.pyc`) into its parts.
-fn split_tagged(base: &[u8]) -> Option<(&[u8], String, u8)> {
+fn split_tagged(base: &[u8]) -> Option<(&[u8], String, Level)> {
     let (base, optimization) = match base.iter().rposition(|&b| b == b'.') {
         Some(dot) if base[dot + 1..].starts_with(b"opt-") => {
-            let level = std::str::from_utf8(&base[dot + 5..]).ok()?.parse().ok()?;
+            let text = &base[dot + 5..];
+            // `cache_from_source` writes `str(sys.flags.optimize)`: no sign, no leading zero.
+            let level = std::str::from_utf8(text)
+                .ok()
+                .filter(|t| !t.starts_with('0') && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse::<u8>().ok());
+            let level = match level {
+                Some(n) => Level::Read(n),
+                None => Level::Unread(String::from_utf8_lossy(text).into_owned()),
+            };
             (&base[..dot], level)
         }
-        _ => (base, 0),
+        _ => (base, Level::Read(0)),
     };
     // The tag is the leftmost dotted tail that is tag-shaped; only a pytest version may
     // contain dots, so this finds `cpython-312` in `foo.bar.cpython-312`.
@@ -399,6 +451,63 @@ mod tests {
             c("__init__.cpython-36.pyc", true).unwrap().tag(),
             Some("cpython-36")
         );
+    }
+
+    #[test]
+    fn levels_the_importer_never_asks_for() {
+        for (name, level) in [
+            ("mod.cpython-312.opt-0.pyc", "0"),
+            ("mod.cpython-312.opt-01.pyc", "01"),
+            ("mod.cpython-312.opt-.pyc", ""),
+            ("mod.cpython-312.opt-x.pyc", "x"),
+            ("mod.cpython-312.opt--1.pyc", "-1"),
+        ] {
+            assert_eq!(
+                c(name, true),
+                Some(CacheName::UnreadLevel {
+                    stem: os("mod"),
+                    tag: "cpython-312".into(),
+                    level: level.into()
+                }),
+                "{name}"
+            );
+        }
+        let unread = c("mod.cpython-312.opt-0.pyc", true).unwrap();
+        assert_eq!(unread.tag(), Some("cpython-312"));
+        assert_eq!(unread.optimization(), None);
+        // `-OOO` and PYTHONOPTIMIZE=42 are real levels.
+        for (name, level) in [
+            ("m.cpython-312.opt-3.pyc", 3),
+            ("m.cpython-312.opt-42.pyc", 42),
+        ] {
+            assert_eq!(c(name, true).unwrap().optimization(), Some(level), "{name}");
+        }
+        // Without a tag it is just misnamed.
+        assert_eq!(c("mod.opt-0.pyc", true), Some(CacheName::Misnamed));
+    }
+
+    #[test]
+    fn pytest_versions() {
+        assert_eq!(
+            pytest_version_of_tag("cpython-312-pytest-9.2.0"),
+            Some((9, 2))
+        );
+        assert_eq!(
+            pytest_version_of_tag("cpython-312-pytest-8.3.4"),
+            Some((8, 3))
+        );
+        assert_eq!(
+            pytest_version_of_tag("cpython-313-pytest-10.0.0rc1"),
+            Some((10, 0))
+        );
+        assert_eq!(
+            pytest_version_of_tag("cpython-313-pytest-9.2rc1"),
+            Some((9, 2))
+        );
+        assert_eq!(pytest_version_of_tag("cpython-313-pytest-unknown"), None);
+        assert_eq!(pytest_version_of_tag("cpython-313"), None);
+        let name = c("test_a.cpython-312-pytest-9.2.0.pyc", true).unwrap();
+        assert_eq!(name.pytest_version(), Some((9, 2)));
     }
 
     #[test]

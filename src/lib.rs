@@ -19,6 +19,7 @@ pub mod layout;
 pub mod memo;
 pub mod output;
 pub mod pyc;
+pub mod read;
 pub mod report;
 pub mod stat;
 pub mod timefmt;

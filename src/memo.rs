@@ -312,6 +312,19 @@ impl Memo {
     pub fn save(self) {}
 }
 
+/// Open the table file without following a link or blocking on a FIFO; anything but a
+/// regular file is treated as foreign (and replaced).
+fn open_existing(path: &Path, write: bool) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
 fn open_table(dir: &Path) -> Option<(File, bool)> {
     let path = dir.join(FILE_NAME);
     let expected = file_header();
@@ -323,13 +336,15 @@ fn open_table(dir: &Path) -> Option<(File, bool)> {
                 .metadata()
                 .is_ok_and(|m| m.len() == HEADER_LEN + SLOTS * SLOT_LEN)
     };
-    if let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) {
+    if let Some(file) = open_existing(&path, true) {
         if matches(&file) {
             return Some((file, true));
         }
-    } else if let Ok(file) = File::open(&path) {
+    } else if let Some(file) = open_existing(&path, false) {
         // Read-only cache directory: use what is there, learn nothing.
-        return matches(&file).then_some((file, false));
+        if matches(&file) {
+            return Some((file, false));
+        }
     }
     // Absent, or of another format or version: build a new table beside it and swap it in.
     fs::create_dir_all(dir).ok()?;
@@ -340,7 +355,7 @@ fn open_table(dir: &Path) -> Option<(File, bool)> {
     for old in OLD_FILE_NAMES {
         let _ = fs::remove_file(dir.join(old));
     }
-    let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+    let file = open_existing(&path, true)?;
     matches(&file).then_some((file, true))
 }
 

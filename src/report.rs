@@ -33,6 +33,12 @@ pub struct Summary {
     counts: [usize; State::ALL.len()],
     /// Fresh and suspect caches whose code was not compared with the source.
     pub header_only: usize,
+    /// Of those, the ones whose header holds no size (Python 2, 3.0–3.2): judged by the
+    /// mtime alone, as their interpreter does.
+    pub header_only_unsized: usize,
+    /// Caches whose source's mtime is later than the clock (clock skew, or set by a
+    /// tool): that mtime is no evidence of when the source changed.
+    pub future_source_mtimes: usize,
     pub worst: Option<Severity>,
 }
 
@@ -43,6 +49,12 @@ impl Summary {
             && verdict.checked == Checked::Header
         {
             self.header_only += 1;
+            if verdict.interpreter.is_some_and(|s| !s.header_has_size()) {
+                self.header_only_unsized += 1;
+            }
+        }
+        if verdict.future_source_mtime.is_some() {
+            self.future_source_mtimes += 1;
         }
         self.worst = self.worst.max(Some(verdict.severity));
     }

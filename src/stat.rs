@@ -24,6 +24,11 @@ impl FileStat {
     pub fn mtime_ns(&self) -> i128 {
         i128::from(self.mtime_secs) * 1_000_000_000 + i128::from(self.mtime_nsec)
     }
+
+    /// Status-change time in nanoseconds since the epoch.
+    pub fn ctime_ns(&self) -> i128 {
+        i128::from(self.ctime_secs) * 1_000_000_000 + i128::from(self.ctime_nsec)
+    }
 }
 
 impl From<&fs::Metadata> for FileStat {

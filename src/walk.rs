@@ -38,6 +38,7 @@ use globset::GlobSet;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode as OpenMode, OFlags, RawDir};
 
 use crate::layout::{self, CacheName};
+use crate::read::FileKind;
 use crate::stat::FileStat;
 use crate::verdict::Location;
 
@@ -156,6 +157,31 @@ pub struct Candidate {
     pub location: Location,
     /// The source the cache belongs to, as reached from the PATH argument.
     pub source: Option<PathBuf>,
+    /// What the directory entry is: a regular file, a symlink (the importer reads through
+    /// it, so it is judged by its target), or something else where a cache may be looked
+    /// for (a FIFO, device, socket or directory: a hazard, never a cache).
+    pub found_as: FoundAs,
+}
+
+/// What kind of directory entry a [`Candidate`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FoundAs {
+    File,
+    Symlink,
+    /// Not a regular file nor a symlink (never [`FileKind::Regular`] or `Symlink`).
+    Special(FileKind),
+}
+
+impl FoundAs {
+    fn of(kind: Kind) -> Option<FoundAs> {
+        match kind {
+            Kind::File => Some(FoundAs::File),
+            Kind::Symlink => Some(FoundAs::Symlink),
+            Kind::Special(k) => Some(FoundAs::Special(k)),
+            Kind::Dir => Some(FoundAs::Special(FileKind::Directory)),
+            Kind::Unknown => None,
+        }
+    }
 }
 
 /// What the walk reports to its sink.
@@ -464,6 +490,11 @@ impl Shared<'_> {
             }
         }
         loop {
+            if crate::deep::interrupted() {
+                // SIGINT or SIGTERM: stop every walker thread at its next directory.
+                backlog.done = true;
+                self.wakeup.notify_all();
+            }
             if backlog.done {
                 return None;
             }
@@ -521,10 +552,13 @@ impl<'w> Walk<'w> {
             }
         };
         if !meta.is_dir() {
+            // stat only: a FIFO or device given as PATH is never opened here.
             let kind = match std::fs::symlink_metadata(start) {
                 Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
                 _ if meta.is_file() => Kind::File,
-                _ => Kind::Other,
+                _ => Kind::Special(FileKind::from_mode(std::os::unix::fs::MetadataExt::mode(
+                    &meta,
+                ))),
             };
             let mut sink = make_sink();
             self.walk_file(start, kind, &mut sink);
@@ -751,7 +785,7 @@ fn entry_kind(path: &Path) -> Option<Kind> {
     } else if t.is_dir() {
         Kind::Dir
     } else {
-        Kind::Other
+        Kind::Special(FileKind::from_mode(meta.mode()))
     })
 }
 
@@ -832,13 +866,30 @@ enum Kind {
     Dir,
     File,
     Symlink,
-    Other,
+    /// A FIFO, socket or device.
+    Special(FileKind),
+    /// `d_type` not filled in.
+    Unknown,
+}
+
+impl Kind {
+    fn of(ft: FileType) -> Kind {
+        match ft {
+            FileType::Directory => Kind::Dir,
+            FileType::RegularFile => Kind::File,
+            FileType::Symlink => Kind::Symlink,
+            FileType::Unknown => Kind::Unknown,
+            other => Kind::Special(FileKind::from_file_type(other)),
+        }
+    }
 }
 
 /// An entry of the directory being read whose event waits for the end of the listing
 /// (until then it is not known whether the directory is a virtualenv, or a mirror).
 enum Pending {
     File(PathBuf, Kind),
+    /// A directory named like a cache (a hazard where the importer opens one).
+    Dir(PathBuf),
     Debris(PathBuf),
 }
 
@@ -885,25 +936,20 @@ fn read_dir<S: FnMut(WalkEvent)>(
                 break;
             }
         };
+        if crate::deep::interrupted() {
+            return;
+        }
         let name = entry.file_name().to_bytes();
         if name == b"." || name == b".." {
             continue;
         }
-        let mut kind = match entry.file_type() {
-            FileType::Directory => Kind::Dir,
-            FileType::RegularFile => Kind::File,
-            FileType::Symlink => Kind::Symlink,
-            FileType::Unknown => Kind::Other,
-            _ => continue,
-        };
-        if kind == Kind::Other {
+        let mut kind = Kind::of(entry.file_type());
+        if kind == Kind::Unknown {
             // d_type not filled in by this file system: ask.
             kind = match rfs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => match FileType::from_raw_mode(st.st_mode as _) {
-                    FileType::Directory => Kind::Dir,
-                    FileType::RegularFile => Kind::File,
-                    FileType::Symlink => Kind::Symlink,
-                    _ => continue,
+                Ok(st) => match Kind::of(FileType::from_raw_mode(st.st_mode as _)) {
+                    Kind::Unknown => continue,
+                    kind => kind,
                 },
                 Err(err) => {
                     sink(WalkEvent::Error {
@@ -956,6 +1002,11 @@ fn read_dir<S: FnMut(WalkEvent)>(
                     shared.walk.state.skip(path, false);
                 }
                 continue;
+            }
+            if may_be_source_or_cache(name) {
+                // A directory where the importer opens a cache: a hazard to report (and
+                // still a directory to walk), once the directory's listing is read.
+                pending.push(Pending::Dir(path.clone()));
             }
             if options.report_debris
                 && crate::actions::clean::DEBRIS_DIRS
@@ -1073,6 +1124,13 @@ impl Walk<'_> {
                 Pending::File(path, kind) => {
                     if let Some(event) = file_event(path, kind, root, walk_root, options, mode) {
                         sink(event);
+                    }
+                }
+                Pending::Dir(path) => {
+                    if let Some(candidate) = classify_file(path, root, walk_root, mode, Kind::Dir) {
+                        if matches!(candidate.name, CacheName::Tagged { .. }) {
+                            sink(WalkEvent::Cache(candidate));
+                        }
                     }
                 }
                 Pending::Debris(path) => sink(WalkEvent::Debris {
@@ -1203,11 +1261,9 @@ fn file_event(
             path,
         });
     }
-    // A symlink is never a cache we judge or touch: only regular files.
-    if kind != Kind::File {
-        return None;
-    }
-    classify_file(path, root, walk_root, mode).map(WalkEvent::Cache)
+    // Symlinks and special files named like caches are reported too: the importer opens
+    // them (through the link), so they are judged by what it would find.
+    classify_file(path, root, walk_root, mode, kind).map(WalkEvent::Cache)
 }
 
 /// A `NAME.py` file (or a symlink to a file) outside `__pycache__`.
@@ -1230,7 +1286,9 @@ fn classify_file(
     root: &Path,
     walk_root: &Arc<Path>,
     mode: Mode<'_>,
+    kind: Kind,
 ) -> Option<Candidate> {
+    let found_as = FoundAs::of(kind)?;
     let parent = path.parent().unwrap_or(Path::new(""));
     let file_name = path.file_name()?;
     match mode {
@@ -1249,6 +1307,7 @@ fn classify_file(
                 name,
                 location,
                 source,
+                found_as,
             })
         }
         Mode::Mirror { mirror } => {
@@ -1268,6 +1327,7 @@ fn classify_file(
                 name,
                 location: Location::Prefix,
                 source,
+                found_as,
             })
         }
     }
@@ -1284,6 +1344,14 @@ pub fn candidate_for_file(
     let file_name = path.file_name()?;
     let parent = path.parent().unwrap_or(Path::new(""));
     let root: Arc<Path> = Arc::from(parent);
+    let found_as = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => FoundAs::Symlink,
+        Ok(m) if !m.is_file() => FoundAs::Special(FileKind::from_mode(
+            std::os::unix::fs::MetadataExt::mode(&m),
+        )),
+        // Vanished or unreadable: reading it says why.
+        _ => FoundAs::File,
+    };
     if parent.file_name().is_some_and(layout::is_pycache_dir) {
         let name = layout::classify(file_name, true)?;
         let source = layout::source_path(parent, &name);
@@ -1293,6 +1361,7 @@ pub fn candidate_for_file(
             name,
             location: Location::PyCache,
             source,
+            found_as,
         });
     }
     let mirrored = prefix
@@ -1320,6 +1389,7 @@ pub fn candidate_for_file(
             name,
             location: Location::Prefix,
             source,
+            found_as,
         });
     }
     let name = layout::classify(file_name, false)?;
@@ -1330,6 +1400,7 @@ pub fn candidate_for_file(
         name,
         location: Location::Beside,
         source,
+        found_as,
     })
 }
 
@@ -1366,9 +1437,13 @@ mod tests {
         walk_root(&root, options, &|event| {
             let line = match event {
                 WalkEvent::Cache(c) => format!(
-                    "cache {} <- {}",
+                    "cache {} <- {}{}",
                     rel(&c.path),
-                    c.source.as_deref().map(rel).unwrap_or_default()
+                    c.source.as_deref().map(rel).unwrap_or_default(),
+                    match c.found_as {
+                        FoundAs::File => String::new(),
+                        other => format!(" {other:?}"),
+                    }
                 ),
                 WalkEvent::Source { path, .. } => format!("source {}", rel(&path)),
                 WalkEvent::Debris { path, .. } => format!("debris {}", rel(&path)),
@@ -1409,6 +1484,15 @@ mod tests {
         symlink("..", t.join("pkg/loop")).unwrap();
         symlink("a.py", t.join("pkg/alias.py")).unwrap();
         symlink("__pycache__/a.cpython-312.pyc", t.join("pkg/link.pyc")).unwrap();
+        rfs::mknodat(
+            rfs::CWD,
+            t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
+            FileType::Fifo,
+            rfs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        fs::create_dir_all(t.join("pkg/__pycache__/dir.cpython-312.pyc")).unwrap();
         dir
     }
 
@@ -1421,6 +1505,9 @@ mod tests {
             "cache pkg/__pycache__/gone.cpython-312.pyc <- pkg/gone.py",
             "cache pkg/sub/__pycache__/b.cpython-39.opt-1.pyc <- pkg/sub/b.py",
             "cache pkg/legacy.pyc <- pkg/legacy.py",
+            "cache pkg/link.pyc <- pkg/link.py Symlink",
+            "cache pkg/__pycache__/fifo.cpython-312.pyc <- pkg/fifo.py Special(Fifo)",
+            "cache pkg/__pycache__/dir.cpython-312.pyc <- pkg/dir.py Special(Directory)",
             "debris .pytest_cache",
         ]
         .into_iter()
@@ -1457,8 +1544,22 @@ mod tests {
             events(&t.join("pkg/alias.py"), t, &options(2, &[])),
             BTreeSet::from(["source pkg/alias.py".to_owned()])
         );
-        // A symlink as a cache name is never a cache.
-        assert!(events(&t.join("pkg/link.pyc"), t, &options(2, &[])).is_empty());
+        // A symlink or a FIFO named like a cache is reported as what it is.
+        assert_eq!(
+            events(&t.join("pkg/link.pyc"), t, &options(2, &[])),
+            BTreeSet::from(["cache pkg/link.pyc <- pkg/link.py Symlink".to_owned()])
+        );
+        assert_eq!(
+            events(
+                &t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
+                t,
+                &options(2, &[])
+            ),
+            BTreeSet::from([
+                "cache pkg/__pycache__/fifo.cpython-312.pyc <- pkg/fifo.py Special(Fifo)"
+                    .to_owned()
+            ])
+        );
         // A symlinked start directory is followed (the user named it).
         symlink(t.join("pkg/sub"), t.join("sublink")).unwrap();
         assert_eq!(
@@ -1505,7 +1606,7 @@ mod tests {
             assert!(stat_near(&t.join("elsewhere/x.py"), true).is_none());
             *checked.lock().unwrap() += 1;
         });
-        assert_eq!(*checked.lock().unwrap(), 5);
+        assert_eq!(*checked.lock().unwrap(), 8);
     }
 
     #[test]

@@ -270,7 +270,7 @@ fn fix_deletes_when_the_interpreter_is_absent() {
 /// the unprivileged user `nobody` (via setpriv) so that permissions apply.
 #[test]
 fn fix_reports_an_unwritable_directory_and_repairs_the_rest() {
-    if !Path::new("/usr/bin/setpriv").exists() || common::effective_uid() != 0 {
+    if !common::can_run_as_other_user() {
         eprintln!("SKIP: needs root and setpriv to run as an unprivileged user");
         return;
     }
@@ -338,7 +338,7 @@ fn fix_reports_an_unwritable_directory_and_repairs_the_rest() {
 #[test]
 fn fix_as_root_gives_caches_to_the_source_directory_owner() {
     let Some(interp) = newest() else { return };
-    if common::effective_uid() != 0 {
+    if !common::capability("root") {
         eprintln!("SKIP: not running as root");
         return;
     }
@@ -487,7 +487,7 @@ fn clean_removes_caches_keeps_everything_else() {
 
 #[test]
 fn clean_reports_a_failed_deletion_with_exit_1() {
-    if !Path::new("/usr/bin/setpriv").exists() || common::effective_uid() != 0 {
+    if !common::can_run_as_other_user() {
         eprintln!("SKIP: needs root and setpriv to run as an unprivileged user");
         return;
     }

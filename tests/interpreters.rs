@@ -142,7 +142,8 @@ fn check_states(interp: &Interp) {
     assert_eq!(s("./dist/lib.pyc"), pair("sourceless", "info"));
     if interp.major >= 3 {
         assert_eq!(s(&cache(interp, "gone", 0)), pair("orphan", "warning"));
-        assert_eq!(s(&cache(interp, "unk", 0)), pair("unknown", "info"));
+        // The tag names the interpreter that reads it, and it rejects any other magic.
+        assert_eq!(s(&cache(interp, "unk", 0)), pair("stale", "warning"));
         assert_eq!(s("./pkg/leg.pyc"), pair("orphan", "warning"));
         for opt in [1, 2] {
             let e = &entries[&cache(interp, "opt", opt)];
@@ -452,4 +453,322 @@ fn non_utf8_names_round_trip() {
         format!("(b'./pkg/__pycache__/caf\\xe9.{tag}.pyc', True, True, 'fresh')")
     );
     let _ = Path::new("");
+}
+
+/// A tree with, per interpreter (2.7, 3.6+), a fresh cache and a same-size edit with the
+/// mtime restored (hidden-stale once proven), in a directory of its own.
+fn proving_tree(interps: &[Interp]) -> Tree {
+    let tree = Tree::new();
+    let t = base();
+    for i in interps {
+        let dir = format!("v{}", i.version.replace('.', "_"));
+        write_source(&tree, &format!("{dir}/fresh.py"), OLD, t);
+        write_source(&tree, &format!("{dir}/edited.py"), OLD, t);
+        i.compile(&tree.join(&dir), &["fresh.py", "edited.py"], "timestamp", 0);
+        write_source(&tree, &format!("{dir}/edited.py"), NEW_SAME_SIZE, t);
+    }
+    tree
+}
+
+/// `check --deep --format json` of `tree` with pycguard's cache in `cache`, after removing
+/// everything there but the probe memo (so every proof is made again): (path → state,
+/// checked, reason), exit code.
+fn deep_verdicts(tree: &Path, cache: &Path) -> (std::collections::BTreeMap<String, String>, i32) {
+    for e in fs::read_dir(cache).into_iter().flatten().flatten() {
+        if e.file_name() != "interpreters-v2.json" {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let out = common::pycguard()
+        .current_dir(tree)
+        .args(["check", "--deep", "--format", "json", "--cache-dir"])
+        .arg(cache)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let verdicts = by_path(&report)
+        .into_iter()
+        .map(|(p, e)| {
+            (
+                p,
+                format!("{} {} {}", e["state"], e["checked"], e["reason"]),
+            )
+        })
+        .collect();
+    (verdicts, out.status.code().unwrap_or(-1))
+}
+
+/// The entries of a probe memo as (executable, answer), whatever the format's layout.
+fn memo_answers(memo: &Value) -> std::collections::BTreeMap<String, Value> {
+    memo["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            if e.is_array() {
+                (e[0].as_str().unwrap().to_owned(), e[2].clone())
+            } else {
+                (
+                    e["executable"].as_str().unwrap().to_owned(),
+                    e["answer"].clone(),
+                )
+            }
+        })
+        .collect()
+}
+
+/// Chooses a memo entry's answer from its executable and its current answer.
+type Pick = Box<dyn Fn(&str, &Value) -> Value>;
+
+/// Give each entry of a memo the answer `pick` chooses (by executable).
+fn rewrite_memo(path: &Path, pick: &dyn Fn(&str, &Value) -> Value) {
+    let mut memo: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    for e in memo["entries"].as_array_mut().unwrap() {
+        let (exe, slot) = if e.is_array() {
+            (e[0].as_str().unwrap().to_owned(), &mut e[2])
+        } else {
+            (
+                e["executable"].as_str().unwrap().to_owned(),
+                &mut e["answer"],
+            )
+        };
+        *slot = pick(&exe, slot);
+    }
+    fs::write(path, serde_json::to_vec(&memo).unwrap()).unwrap();
+}
+
+/// "The cache can only save work, never change a verdict": a well-formed probe memo whose
+/// answers are swapped between interpreters (3.11.7 and the system's 3.11.2, same magic;
+/// 3.12 and 3.11; every answer moved to the next interpreter) gives the same verdicts as
+/// a clean run, and is rebuilt with the true answers.
+#[test]
+fn a_swapped_probe_memo_changes_no_verdict_and_is_rebuilt() {
+    let interps: Vec<Interp> = common::interpreters()
+        .into_iter()
+        .filter(|i| i.major == 2 || i.at_least(3, 6))
+        .collect();
+    if interps.len() < 2 {
+        eprintln!("SKIP: swapped memo test needs two interpreters");
+        return;
+    }
+    let tree = proving_tree(&interps);
+    let cache = Tree::new();
+    let memo_path = cache.join("interpreters-v2.json");
+    let (baseline, code) = deep_verdicts(tree.path(), cache.path());
+    assert_eq!(code, 1, "the edited caches are hidden-stale");
+    assert!(baseline.values().any(|v| v.contains("hidden-stale")));
+    let truth = memo_answers(&serde_json::from_slice(&fs::read(&memo_path).unwrap()).unwrap());
+    let find = |needle: &str| truth.keys().find(|k| k.contains(needle)).cloned();
+    let mut swaps: Vec<(String, String, String)> = Vec::new();
+    match (find("3.11.7/"), find("/usr/bin/python3.11")) {
+        (Some(a), Some(b)) => swaps.push(("3.11.7 <-> 3.11.2".into(), a, b)),
+        _ => eprintln!("SKIP: swapped memo: no 3.11.7 and /usr/bin/python3.11 pair"),
+    }
+    match (find("3.12"), find("3.11.7/")) {
+        (Some(a), Some(b)) => swaps.push(("3.12 <-> 3.11.7".into(), a, b)),
+        _ => eprintln!("SKIP: swapped memo: no 3.12 and 3.11.7 pair"),
+    }
+    let keys: Vec<String> = truth.keys().cloned().collect();
+    let mut cases: Vec<(String, Pick)> = swaps
+        .into_iter()
+        .map(|(label, a, b)| {
+            let truth = truth.clone();
+            let pick: Pick = Box::new(move |exe, answer| {
+                if exe == a {
+                    truth[&b].clone()
+                } else if exe == b {
+                    truth[&a].clone()
+                } else {
+                    answer.clone()
+                }
+            });
+            (label, pick)
+        })
+        .collect();
+    let rotated = truth.clone();
+    cases.push((
+        "every answer moved to the next interpreter".into(),
+        Box::new(move |exe, _| {
+            let k = keys.iter().position(|k| k == exe).unwrap();
+            rotated[&keys[(k + 1) % keys.len()]].clone()
+        }),
+    ));
+    for (label, pick) in &cases {
+        rewrite_memo(&memo_path, pick.as_ref());
+        let (verdicts, code_now) = deep_verdicts(tree.path(), cache.path());
+        for (path, v) in &baseline {
+            assert_eq!(verdicts.get(path), Some(v), "{label}: {path}");
+        }
+        assert_eq!(verdicts.len(), baseline.len(), "{label}");
+        assert_eq!(code_now, code, "{label}");
+        let rebuilt =
+            memo_answers(&serde_json::from_slice(&fs::read(&memo_path).unwrap()).unwrap());
+        assert_eq!(
+            rebuilt, truth,
+            "{label}: the memo is rebuilt with the true answers"
+        );
+    }
+}
+
+/// A remembered answer that passes every check pycguard can make without running the
+/// interpreter, but gives the wrong patch version, is corrected by the worker's hello: the
+/// proof names the real version, and the remembered answer is discarded (and shown
+/// correctly by `pycguard interpreters`, which asks every interpreter).
+#[test]
+fn a_wrong_remembered_version_is_corrected_by_the_worker() {
+    let interps: Vec<Interp> = common::interpreters()
+        .into_iter()
+        .filter(|i| i.major == 2 || i.at_least(3, 6))
+        .collect();
+    let Some(newest) = interps.iter().max_by_key(|i| (i.major, i.minor)).cloned() else {
+        eprintln!("SKIP: no interpreter");
+        return;
+    };
+    let tree = proving_tree(std::slice::from_ref(&newest));
+    let cache = Tree::new();
+    let memo_path = cache.join("interpreters-v2.json");
+    let (baseline, _) = deep_verdicts(tree.path(), cache.path());
+    let lie = format!("{}.{}.99", newest.major, newest.minor);
+    let truth = memo_answers(&serde_json::from_slice(&fs::read(&memo_path).unwrap()).unwrap());
+    rewrite_memo(&memo_path, &|_, answer| {
+        let mut a = answer.clone();
+        if a["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&format!("{}.{}.", newest.major, newest.minor)))
+        {
+            a["version"] = Value::from(lie.clone());
+        }
+        a
+    });
+    let (verdicts, _) = deep_verdicts(tree.path(), cache.path());
+    assert_eq!(verdicts, baseline);
+    let stale = verdicts
+        .values()
+        .find(|v| v.contains("hidden-stale"))
+        .expect("a hidden-stale cache");
+    assert!(
+        stale.contains(&format!("Python {})", newest.version)) && !stale.contains(&lie),
+        "{stale}"
+    );
+    let memo = fs::read(&memo_path).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&memo).contains(&lie),
+        "the contradicted answer is discarded"
+    );
+    // Whatever is remembered, the listing asks every interpreter.
+    rewrite_memo(&memo_path, &|_, answer| {
+        let mut a = answer.clone();
+        if a["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&format!("{}.{}.", newest.major, newest.minor)))
+        {
+            a["version"] = Value::from(lie.clone());
+        }
+        a
+    });
+    let out = common::pycguard()
+        .args(["interpreters", "--cache-dir"])
+        .arg(cache.path())
+        .arg(tree.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !listing.contains(&lie) && listing.contains(&newest.version),
+        "{listing}"
+    );
+    let rebuilt = memo_answers(&serde_json::from_slice(&fs::read(&memo_path).unwrap()).unwrap());
+    assert_eq!(rebuilt, truth);
+}
+
+/// `python -OOO` (or `PYTHONOPTIMIZE=3`, or `-OOOO`) really writes and reads `.opt-3`
+/// (`.opt-4`) caches, compiled as at level 2. pycguard proves them fresh, finds a
+/// same-size edit in them, and `fix` rebuilds them so that the interpreter loads them —
+/// for every 3.x interpreter.
+#[test]
+fn optimisation_levels_above_two_are_proven_and_repaired() {
+    const SOURCE: &[u8] =
+        b"\"\"\"doc\"\"\"\nassert len(__doc__ or 'x') > 100, 'no'\nVALUE = 'old'\ndef f():\n    \"\"\"fdoc\"\"\"\n    if __debug__:\n        return 1\n    return 2\n";
+    const EDITED: &[u8] =
+        b"\"\"\"doc\"\"\"\nassert len(__doc__ or 'x') > 100, 'no'\nVALUE = 'new'\ndef f():\n    \"\"\"fdoc\"\"\"\n    if __debug__:\n        return 1\n    return 2\n";
+    let interps = common::interpreters_from(3, 6);
+    std::thread::scope(|s| {
+        for i in &interps {
+            s.spawn(move || {
+                let tree = Tree::new();
+                let pkg = tree.join("pkg");
+                let t = base();
+                write_source(&tree, "pkg/m.py", SOURCE, t);
+                let tag = i.tag().unwrap();
+                // How Python is asked for each level; it writes only m's cache.
+                type Variant<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], u32);
+                let variants: [Variant; 3] = [
+                    (&["-OOO"], &[], 3),
+                    (&[], &[("PYTHONOPTIMIZE", "3")], 3),
+                    (&["-OOOO"], &[], 4),
+                ];
+                let import = |flags: &[&str], env: &[(&str, &str)], verbose: bool| {
+                    let code = format!(
+                        "import sys\nsys.dont_write_bytecode = False\nsys.path.insert(0, {:?})\nimport m\nsys.stdout.write(m.VALUE + ' ' + str(sys.flags.optimize))",
+                        pkg.display().to_string()
+                    );
+                    let mut cmd = i.command(Path::new("/"));
+                    cmd.args(flags)
+                        .args(if verbose { &["-v"][..] } else { &[] })
+                        .env("PYTHONDONTWRITEBYTECODE", "1")
+                        .arg("-c")
+                        .arg(code);
+                    for (k, v) in env {
+                        cmd.env(k, v);
+                    }
+                    let out = cmd.output().unwrap();
+                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    (
+                        String::from_utf8_lossy(&out.stdout).into_owned(),
+                        String::from_utf8_lossy(&out.stderr).into_owned(),
+                    )
+                };
+                for (flags, env, level) in variants {
+                    let (value, _) = import(flags, env, false);
+                    assert_eq!(value, format!("old {level}"), "{}", i.version);
+                    let cache = pkg.join(format!("__pycache__/m.{tag}.opt-{level}.pyc"));
+                    assert!(cache.exists(), "{} wrote {}", i.version, cache.display());
+                }
+                let name3 = format!("./pkg/__pycache__/m.{tag}.opt-3.pyc");
+                let name4 = format!("./pkg/__pycache__/m.{tag}.opt-4.pyc");
+                let store = Tree::new();
+                let deep = |what: &str| {
+                    let (verdicts, _) = deep_verdicts(tree.path(), store.path());
+                    for name in [&name3, &name4] {
+                        let v = verdicts.get(name.as_str()).unwrap_or_else(|| panic!("{name}: {verdicts:?}"));
+                        assert!(v.starts_with(what), "Python {}: {name}: {v}", i.version);
+                    }
+                    verdicts
+                };
+                deep("\"fresh\" \"deep\"");
+                write_source(&tree, "pkg/m.py", EDITED, t);
+                let verdicts = deep("\"hidden-stale\"");
+                assert!(verdicts[&name3].contains("'old' became 'new'"), "{}", verdicts[&name3]);
+                let out = common::pycguard()
+                    .current_dir(tree.path())
+                    .args(["fix", "--deep", "--cache-dir"])
+                    .arg(store.path())
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert_eq!(out.status.code(), Some(0), "{}: {text}", i.version);
+                assert!(text.contains("repaired 2"), "{}: {text}", i.version);
+                deep("\"fresh\" \"deep\"");
+                // The interpreter loads the rebuilt caches (no recompile) and runs the edit.
+                for (flags, env, level) in variants {
+                    let (value, log) = import(flags, env, true);
+                    assert_eq!(value, format!("new {level}"), "{}", i.version);
+                    let loaded = format!("code object from '{}", pkg.join("__pycache__").join(format!("m.{tag}.opt-{level}.pyc")).display());
+                    assert!(log.contains(&loaded), "Python {} did not load the cache:\n{log}", i.version);
+                }
+            });
+        }
+    });
 }

@@ -13,6 +13,8 @@
 //! signal counts as "not loadable", exactly like a cache that crashes the
 //! import.
 
+mod common;
+
 use pycguard::pyc::marshal::{summarize, validate, CodeLayout, Dialect, MarshalError};
 use std::collections::BTreeMap;
 use std::fs;
@@ -123,6 +125,11 @@ fn interpreters() -> Vec<Interp> {
                 root.display()
             );
         }
+    }
+    // PYCGUARD_TEST_REQUIRE=all-found: every series the machine has must be here.
+    common::require_series(found.keys().copied());
+    for (major, minor) in found.keys() {
+        common::exercised(*major, *minor);
     }
     let mut out = Vec::new();
     for (_, py) in found {

@@ -83,8 +83,12 @@ pub fn cached_dir(root: &Path, dir: &Path) -> Result<Arc<Dir>, safe_fs::SafeFsEr
 pub fn remove_cache(root: &Path, path: &Path) -> Result<(), String> {
     let parent = path.parent().unwrap_or(Path::new(""));
     let name = path.file_name().ok_or("no file name")?;
-    let dir = cached_dir(root, parent).map_err(|e| e.to_string())?;
-    dir.remove_file(name).map_err(|e| e.to_string())
+    // Removed by another run first (or its directory with it): done all the same.
+    let result = cached_dir(root, parent).and_then(|dir| dir.remove_file(name));
+    match result {
+        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 /// The tag of the interpreter that wrote a cache: from the name, else from the magic.
@@ -92,10 +96,15 @@ fn tag_of(candidate: &Candidate) -> Option<String> {
     if let Some(tag) = candidate.name.tag() {
         return Some(tag.split("-pytest-").next().unwrap_or(tag).to_owned());
     }
-    let mut head = [0u8; 4];
-    let mut file = std::fs::File::open(&candidate.path).ok()?;
-    std::io::Read::read_exact(&mut file, &mut head).ok()?;
-    let series = magic::lookup(head)?.series;
+    // Without blocking: a FIFO or device is never opened for its magic.
+    if !matches!(
+        candidate.found_as,
+        walk::FoundAs::File | walk::FoundAs::Symlink
+    ) {
+        return None;
+    }
+    let head = crate::read::read_head(&candidate.path, crate::read::Follow::Yes, 4).ok()?;
+    let series = magic::lookup(head.try_into().ok()?)?.series;
     Some(series.cache_tag().unwrap_or_else(|| {
         format!(
             "{}-{}{}",
@@ -163,6 +172,9 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
             .collect();
         drop(out);
         for entry in report.entries {
+            if crate::deep::interrupted() {
+                break;
+            }
             if !states.contains(&entry.verdict.state) {
                 continue;
             }
@@ -255,8 +267,13 @@ pub fn remove_dir_if_empty(root: &Path, dir: &Path) -> Result<bool, String> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
         return Ok(false);
     };
-    let parent = safe_fs::open_dir_beneath(root, parent, None).map_err(|e| e.to_string())?;
-    parent.remove_empty_dir(name).map_err(|e| e.to_string())
+    let result =
+        safe_fs::open_dir_beneath(root, parent, None).and_then(|p| p.remove_empty_dir(name));
+    match result {
+        // Removed by another run: not ours to report.
+        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 fn remove_debris(root: &Path, path: &Path) -> Result<(), String> {

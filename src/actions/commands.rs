@@ -15,6 +15,7 @@ use crate::config::{ConfigError, ScanConfig};
 use crate::deep::{self, DeepConfig};
 use crate::exit::ExitCode;
 use crate::interpreters::{Interpreters, Origin};
+use crate::output::escape;
 use crate::output::human::severity_style;
 use crate::verdict::{Severity, State};
 
@@ -63,6 +64,9 @@ pub fn run_clean(
     args: &CleanArgs,
 ) -> io::Result<ExitCode> {
     let outcome = clean::run(scan, options);
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let mut out = anstream::stdout().lock();
     write_clean(
         &mut out,
@@ -91,21 +95,31 @@ fn write_clean<W: Write>(
     let verb = if dry { "would remove" } else { "removed" };
     if list && !quiet {
         for p in &o.removed {
-            writeln!(out, "{verb} {}", p.display())?;
+            writeln!(out, "{verb} {}", escape::path(p))?;
         }
         for p in &o.debris_removed {
-            writeln!(out, "{verb} {}/", p.display())?;
+            writeln!(out, "{verb} {}/", escape::path(p))?;
         }
         for p in &o.dirs_removed {
-            writeln!(out, "{verb} {}/", p.display())?;
+            writeln!(out, "{verb} {}/", escape::path(p))?;
         }
     }
     let err = severity_style(Severity::Error);
     for (p, message) in &o.failed {
-        writeln!(out, "{err}failed{err:#} {}: {message}", p.display())?;
+        writeln!(
+            out,
+            "{err}failed{err:#} {}: {}",
+            escape::path(p),
+            escape::text(message)
+        )?;
     }
     for (p, message) in &o.scan_errors {
-        writeln!(out, "{err}unreadable{err:#} {}: {message}", p.display())?;
+        writeln!(
+            out,
+            "{err}unreadable{err:#} {}: {}",
+            escape::path(p),
+            escape::text(message)
+        )?;
     }
     let mut parts = vec![format!(
         "{verb} {} {}",
@@ -141,13 +155,10 @@ fn write_clean<W: Write>(
     }
 }
 
-/// Was the run stopped by Ctrl-C (the workers are already stopped and reaped)?
+/// Was the run stopped by SIGINT or SIGTERM (the workers are already stopped and reaped)?
+/// The caller returns [`ExitCode::Interrupted`]; `app` says which signal and exits with it.
 fn interrupted() -> bool {
-    let stopped = deep::interrupt_flag().load(std::sync::atomic::Ordering::SeqCst);
-    if stopped {
-        eprintln!("pycguard: interrupted");
-    }
-    stopped
+    deep::interrupted()
 }
 
 fn mode_of(m: crate::cli::InvalidationMode) -> Mode {
@@ -177,8 +188,8 @@ fn interpreters_for(
     if let Some(bad) = interpreters.rejected_flag() {
         eprintln!(
             "pycguard: error: --python {}: {}",
-            bad.path.display(),
-            bad.message
+            escape::path(&bad.path),
+            escape::text(&bad.message)
         );
         return Err(ExitCode::Usage);
     }
@@ -205,6 +216,9 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
     let prove = !args.shallow;
     let keep = if prove { Keep::All } else { Keep::Problems };
     let mut report = check::run(&scan, keep);
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let (deep_config, interpreters) = match interpreters_for(
         &scan,
         &args.deep.python.pythons,
@@ -217,10 +231,7 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
     let deep_summary = if prove {
         match deep::run(&mut report, &deep_config, &interpreters) {
             Ok(summary) => Some(summary),
-            Err(_) => {
-                eprintln!("pycguard: interrupted");
-                return Ok(ExitCode::Interrupted);
-            }
+            Err(_) => return Ok(ExitCode::Interrupted),
         }
     } else {
         None
@@ -249,7 +260,10 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         let (verb, detail) = match (&d.action, args.dry_run) {
             (Action::Recompile { interpreter, .. }, dry) => (
                 if dry { "would recompile" } else { "recompiled" },
-                format!("with {}", interpreters.all()[*interpreter].display_name()),
+                format!(
+                    "with {}",
+                    escape::text(&interpreters.all()[*interpreter].display_name())
+                ),
             ),
             (Action::Delete { why }, dry) => {
                 (if dry { "would delete" } else { "deleted" }, why.clone())
@@ -259,19 +273,25 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         match &d.error {
             Some(message) => writeln!(
                 out,
-                "{err}failed{err:#} to repair {} ({}): {message}",
-                d.path.display(),
-                d.state
+                "{err}failed{err:#} to repair {} ({}): {}",
+                escape::path(&d.path),
+                d.state,
+                escape::text(message)
             )?,
             None if matches!(d.action, Action::Leave { failure: true, .. }) => writeln!(
                 out,
-                "{err}failed{err:#} to repair {} ({}): {detail}",
-                d.path.display(),
-                d.state
+                "{err}failed{err:#} to repair {} ({}): {}",
+                escape::path(&d.path),
+                d.state,
+                escape::text(&detail)
             )?,
-            None if !args.quiet => {
-                writeln!(out, "{verb} {} ({}; {detail})", d.path.display(), d.state)?
-            }
+            None if !args.quiet => writeln!(
+                out,
+                "{verb} {} ({}; {})",
+                escape::path(&d.path),
+                d.state,
+                escape::text(&detail)
+            )?,
             None => {}
         }
     }
@@ -279,8 +299,8 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         writeln!(
             out,
             "{err}unreadable{err:#} {}: {}",
-            e.path.display(),
-            e.message
+            escape::path(&e.path),
+            escape::text(&e.message)
         )?;
     }
     let prefix = if args.dry_run { "would have " } else { "" };
@@ -364,6 +384,9 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
+    if interrupted() {
+        return Ok(ExitCode::Interrupted);
+    }
     let tags = found_tree.tags.clone();
     let scan_errors = found_tree.errors.clone();
     let walked = found_tree.walk.clone();
@@ -434,26 +457,38 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
             writeln!(
                 out,
                 "would compile {} -> {} with {} ({})",
-                p.task.source.display(),
-                p.task.cache.display(),
-                chosen[p.interpreter].display_name(),
+                escape::path(&p.task.source),
+                escape::path(&p.task.cache),
+                escape::text(&chosen[p.interpreter].display_name()),
                 p.why
             )?;
         }
     }
     let err = severity_style(Severity::Error);
-    for (path, message) in outcome
-        .failed
-        .iter()
-        .chain(&outcome.scan_errors)
-        .chain(&scan_errors)
-    {
-        writeln!(out, "{err}failed{err:#} {}: {message}", path.display())?;
+    for (path, message) in &outcome.failed {
+        writeln!(
+            out,
+            "{err}failed{err:#} {}: {}",
+            escape::path(path),
+            escape::text(message)
+        )?;
     }
-    let names: Vec<String> = chosen.iter().map(|i| i.display_name()).collect();
+    let unreadable: Vec<_> = outcome.scan_errors.iter().chain(&scan_errors).collect();
+    for (path, message) in &unreadable {
+        writeln!(
+            out,
+            "{err}unreadable{err:#} {}: {}",
+            escape::path(path),
+            escape::text(message)
+        )?;
+    }
+    let names: Vec<String> = chosen
+        .iter()
+        .map(|i| escape::text(&i.display_name()).into_owned())
+        .collect();
     writeln!(
         out,
-        "{} {}, {} up to date, {} failed ({})",
+        "{} {}, {} up to date, {} failed{} ({})",
         if args.dry_run {
             "would compile"
         } else {
@@ -467,6 +502,11 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
             },
         outcome.up_to_date,
         outcome.failed.len(),
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable", unreadable.len())
+        },
         names.join(", ")
     )?;
     if !args.quiet {
@@ -485,7 +525,7 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if outcome.failed.is_empty() && scan_errors.is_empty() {
+    Ok(if outcome.failed.is_empty() && unreadable.is_empty() {
         ExitCode::Success
     } else {
         ExitCode::Problems

@@ -98,7 +98,7 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
                 return Some(Action::Leave {
                     why: format!(
                         "{state} but its source {} is gone; --delete removes it",
-                        source.display()
+                        crate::output::escape::path(source)
                     ),
                     failure: true,
                 });
@@ -192,6 +192,9 @@ pub fn run(
     let mut recompiles: BTreeMap<usize, Vec<(usize, Task)>> = BTreeMap::new();
     let mut emptied: BTreeSet<(PathBuf, Arc<Path>)> = BTreeSet::new();
     for entry in entries {
+        if crate::deep::interrupted() {
+            break;
+        }
         let Some(action) = plan(&entry, interpreters, options) else {
             continue;
         };
@@ -254,12 +257,17 @@ pub fn run(
     outcome
 }
 
+/// Delete one cache (a symlink: the link only). A cache another run removed first is
+/// deleted as far as this run is concerned: the result is what was asked for.
 fn delete(root: &Path, path: &Path) -> Result<(), String> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err("no file name".into());
     };
-    let dir = safe_fs::open_dir_beneath(root, parent, None).map_err(|e| e.to_string())?;
-    dir.remove_file(name).map_err(|e| e.to_string())
+    let result = safe_fs::open_dir_beneath(root, parent, None).and_then(|d| d.remove_file(name));
+    match result {
+        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| e.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +292,10 @@ mod tests {
             implementation: "cpython".into(),
             version_info: (3, u32::from(minor)),
             origin: Origin::Path,
+            executable: PathBuf::from(format!("/usr/bin/python3.{minor}")),
+            prefixes: vec![PathBuf::from("/usr")],
+            venv: None,
+            remembered_in: None,
         }
     }
 
@@ -307,6 +319,7 @@ mod tests {
                 invalidation,
                 optimization: Some(0),
                 checked: Checked::Header,
+                future_source_mtime: None,
             },
         }
     }

@@ -2,6 +2,7 @@
 //! (or a source walk), plan per entry, and act only through [`safe_fs`], so that nothing
 //! but a bytecode cache is ever written, moved or deleted.
 
+pub mod as_owner;
 pub mod clean;
 pub mod commands;
 pub mod compile;

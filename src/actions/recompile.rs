@@ -8,6 +8,13 @@
 //! the mode importlib gives (`source mode | 0o200`, `& 0o666`, minus the umask) and, when
 //! running as root, the owner and group of the source's directory — so `sudo pycguard fix`
 //! never leaves root-owned caches the service user cannot replace.
+//!
+//! Root writes nothing the cache's owner could not have written by running the interpreter
+//! themselves: a source whose cache goes to another user is opened with that user's
+//! credentials ([`as_owner`]), and one they cannot read (a symlink to a root-only file) is
+//! not compiled — "not written: its owner uid N cannot read the source", counted as
+//! failed. The source is read from the descriptor that check opened, never by its path
+//! again, and must be a regular file (a FIFO put in its place is not waited on).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -17,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::actions::as_owner::{self, AsOwnerError};
 use crate::actions::safe_fs;
 use crate::deep::pool::{Invalidation, Job, JobOutcome, Pool};
 use crate::facts::source_stat;
@@ -69,8 +77,30 @@ pub enum Written {
     Failed(String),
 }
 
-/// A job as it was built: the source's stamp and the cache's mode, or why it could not be.
-type Prepared = Result<(SourceStamp, u32), String>;
+/// A job as it was built, or why it could not be.
+type Prepared = Result<Built, String>;
+
+/// What `finish` needs of a job that was sent.
+#[derive(Clone, Copy)]
+struct Built {
+    /// The source as it was read.
+    before: SourceStamp,
+    /// The cache's mode (before the umask).
+    mode: u32,
+    /// Owner and group to give the cache (root only).
+    owner: Option<(u32, u32)>,
+}
+
+/// The largest source sent to a worker (a frame holds at most [`MAX_FRAME`] bytes).
+///
+/// [`MAX_FRAME`]: crate::deep::protocol::MAX_FRAME
+const MAX_SOURCE: u64 = (crate::deep::protocol::MAX_FRAME as u64) - (1 << 20);
+
+/// How sources are opened: as the caller, or (root) as the owner of their cache.
+struct SourceAccess {
+    as_root: bool,
+    opener: as_owner::Opener,
+}
 
 /// Where the source is and how it was when it was read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,17 +120,82 @@ fn stamp(meta: &fs::Metadata) -> SourceStamp {
     }
 }
 
-/// The compile job for a task, and the source stamp it was built from.
+/// The owner and group a cache written as root gets: those of the source's directory.
+fn owner_for(task: &Task) -> Option<(u32, u32)> {
+    let dir = task.source.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    })?;
+    fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()))
+}
+
+/// Open the source as whoever will own its cache (see the module docs).
+fn open_source(
+    task: &Task,
+    access: &mut SourceAccess,
+) -> Result<(fs::File, Option<(u32, u32)>), String> {
+    let owner = if access.as_root {
+        owner_for(task)
+    } else {
+        None
+    };
+    let fd = match owner {
+        Some((uid, _)) if uid != safe_fs::effective_uid() => {
+            access.opener.open(uid, &task.source).map_err(|e| match e {
+                AsOwnerError::Denied { .. } => format!("not written: {e}"),
+                other => other.to_string(),
+            })?
+        }
+        _ => {
+            use rustix::fs::{Mode, OFlags};
+            rustix::fs::open(
+                &task.source,
+                OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Mode::empty(),
+            )
+            .map_err(|e| {
+                format!(
+                    "cannot read source: {}",
+                    crate::facts::io_message(&std::io::Error::from(e))
+                )
+            })?
+        }
+    };
+    Ok((fs::File::from(fd), owner))
+}
+
+/// The compile job for a task, and what `finish` needs to write its result.
 fn job_for(
     interpreter: &Interpreter,
     task: &Task,
     cwd: &Path,
-) -> Result<(Job, SourceStamp, u32), String> {
-    let meta = fs::metadata(&task.source)
+    access: &mut SourceAccess,
+) -> Result<(Job, Built), String> {
+    use std::io::Read;
+    let (file, owner) = open_source(task, access)?;
+    let meta = file
+        .metadata()
         .map_err(|e| format!("cannot stat source: {}", crate::facts::io_message(&e)))?;
+    if !meta.is_file() {
+        return Err("the source is not a regular file".into());
+    }
+    if meta.size() > MAX_SOURCE {
+        return Err(format!(
+            "the source is too large to compile ({} bytes)",
+            meta.size()
+        ));
+    }
     let before = stamp(&meta);
-    let source = fs::read(&task.source)
+    let mut source = Vec::with_capacity(meta.size() as usize);
+    file.take(MAX_SOURCE + 1)
+        .read_to_end(&mut source)
         .map_err(|e| format!("cannot read source: {}", crate::facts::io_message(&e)))?;
+    if source.len() as u64 != meta.size() {
+        return Err("the source changed while it was read; run again to repair it".into());
+    }
     let rule = magic::lookup(interpreter.magic).map_or(magic::MtimeRule::Masked, |m| m.mtime_rule);
     let mtime = source_stat(&(&meta).into()).importer_mtime(rule);
     let invalidation = match task.mode {
@@ -120,8 +215,11 @@ fn job_for(
             optimize: task.optimize,
             invalidation,
         },
-        before,
-        mode,
+        Built {
+            before,
+            mode,
+            owner,
+        },
     ))
 }
 
@@ -152,7 +250,10 @@ pub fn write_all(
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let umask = safe_fs::umask();
-    let as_root = safe_fs::effective_uid() == 0;
+    let mut access = SourceAccess {
+        as_root: safe_fs::effective_uid() == 0,
+        opener: as_owner::Opener::new(),
+    };
     // Sources that cannot even be stat'ed fail before any worker is asked.
     let runnable: Vec<usize> = (0..tasks.len())
         .filter(|&i| match fs::metadata(&tasks[i].source) {
@@ -173,14 +274,15 @@ pub fn write_all(
         runnable.len(),
         |k| {
             let i = runnable[k];
-            match job_for(interpreter, &tasks[i], &cwd) {
-                Ok((job, before, mode)) => {
-                    prepared.borrow_mut().insert(i, Ok((before, mode)));
+            match job_for(interpreter, &tasks[i], &cwd, &mut access) {
+                Ok((job, built)) => {
+                    prepared.borrow_mut().insert(i, Ok(built));
                     job
                 }
                 Err(message) => {
-                    // The source vanished since the check above (a rare race): send a job
-                    // that fails at once; its outcome is replaced by this message.
+                    // The source vanished since the check above, is not a regular file,
+                    // or its cache's owner may not read it: send a job that fails at
+                    // once; its outcome is replaced by this message.
                     prepared.borrow_mut().insert(i, Err(message));
                     Job::Compile {
                         source: b"\xff".to_vec(),
@@ -195,8 +297,8 @@ pub fn write_all(
             let i = runnable[k];
             let written = match (prepared.borrow().get(&i), outcome) {
                 (Some(Err(message)), _) => Written::Failed(message.clone()),
-                (Some(Ok((before, mode))), JobOutcome::Compiled { pyc }) => {
-                    finish(&tasks[i], &pyc, *before, mode & !umask, as_root)
+                (Some(Ok(built)), JobOutcome::Compiled { pyc }) => {
+                    finish(&tasks[i], &pyc, built, umask)
                 }
                 (_, JobOutcome::SyntaxError { line, message }) => Written::Failed(match line {
                     Some(n) => format!("the source has a SyntaxError at line {n}: {message}"),
@@ -220,9 +322,9 @@ pub fn write_all(
 }
 
 /// Re-check the source, then write the cache beneath its root.
-fn finish(task: &Task, pyc: &[u8], before: SourceStamp, mode: u32, as_root: bool) -> Written {
+fn finish(task: &Task, pyc: &[u8], built: &Built, umask: u32) -> Written {
     match fs::metadata(&task.source) {
-        Ok(meta) if stamp(&meta) == before => {}
+        Ok(meta) if stamp(&meta) == built.before => {}
         Ok(_) => {
             return Written::Failed(
                 "the source changed while it was compiled; run again to repair it".into(),
@@ -238,26 +340,14 @@ fn finish(task: &Task, pyc: &[u8], before: SourceStamp, mode: u32, as_root: bool
     let (Some(dir), Some(name)) = (task.cache.parent(), task.cache.file_name()) else {
         return Written::Failed("cache path has no file name".into());
     };
-    // Owner: the source directory's, when we may give files away.
-    let owner = if as_root {
-        task.source
-            .parent()
-            .map(|d| {
-                if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                }
-            })
-            .and_then(|d| fs::metadata(d).ok())
-            .map(|m| (m.uid(), m.gid()))
-    } else {
-        None
-    };
+    let owner = built.owner;
     let result = safe_fs::open_dir_beneath(&task.root, dir, Some(owner))
-        .and_then(|d| d.write_atomically(name, pyc, mode, owner));
+        .and_then(|d| d.write_atomically(name, pyc, built.mode & !umask, owner));
     match result {
         Ok(()) => Written::Ok,
-        Err(e) => Written::Failed(format!("cannot write {}: {e}", task.cache.display())),
+        Err(e) => Written::Failed(format!(
+            "cannot write {}: {e}",
+            crate::output::escape::path(&task.cache)
+        )),
     }
 }

@@ -5,9 +5,11 @@
 //! root are opened one component at a time with `O_NOFOLLOW | O_DIRECTORY`, and the final
 //! operation is an `*at` call on that directory descriptor, so a directory swapped for a
 //! symlink between the scan and the action cannot redirect a delete or a write outside
-//! the tree. Deletions only ever remove a regular file (or an empty directory); writes go
-//! to a temporary file in the same directory, get their owner and mode, and are renamed
-//! into place, so a crash leaves the old cache or the new one, never half of one.
+//! the tree. Deletions only ever remove a regular file, a symlink itself (never its
+//! target) or an empty directory; writes go to a temporary file in the same directory, get
+//! their owner and mode, and are renamed into place (over a cache or a symlink, never over
+//! a FIFO, device, socket or directory), so a crash leaves the old cache or the new one,
+//! never half of one.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -22,15 +24,24 @@ use rustix::io::Errno;
 /// Why a file operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SafeFsError {
-    #[error("{} is not beneath {}", .path.display(), .root.display())]
+    #[error("{} is not beneath {}", crate::output::escape::path(.path), crate::output::escape::path(.root))]
     NotBeneath {
         path: std::path::PathBuf,
         root: std::path::PathBuf,
     },
-    #[error("refusing to follow the symlink {}", .0.display())]
+    #[error("refusing to follow the symlink {}", crate::output::escape::path(.0))]
     Symlink(std::path::PathBuf),
+    /// A path component that should be a directory is some other file.
+    #[error("{} is {}, not a directory", crate::output::escape::path(.path), .kind.describe())]
+    NotADirectory {
+        path: std::path::PathBuf,
+        kind: crate::read::FileKind,
+    },
     #[error("not a regular file")]
     NotAFile,
+    /// Something that is not a cache file sits where one goes: never removed or replaced.
+    #[error("it is {}, not a cache file; pycguard never removes or replaces it (remove it by hand)", .0.describe())]
+    NotACacheFile(crate::read::FileKind),
     #[error("{}", crate::facts::io_message(.0))]
     Io(#[from] io::Error),
 }
@@ -93,9 +104,15 @@ pub fn open_dir_beneath(
                 rfs::openat(&fd, *part, flags, Mode::empty())?
             }
             Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
-                return Err(SafeFsError::Symlink(
-                    root.join(rel.iter().take(i + 1).collect::<std::path::PathBuf>()),
-                ))
+                let path = root.join(rel.iter().take(i + 1).collect::<std::path::PathBuf>());
+                // Say what it is: a symlink is refused, anything else is not a directory.
+                let kind = rfs::statat(&fd, *part, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| crate::read::FileKind::from_mode(st.st_mode))
+                    .unwrap_or(crate::read::FileKind::Symlink);
+                return Err(match kind {
+                    crate::read::FileKind::Symlink => SafeFsError::Symlink(path),
+                    kind => SafeFsError::NotADirectory { path, kind },
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -193,11 +210,17 @@ impl Dir {
         })
     }
 
-    /// Remove a regular file (never a symlink's target, never a directory).
+    /// Remove a regular file, or a symlink itself (never its target); anything else
+    /// (a FIFO, device, socket or directory) is refused.
     pub fn remove_file(&self, name: &OsStr) -> Result<(), SafeFsError> {
         let st = self.stat(name)?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(SafeFsError::NotAFile);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile | FileType::Symlink => {}
+            _ => {
+                return Err(SafeFsError::NotACacheFile(
+                    crate::read::FileKind::from_mode(st.st_mode),
+                ))
+            }
         }
         rfs::unlinkat(&self.fd, name, AtFlags::empty())?;
         Ok(())
@@ -229,6 +252,21 @@ impl Dir {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        // Replace a cache or a symlink (the link itself), never a FIFO, device, socket or
+        // directory that sits where the cache goes.
+        match self.stat(name) {
+            Ok(st)
+                if !matches!(
+                    FileType::from_raw_mode(st.st_mode),
+                    FileType::RegularFile | FileType::Symlink
+                ) =>
+            {
+                return Err(SafeFsError::NotACacheFile(
+                    crate::read::FileKind::from_mode(st.st_mode),
+                ))
+            }
+            _ => {}
+        }
         let file = rfs::openat(
             &self.fd,
             &tmp,
@@ -274,34 +312,122 @@ impl Dir {
 
     /// Remove a whole subtree without following any symlink inside it (symlinks are
     /// removed as links). Used for tool caches such as `.pytest_cache`.
+    ///
+    /// Iterative, holding one directory open at a time, so neither the stack nor the
+    /// descriptor table limits the depth (a `.pytest_cache` nested 5,000 levels deep is
+    /// removed like any other). It climbs back with `..`, and checks that each parent it
+    /// reaches is the very directory it came from (device and inode): a directory moved
+    /// while it is being removed ends the removal with an error instead of deleting
+    /// elsewhere.
     pub fn remove_tree(&self, name: &OsStr) -> Result<(), SafeFsError> {
         let st = self.stat(name)?;
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                let sub = Dir {
-                    fd: rfs::openat(
-                        &self.fd,
-                        name,
-                        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )?,
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            rfs::unlinkat(&self.fd, name, AtFlags::empty())?;
+            return Ok(());
+        }
+        /// One directory on the way down: its name in its parent, its identity, and the
+        /// subdirectories not yet removed.
+        struct Frame {
+            name: OsString,
+            id: (u64, u64),
+            subdirs: Vec<OsString>,
+        }
+        let open_sub = |parent: &OwnedFd, name: &OsStr| {
+            rfs::openat(
+                parent,
+                name,
+                OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let identity = |fd: &OwnedFd| -> Result<(u64, u64), SafeFsError> {
+            let st = rfs::fstat(fd)?;
+            Ok((st.st_dev as u64, st.st_ino as u64))
+        };
+        // Remove the files of the open directory; return its subdirectories.
+        let empty_files = |fd: &OwnedFd| -> Result<Vec<OsString>, SafeFsError> {
+            let mut subdirs = Vec::new();
+            let dup = rfs::openat(
+                fd,
+                ".",
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            for entry in rfs::Dir::read_from(&dup)? {
+                let entry = entry?;
+                let n = entry.file_name().to_bytes();
+                if n == b"." || n == b".." {
+                    continue;
+                }
+                let n = OsStr::from_bytes(n);
+                let is_dir = match entry.file_type() {
+                    FileType::Directory => true,
+                    FileType::Unknown => rfs::statat(fd, n, AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+                    _ => false,
                 };
-                let mut names = Vec::new();
-                for entry in rfs::Dir::read_from(&sub.fd)? {
-                    let entry = entry?;
-                    let n = entry.file_name().to_bytes();
-                    if n != b"." && n != b".." {
-                        names.push(OsStr::from_bytes(n).to_os_string());
+                if is_dir {
+                    subdirs.push(n.to_os_string());
+                } else {
+                    match rfs::unlinkat(fd, n, AtFlags::empty()) {
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(e) => return Err(e.into()),
                     }
                 }
-                for n in names {
-                    sub.remove_tree(&n)?;
-                }
-                rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?;
             }
-            _ => rfs::unlinkat(&self.fd, name, AtFlags::empty())?,
+            Ok(subdirs)
+        };
+        let mut current = open_sub(&self.fd, name)?;
+        let mut frames = vec![Frame {
+            name: name.to_os_string(),
+            id: identity(&current)?,
+            subdirs: empty_files(&current)?,
+        }];
+        loop {
+            let top = frames.last_mut().expect("never empty here");
+            if let Some(sub) = top.subdirs.pop() {
+                current = match open_sub(&current, &sub) {
+                    Ok(fd) => fd,
+                    // Gone meanwhile, or no longer a directory: removed as a file.
+                    Err(Errno::NOENT) => continue,
+                    Err(Errno::NOTDIR) | Err(Errno::LOOP) => {
+                        match rfs::unlinkat(&current, &sub, AtFlags::empty()) {
+                            Ok(()) | Err(Errno::NOENT) => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let id = identity(&current)?;
+                let subdirs = empty_files(&current)?;
+                frames.push(Frame {
+                    name: sub,
+                    id,
+                    subdirs,
+                });
+                continue;
+            }
+            // `current` is empty now: climb to its parent and remove it.
+            let done = frames.pop().expect("never empty here");
+            let Some(parent) = frames.last() else {
+                match rfs::unlinkat(&self.fd, &done.name, AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(Errno::NOENT) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let up = open_sub(&current, OsStr::new(".."))?;
+            if identity(&up)? != parent.id {
+                return Err(SafeFsError::Io(io::Error::other(
+                    "a directory was moved while it was being removed; stopped",
+                )));
+            }
+            current = up;
+            match rfs::unlinkat(&current, &done.name, AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let _ = done.id;
         }
-        Ok(())
     }
 }
 
@@ -345,13 +471,12 @@ mod tests {
         fs::create_dir(t.path().join("d.pyc")).unwrap();
         fs::write(t.path().join("f.pyc"), b"x").unwrap();
         let dir = open_dir_beneath(t.path(), t.path(), None).unwrap();
-        assert!(matches!(
-            dir.remove_file(OsStr::new("link.pyc")),
-            Err(SafeFsError::NotAFile)
-        ));
+        // A symlink is removed as a link; its target is kept.
+        dir.remove_file(OsStr::new("link.pyc")).unwrap();
+        assert!(fs::symlink_metadata(t.path().join("link.pyc")).is_err());
         assert!(matches!(
             dir.remove_file(OsStr::new("d.pyc")),
-            Err(SafeFsError::NotAFile)
+            Err(SafeFsError::NotACacheFile(crate::read::FileKind::Directory))
         ));
         dir.remove_file(OsStr::new("f.pyc")).unwrap();
         assert!(!t.path().join("f.pyc").exists());
@@ -385,6 +510,50 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![OsString::from("m.cpython-312.pyc")]);
+    }
+
+    #[test]
+    fn a_regular_file_in_a_directory_s_place_is_not_called_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("__pycache__"), b"not a dir").unwrap();
+        let err = open_dir_beneath(t.path(), &t.path().join("__pycache__"), None)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .ends_with("__pycache__ is a regular file, not a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn removes_a_tree_deeper_than_the_stack_or_the_descriptor_limit() {
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path().join(".pytest_cache");
+        fs::create_dir(&top).unwrap();
+        let mut fd = rfs::open(&top, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
+        for _ in 0..5000 {
+            rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            let f = rfs::openat(
+                &fd,
+                "f",
+                OFlags::CREATE | OFlags::WRONLY,
+                Mode::from_raw_mode(0o644),
+            )
+            .unwrap();
+            drop(f);
+            fd = rfs::openat(&fd, "d", OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
+        }
+        drop(fd);
+        let dir = open_dir_beneath(t.path(), t.path(), None).unwrap();
+        // On a small thread stack, as a recursive removal would overflow it.
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || dir.remove_tree(OsStr::new(".pytest_cache")).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(!top.exists());
     }
 
     #[test]

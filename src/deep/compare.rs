@@ -75,6 +75,7 @@ mod tests {
             invalidation: Some("timestamp"),
             optimization: Some(0),
             checked: Checked::Header,
+            future_source_mtime: None,
         }
     }
 

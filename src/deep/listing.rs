@@ -1,9 +1,11 @@
 //! `pycguard interpreters`: the interpreters found, and how many caches under the given
-//! paths each one can prove with `check --deep`.
+//! paths each one can prove with `check --deep`; also those refused (an executable others
+//! could have planted, one that gave no usable answer), each with why. Every interpreter
+//! is asked afresh here (isolated, as always), so the listing never shows a remembered
+//! answer.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use anstyle::Style;
 
@@ -20,7 +22,9 @@ const DIM: Style = Style::new().dimmed();
 
 /// Run the command.
 pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
-    let interpreters = Interpreters::discover(&Discovery {
+    // Every interpreter is asked now: the listing shows what they say, not what an
+    // earlier run remembered (and the memo is rewritten with it).
+    let interpreters = Interpreters::discover_asking_all(&Discovery {
         pythons: python.pythons.clone(),
         roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
         cache_dir: scan.cache_dir.clone(),
@@ -28,8 +32,8 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
     if let Some(bad) = interpreters.rejected_flag() {
         eprintln!(
             "pycguard: error: --python {}: {}",
-            bad.path.display(),
-            bad.message
+            crate::output::escape::path(&bad.path),
+            crate::output::escape::text(&bad.message)
         );
         return Ok(ExitCode::Usage);
     }
@@ -61,8 +65,8 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
         .zip(&provable)
         .map(|(i, n)| {
             [
-                i.path.display().to_string(),
-                i.version.clone(),
+                crate::output::escape::path_string(&i.path),
+                crate::output::escape::text(&i.version).into_owned(),
                 format!("{} ({})", i.magic_value(), hex(&i.magic)),
                 i.cache_tag.clone().unwrap_or_else(|| "-".into()),
                 i.origin.name().to_owned(),
@@ -106,9 +110,9 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
         writeln!(
             out,
             "{DIM}ignored {} ({}): {}{DIM:#}",
-            r.path.display(),
+            crate::output::escape::path(&r.path),
             r.origin.name(),
-            r.message
+            crate::output::escape::text(&r.message)
         )?;
     }
     out.flush()?;
@@ -116,9 +120,9 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
 }
 
 fn read_magic(path: &std::path::Path) -> Option<[u8; 4]> {
-    let mut raw = [0u8; 4];
-    File::open(path).ok()?.read_exact(&mut raw).ok()?;
-    Some(raw)
+    // Without blocking on a FIFO swapped in since the check.
+    let head = crate::read::read_head(path, crate::read::Follow::Yes, 4).ok()?;
+    head.try_into().ok()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -14,9 +14,12 @@
 //! 3. remember the new proofs.
 //!
 //! Nothing is imported or executed: the workers only `compile()` and `marshal.loads()`.
-//! pytest-rewritten caches are not recompiled (their code is not a plain compile), and a
-//! cache whose interpreter is absent keeps its header verdict; the [`DeepSummary`] counts
-//! both. Ctrl-C stops the workers (killed and reaped) and the run ends with exit 130.
+//! pytest-rewritten caches are not recompiled (their code is not a plain compile): a
+//! checked-hash one (pytest 9.2+) was already verified by its source hash, a timestamp one
+//! keeps its header verdict; so does a cache whose interpreter is absent. The
+//! [`DeepSummary`] counts those left judged by header. Ctrl-C or SIGTERM stops the workers
+//! (killed and reaped) and the run ends with exit 130 or 143 (see
+//! [`install_signal_handlers`]).
 
 pub mod compare;
 pub mod listing;
@@ -26,7 +29,6 @@ pub mod store;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,8 +42,9 @@ use crate::config::CheckConfig;
 use crate::interpreters::{Discovery, Interpreter, Interpreters};
 use crate::layout::CacheName;
 use crate::pyc::{header, magic};
+use crate::read::{self, Follow, ReadError, MAX_FILE_BYTES};
 use crate::report::{Entry, Report, ScanError, Summary};
-use crate::verdict::State;
+use crate::verdict::{Checked, State};
 use pool::{Job, JobOutcome, Pool, PoolError};
 use store::{FileFacts, Proof, Store};
 
@@ -66,7 +69,7 @@ pub struct DeepConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// A `--python PATH` that is not a usable interpreter (exit 2).
-    #[error("--python {}: {message}", path.display())]
+    #[error("--python {}: {message}", crate::output::escape::path(path))]
     Usage { path: PathBuf, message: String },
     /// Ctrl-C; the workers are stopped and reaped.
     #[error("interrupted")]
@@ -190,23 +193,72 @@ pub fn discover(config: &DeepConfig) -> Interpreters {
     })
 }
 
-/// The process's interrupt flag, set by the first Ctrl-C (SIGINT) or SIGTERM once this
-/// has been called; a second signal while it is set ends the process at once with exit
-/// 130. Give it to [`Pool::set_interrupt`] so that a pool stops (killing and reaping its
-/// workers) on Ctrl-C; `check --deep` then exits 130.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
+/// How long the process may take, after SIGINT or SIGTERM, to stop its work itself
+/// (walkers stop at the next directory, pools kill and reap their workers, the command
+/// returns and exits 130 or 143); after that it exits without waiting for the rest.
+pub const SIGNAL_GRACE: Duration = Duration::from_secs(2);
+
+/// The signal that stopped the run (0: none yet).
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+fn flag() -> &'static Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    Arc::clone(FLAG.get_or_init(|| {
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// Catch SIGINT and SIGTERM for the whole run (call once, first thing). The first one sets
+/// the [`interrupt_flag`]: every walk, fix loop and worker pool checks it and stops, and
+/// the command exits 130 (SIGINT) or 143 (SIGTERM), 128 + the signal as shells report a
+/// process killed by it. Should anything still be running [`SIGNAL_GRACE`] later (a
+/// system call that does not return), the process exits with that status anyway; a second
+/// signal exits at once. Either way workers see their stdin close and end.
+pub fn install_signal_handlers() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        use signal_hook::flag;
-        let f = Arc::new(AtomicBool::new(false));
-        for sig in [SIGINT, SIGTERM] {
-            // Registered first, so it sees the flag as it was before this signal.
-            let _ = flag::register_conditional_shutdown(sig, 130, Arc::clone(&f));
-            let _ = flag::register(sig, Arc::clone(&f));
-        }
-        f
-    }))
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if SIGNAL
+                        .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_err()
+                    {
+                        std::process::exit(128 + sig);
+                    }
+                    flag().store(true, Ordering::SeqCst);
+                    let _ = std::thread::Builder::new()
+                        .name("signal-grace".into())
+                        .spawn(move || {
+                            std::thread::sleep(SIGNAL_GRACE);
+                            std::process::exit(128 + sig);
+                        });
+                }
+            });
+    });
+}
+
+/// The process's interrupt flag (see [`install_signal_handlers`]). Give it to
+/// [`Pool::set_interrupt`] so that a pool stops (killing and reaping its workers).
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    install_signal_handlers();
+    Arc::clone(flag())
+}
+
+/// Has SIGINT or SIGTERM been received?
+pub fn interrupted() -> bool {
+    flag().load(Ordering::Relaxed)
+}
+
+/// The signal received, if any (`SIGINT`, `SIGTERM`).
+pub fn received_signal() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
 }
 
 /// Would the interpreter run this cache instead of compiling its source (header verdict
@@ -243,6 +295,11 @@ fn prove_all(
             continue;
         }
         if entry.name.is_pytest() {
+            if entry.verdict.checked == Checked::Hash {
+                // pytest 9.2+ re-hashes the source before it runs the cache, and the hash
+                // matched: nothing a proof could add, and nothing left unproven.
+                continue;
+            }
             compare::not_proven(
                 &mut entry.verdict,
                 "pytest rewrites the code of its caches, so a plain compile cannot reproduce it",
@@ -403,25 +460,26 @@ fn look_up(
     store: &Store,
     now_ns: i128,
 ) -> (Looked, Learned) {
-    let unreadable = |what: &str, e: std::io::Error| {
-        Looked::Unreadable(format!(
-            "cannot read {what}: {}",
-            crate::facts::io_message(&e)
-        ))
-    };
-    let meta = match fs::metadata(cache_path) {
-        Ok(m) => m,
+    let unreadable =
+        |what: &str, e: ReadError| Looked::Unreadable(format!("cannot read {what}: {e}"));
+    // Opened once, without blocking, through a link as the importer reads it; its
+    // identity is the opened file's.
+    let (mut file, st) = match read::open(cache_path, Follow::Yes, "the cache") {
+        Ok(opened) => opened,
         Err(e) => return (unreadable("the cache", e), None),
     };
-    let identity = store::identity_key(&meta, now_ns);
+    let identity = file
+        .metadata()
+        .ok()
+        .and_then(|meta| store::identity_key(&meta, now_ns));
     let mut learned = None;
     let facts = match identity.and_then(|k| store.file(&k)) {
         Some(facts) => facts,
         None => {
-            let cache = match fs::read(cache_path) {
-                Ok(b) => b,
-                Err(e) => return (unreadable("the cache", e), None),
-            };
+            let mut cache = Vec::new();
+            if let Err(e) = read::read_opened(&mut file, st.size, MAX_FILE_BYTES, &mut cache) {
+                return (unreadable("the cache", e), None);
+            }
             let Some(magic) = cache.get(..4).and_then(|m| m.try_into().ok()) else {
                 return (
                     Looked::Skip("it was truncated during the check".into()),
@@ -456,7 +514,7 @@ fn look_up(
         Ok(l) => l,
         Err(why) => return (Looked::Skip(why), learned),
     };
-    let source = match fs::read(source_path) {
+    let source = match read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES) {
         Ok(b) => b,
         Err(e) => return (unreadable("its source", e), learned),
     };
@@ -488,10 +546,10 @@ fn make_job(
     levels: &[u8],
     interpreter: &Interpreter,
 ) -> Result<(Job, store::Key), String> {
-    let cache = fs::read(cache_path)
-        .map_err(|e| format!("cannot read the cache: {}", crate::facts::io_message(&e)))?;
-    let source = fs::read(source_path)
-        .map_err(|e| format!("cannot read its source: {}", crate::facts::io_message(&e)))?;
+    let cache = read::read(cache_path, Follow::Yes, "the cache", MAX_FILE_BYTES)
+        .map_err(|e| format!("cannot read the cache: {e}"))?;
+    let source = read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES)
+        .map_err(|e| format!("cannot read its source: {e}"))?;
     let h =
         header::parse(&cache).map_err(|e| format!("its header changed during the check: {e}"))?;
     let key = store::key(
@@ -526,7 +584,8 @@ fn prove_group(
     let workers = config.workers.max(1).min(pending.len());
     let mut pool = Pool::start(interpreter, workers, config.timeout)?;
     pool.set_interrupt(Arc::clone(interrupt));
-    let prover = interpreter.display_name();
+    // The worker's own hello may have corrected a remembered version.
+    let prover = pool.interpreter().display_name();
     // Keys of the bytes actually sent (the file may have changed since phase 1), and
     // reasons for jobs that could not even be made.
     let sent: RefCell<HashMap<usize, Result<store::Key, String>>> = RefCell::new(HashMap::new());

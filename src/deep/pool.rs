@@ -1,10 +1,22 @@
 //! A pool of long-lived worker processes of one interpreter, each running the embedded
 //! `worker.py`, that prove caches against their sources and compile sources into caches.
 //!
-//! Every worker is started as `python -I -S -B -c WORKER` (2.7/3.3: `-E -s -S -B`) in a
-//! process group of its own (a terminal's Ctrl-C reaches pycguard, which then stops the
-//! workers itself), and talks the length-prefixed protocol of [`super::protocol`] on its
-//! stdin and stdout. One job is in flight per worker. A worker that crashes or does not
+//! Every worker is started isolated as [`crate::interpreters::child`] describes (`python
+//! -I -S -B -c WORKER`, 2.7/3.3: `-E -s -S -B`; the resolved executable, in `/`, with an
+//! empty environment but for `LC_ALL=C.UTF-8`) in a process group of its own (a
+//! terminal's Ctrl-C reaches pycguard, which then stops the workers itself), and talks the
+//! length-prefixed protocol of [`super::protocol`] on its stdin and stdout.
+//!
+//! A worker's first frame is its hello: the same answer the probe gives. Before any job is
+//! sent it is compared with the [`Interpreter`] the pool was started for, which may have
+//! been remembered from an earlier run: an answer that differs only in the patch version
+//! is corrected in place (the worker is right; nothing that chose this interpreter
+//! depends on the version) and the remembered answer is discarded; any other difference
+//! (magic, tag, executable, prefixes) means the remembered answer chose the wrong
+//! interpreter, so it is discarded and the pool refuses to start, saying so — no verdict
+//! is ever based on an answer the interpreter does not give.
+//!
+//! One job is in flight per worker. A worker that crashes or does not
 //! answer within the per-file timeout is killed and reaped, a new one is started, and the
 //! job is tried once more; a job that fails twice is answered with
 //! [`JobOutcome::Failed`]. Nothing is left running: every child is waited for, on success,
@@ -16,7 +28,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -429,14 +441,35 @@ impl Pool {
         if self.current(slot, generation).is_none() {
             return Ok(());
         }
-        let Some((version, magic)) = protocol::decode_hello(fields) else {
+        let Some(answer) = protocol::decode_hello(fields) else {
             return Err("the worker did not say hello".into());
         };
-        if magic != self.interpreter.magic {
-            return Err(format!(
-                "the worker runs Python {version} with magic {:02x?}, not {:02x?}",
-                magic, self.interpreter.magic
-            ));
+        let expected = self.interpreter.answer();
+        if answer != expected {
+            if let Some(dir) = &self.interpreter.remembered_in {
+                crate::interpreters::memo::forget_in(dir, &self.interpreter.resolved);
+            }
+            if !answer.same_build(&expected) {
+                return Err(format!(
+                    "it is not the interpreter pycguard remembered: it reports {} {} (magic \
+                     {:02x?}, tag {}, executable {}, prefixes {}), not {} {} (magic {:02x?}, \
+                     tag {}, executable {}, prefixes {}); the remembered answer was \
+                     discarded, run again",
+                    answer.implementation,
+                    answer.version,
+                    answer.magic,
+                    answer.cache_tag.as_deref().unwrap_or("-"),
+                    answer.executable.display(),
+                    join_paths(&answer.prefixes),
+                    expected.implementation,
+                    expected.version,
+                    expected.magic,
+                    expected.cache_tag.as_deref().unwrap_or("-"),
+                    expected.executable.display(),
+                    join_paths(&expected.prefixes),
+                ));
+            }
+            self.interpreter.adopt_version(&answer);
         }
         self.start_failures[slot] = 0;
         self.set_status(slot, Status::Idle);
@@ -470,10 +503,9 @@ impl Pool {
     fn spawn(&mut self, slot: usize) -> Result<Worker, String> {
         self.generation += 1;
         let generation = self.generation;
-        let mut child = Command::new(&self.interpreter.path)
-            .args(self.interpreter.isolation_args())
-            .arg("-c")
-            .arg(WORKER_PY)
+        let mut child = self
+            .interpreter
+            .command(WORKER_PY)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -638,6 +670,11 @@ impl Drop for Pool {
     }
 }
 
+fn join_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -646,5 +683,22 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (None, Some(11)) => "crashed (segmentation fault)".into(),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker drops relative `sys.path` entries before it imports anything but `sys`
+    /// (Python 2 puts `''`, the working directory, first with `-c`).
+    #[test]
+    fn the_worker_guards_sys_path_before_any_import() {
+        let code: Vec<&str> = WORKER_PY
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .collect();
+        let guard: Vec<&str> = crate::interpreters::child::PATH_GUARD.lines().collect();
+        assert_eq!(code[..guard.len()], guard[..]);
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! | direction | fields |
 //! |---|---|
-//! | worker → pycguard, once at start | `H` version magic(4) |
+//! | worker → pycguard, once at start | `H` version magic(4) implementation major.minor cache-tag executable prefixes(NUL-separated) — the probe's [`Answer`] |
 //! | prove | `P` filename source body levels(1 byte each) |
 //! | compile | `C` filename source optimize(1) mode(1) mtime(u32 LE) size(u32 LE) |
 //! | answers | `E` · `D` reason · `S` line message · `K` pyc · `F` message |
@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 
 use super::pool::{Invalidation, Job, JobOutcome};
+use crate::interpreters::answer::{self, Answer};
 
 /// No frame may be larger than this (a source or cache of a gigabyte is not Python).
 pub const MAX_FRAME: usize = 1 << 30;
@@ -112,13 +113,22 @@ pub fn encode_job(job: &Job) -> Vec<u8> {
     }
 }
 
-/// The worker's hello: its version and magic number.
-pub fn decode_hello(fields: &[Vec<u8>]) -> Option<(String, [u8; 4])> {
+/// The worker's hello: what it says about itself, in the probe's terms.
+pub fn decode_hello(fields: &[Vec<u8>]) -> Option<Answer> {
     match fields {
-        [op, version, magic] if op == b"H" => Some((
-            String::from_utf8_lossy(version).into_owned(),
-            magic.as_slice().try_into().ok()?,
-        )),
+        [op, version, magic, implementation, version_info, tag, executable, prefixes]
+            if op == b"H" =>
+        {
+            answer::from_fields(
+                implementation,
+                version_info,
+                version,
+                magic,
+                tag,
+                executable,
+                prefixes,
+            )
+        }
         _ => None,
     }
 }
@@ -243,9 +253,23 @@ mod tests {
             matches!(decode_answer(f(&[b"K", b"\x42\x0d\x0d\x0a"])), JobOutcome::Compiled { pyc } if pyc.len() == 4)
         );
         assert!(matches!(decode_answer(f(&[b"Z"])), JobOutcome::Failed(_)));
-        assert_eq!(
-            decode_hello(&f(&[b"H", b"3.12.1", b"\xcb\x0d\x0d\x0a"])),
-            Some(("3.12.1".into(), [0xcb, 0x0d, 0x0d, 0x0a]))
-        );
+        let hello = decode_hello(&f(&[
+            b"H",
+            b"3.12.1",
+            b"\xcb\x0d\x0d\x0a",
+            b"cpython",
+            b"3.12",
+            b"cpython-312",
+            b"/p/bin/python3.12",
+            b"/p\0/p",
+        ]))
+        .unwrap();
+        assert_eq!(hello.version, "3.12.1");
+        assert_eq!(hello.magic, [0xcb, 0x0d, 0x0d, 0x0a]);
+        assert_eq!(hello.version_info, (3, 12));
+        assert_eq!(hello.cache_tag.as_deref(), Some("cpython-312"));
+        assert_eq!(hello.prefixes, [PathBuf::from("/p")]);
+        // The old three-field hello is not an answer.
+        assert!(decode_hello(&f(&[b"H", b"3.12.1", b"\xcb\x0d\x0d\x0a"])).is_none());
     }
 }

@@ -243,7 +243,7 @@ impl Store {
     /// Load the store in `dir`; a missing, damaged or older file gives an empty or partial
     /// store (what is valid is used).
     pub fn load(dir: &Path) -> Store {
-        let (records, _) = fs::read(dir.join(FILE_NAME))
+        let (records, _) = read_store(&dir.join(FILE_NAME))
             .map(|b| decode_file(&b))
             .unwrap_or_default();
         Store {
@@ -298,14 +298,10 @@ impl Store {
 
     fn save_in(&self, dir: &Path) -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_NAME))?;
+        let lock = open_own(&dir.join(LOCK_NAME), true)?;
         let _guard = Flock::exclusive(&lock)?;
         let path = dir.join(FILE_NAME);
-        let existing = fs::read(&path).unwrap_or_default();
+        let existing = read_store(&path).unwrap_or_default();
         let (records, intact) = decode_file(&existing);
         let new: Vec<u8> = self
             .added
@@ -313,7 +309,7 @@ impl Store {
             .flat_map(|(k, p)| encode_record(k, p))
             .collect();
         if intact && (existing.len() + new.len()) as u64 <= MAX_BYTES {
-            let mut file = OpenOptions::new().append(true).open(&path)?;
+            let mut file = open_own(&path, false)?;
             return file.write_all(&new);
         }
         // Rebuild: the valid records (newest last wins), ours last, the oldest dropped
@@ -344,20 +340,62 @@ impl Store {
     }
 }
 
+/// The store file, read without following a link or blocking, at most twice the bound
+/// (a larger one is not ours: ignored, and rebuilt by the next save).
+fn read_store(path: &Path) -> Result<Vec<u8>, crate::read::ReadError> {
+    crate::read::read(
+        path,
+        crate::read::Follow::No,
+        "the proof store",
+        2 * MAX_BYTES,
+    )
+}
+
+/// Open one of the store's own files for writing (the lock: created if missing; the store:
+/// appended to) without following a link or blocking on a FIFO; only a regular file will do.
+fn open_own(path: &Path, create: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    if create {
+        options.create(true).truncate(false).write(true);
+    } else {
+        options.append(true);
+    }
+    let file = options
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .mode(0o600)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// How long a save waits for another run holding the lock before giving up (the store
+/// only saves work).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An exclusive `flock` held until dropped.
 struct Flock<'a>(&'a File);
 
 impl<'a> Flock<'a> {
     fn exclusive(file: &'a File) -> std::io::Result<Flock<'a>> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             // SAFETY: flock on a valid, open descriptor owned by `file`.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if r == 0 {
                 return Ok(Flock(file));
             }
             let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
+            match err.kind() {
+                std::io::ErrorKind::Interrupted => {}
+                std::io::ErrorKind::WouldBlock
+                    if std::time::Instant::now() < deadline && !crate::deep::interrupted() =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return Err(err),
             }
         }
     }

@@ -1,11 +1,19 @@
 # pycguard deep worker: embedded in the pycguard binary and run as
 #   python -I -S -B -c <this program>      (2.7 and 3.3: -E -s -S -B)
-# It compiles source bytes it is sent and compares the result with cache bodies it is sent.
-# It never imports or executes user code: compile() and marshal.loads() only.
+# in the directory /, with an environment holding only LC_ALL=C.UTF-8 (see
+# src/interpreters/child.rs). It compiles source bytes it is sent and compares the result
+# with cache bodies it is sent. It never imports or executes user code: compile() and
+# marshal.loads() only, and only standard-library modules are imported. The first two
+# lines drop relative sys.path entries ('' comes first with -c on Python 2) before any
+# import: only the built-in sys is used until then.
 #
 # Protocol (stdin -> stdout): frames of  u32 LE length + payload;  a payload is a list of
 # fields, each  u32 LE length + bytes.  The first field is the operation:
-#   worker -> pycguard at start:  H  version  magic(4 bytes)
+#   worker -> pycguard at start:  H  version  magic(4 bytes)  implementation  major.minor
+#                                 cache_tag (empty for none)  sys.executable  prefixes
+#                                 (sys.prefix and sys.base_prefix, realpath, NUL-separated)
+#                                 -- the probe's answer, which pycguard compares with the
+#                                 one it remembered before it trusts this worker
 #   P filename source body levels   prove: compile `source` at each optimisation level in
 #                                   `levels` (one byte each) and compare with marshal.loads(body)
 #   C filename source optimize(1) mode(1: 0 timestamp, 1 checked-hash, 2 unchecked-hash)
@@ -20,6 +28,7 @@
 # PYCGUARD-TEST-CRASH-ONCE crashes only if the file named by PYCGUARD_TEST_WORKER_FLAG does
 # not exist yet (it is created first). pycguard's own tests use this to kill workers.
 import sys
+sys.path[:] = [p for p in sys.path if p[:1] == '/']
 import struct
 import marshal
 import os
@@ -104,7 +113,12 @@ def fs_name(raw):
 
 def compile_source(source, filename, level):
     if PY3:
-        return compile(source, filename, "exec", dont_inherit=True, optimize=level)
+        # The importer compiles with optimize=-1, i.e. the interpreter's own level
+        # (sys.flags.optimize: one per -O or PYTHONOPTIMIZE=N, written as .opt-N). The
+        # compiler treats every level from 2 up alike (asserts and docstrings removed,
+        # __debug__ false), but compile() accepts only -1..2: level N >= 3 is compiled
+        # at 2, which gives the very code `python -OOO` writes (checked on every 3.x).
+        return compile(source, filename, "exec", dont_inherit=True, optimize=min(level, 2))
     return compile(source, filename, "exec", 0, True)
 
 
@@ -295,8 +309,27 @@ def magic():
     return imp.get_magic()
 
 
+def fs_bytes(name):
+    if PY3:
+        return os.fsencode(name)
+    return name
+
+
+def hello():
+    impl = getattr(sys, "implementation", None)
+    if impl:
+        name = impl.name
+    else:
+        name = "pypy" if "__pypy__" in sys.builtin_module_names else "cpython"
+    tag = (impl.cache_tag if impl else None) or ""
+    v = sys.version_info
+    prefixes = [os.path.realpath(p) for p in (sys.prefix, getattr(sys, "base_prefix", sys.prefix))]
+    return [b"H", sys.version.split()[0], magic(), name, "%d.%d" % (v[0], v[1]), tag,
+            fs_bytes(sys.executable), b"\0".join(fs_bytes(p) for p in prefixes)]
+
+
 def main():
-    write_frame([b"H", sys.version.split()[0], magic()])
+    write_frame(hello())
     while True:
         fields = read_frame()
         if fields is None:

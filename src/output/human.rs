@@ -7,6 +7,7 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 
 use crate::deep::DeepSummary;
+use crate::output::escape;
 use crate::report::Report;
 use crate::verdict::{Severity, State};
 
@@ -59,9 +60,9 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
             state.meaning()
         )?;
         for entry in entries {
-            writeln!(out, "  {}", entry.path.display())?;
+            writeln!(out, "  {}", escape::path(&entry.path))?;
             if let Some(reason) = &entry.verdict.reason {
-                writeln!(out, "      {reason}")?;
+                writeln!(out, "      {}", escape::text(reason))?;
             }
         }
         writeln!(out)?;
@@ -74,8 +75,8 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
             report.errors.len()
         )?;
         for error in &report.errors {
-            writeln!(out, "  {}", error.path.display())?;
-            writeln!(out, "      {}", error.message)?;
+            writeln!(out, "  {}", escape::path(&error.path))?;
+            writeln!(out, "      {}", escape::text(&error.message))?;
         }
         writeln!(out)?;
     }
@@ -116,14 +117,37 @@ pub fn write_summary<W: Write>(out: &mut W, report: &Report, elapsed: Duration) 
     }
     writeln!(out)?;
     if s.header_only > 0 {
+        // Python 2 and 3.0–3.2 headers hold no size: those caches were judged by mtime alone.
+        let fields = if s.header_only_unsized == 0 {
+            "mtime and size".to_owned()
+        } else if s.header_only_unsized == s.header_only {
+            "mtime only, as Python 2 headers hold no size".to_owned()
+        } else {
+            format!(
+                "mtime and size; mtime only for the {} Python 2 caches, whose headers hold no size",
+                s.header_only_unsized
+            )
+        };
         writeln!(
             out,
-            "{DIM}{} judged by header only (mtime and size, as the interpreter does); the code inside was not compared with the source.{DIM:#}",
+            "{DIM}{} judged by header only ({fields}, as the interpreter does); the code inside was not compared with the source.{DIM:#}",
             if s.header_only == 1 {
                 "1 cache was".to_owned()
             } else {
                 format!("{} caches were", s.header_only)
             }
+        )?;
+    }
+    if s.future_source_mtimes > 0 {
+        writeln!(
+            out,
+            "{DIM}clock skew: {} an mtime later than now (set by a tool or a skewed clock), which says nothing about when {} changed; `--format json` lists them (future_source_mtime).{DIM:#}",
+            if s.future_source_mtimes == 1 {
+                "1 cache's source has".to_owned()
+            } else {
+                format!("{} caches' sources have", s.future_source_mtimes)
+            },
+            if s.future_source_mtimes == 1 { "it" } else { "they" }
         )?;
     }
     Ok(())
@@ -158,7 +182,8 @@ pub fn write_deep_summary<W: Write>(out: &mut W, deep: &DeepSummary) -> io::Resu
     let mut why = Vec::new();
     for (interpreter, n) in &deep.missing_interpreter {
         why.push(format!(
-            "{n} need {interpreter}, which was not found (add --python PATH)"
+            "{n} need {}, which was not found (add --python PATH)",
+            escape::text(interpreter)
         ));
     }
     if deep.pytest > 0 {
@@ -180,8 +205,8 @@ pub fn write_deep_summary<W: Write>(out: &mut W, deep: &DeepSummary) -> io::Resu
     )?;
     const SHOWN: usize = 20;
     for (path, reason) in deep.failed.iter().chain(&deep.other).take(SHOWN) {
-        writeln!(out, "  {}", path.display())?;
-        writeln!(out, "      {reason}")?;
+        writeln!(out, "  {}", escape::path(path))?;
+        writeln!(out, "      {}", escape::text(reason))?;
     }
     let listed = deep.failed.len() + deep.other.len();
     if listed > SHOWN {

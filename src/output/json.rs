@@ -4,9 +4,13 @@
 //! {"schema": 1,
 //!  "summary": {"caches": N, "fresh": N, "stale": N, …},
 //!  "caches": [{"path", "source", "state", "severity", "reason", "interpreter", "tag",
-//!              "invalidation", "optimization", "checked"}, …],
-//!  "errors": [{"path", "message"}, …]}
+//!              "invalidation", "optimization", "checked", "future_source_mtime"}, …],
+//!  "errors": [{"path", "message"}, …],
+//!  "future_source_mtimes": N}
 //! ```
+//! `future_source_mtime` is the source's mtime in seconds (like `os.stat().st_mtime`) when
+//! it is later than the clock at the check (clock skew, or set by a tool), else `null`;
+//! `future_source_mtimes` counts those caches. Both were added within schema 1.
 //! Paths are written as Python writes file names it cannot decode: bytes that are not
 //! UTF-8 become lone surrogates `\udcXX` (PEP 383 surrogateescape), so
 //! `os.fsencode(json.load(f)["caches"][0]["path"])` gives back the exact bytes.
@@ -88,7 +92,25 @@ pub fn write_entry<W: Write>(out: &mut W, entry: &Entry) -> io::Result<()> {
         Some(o) => write!(out, "{o}")?,
         None => out.write_all(b"null")?,
     }
-    write!(out, ", \"checked\": \"{}\"}}", v.checked.name())
+    write!(out, ", \"checked\": \"{}\"", v.checked.name())?;
+    out.write_all(b", \"future_source_mtime\": ")?;
+    match v.future_source_mtime {
+        Some(ns) => write_seconds(out, ns)?,
+        None => out.write_all(b"null")?,
+    }
+    out.write_all(b"}")
+}
+
+/// Nanoseconds since the epoch as a JSON number of seconds with nine decimals.
+fn write_seconds<W: Write>(out: &mut W, ns: i128) -> io::Result<()> {
+    let sign = if ns < 0 { "-" } else { "" };
+    let abs = ns.unsigned_abs();
+    write!(
+        out,
+        "{sign}{}.{:09}",
+        abs / 1_000_000_000,
+        abs % 1_000_000_000
+    )
 }
 
 fn write_error<W: Write>(out: &mut W, error: &ScanError) -> io::Result<()> {
@@ -120,7 +142,11 @@ pub fn write_report<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
         out.write_all(if i == 0 { b"\n  " } else { b",\n  " })?;
         write_error(out, error)?;
     }
-    out.write_all(b"]}\n")
+    write!(
+        out,
+        "],\n \"future_source_mtimes\": {}}}\n",
+        s.future_source_mtimes
+    )
 }
 
 #[cfg(test)]
@@ -132,6 +158,19 @@ mod tests {
         let mut out = Vec::new();
         write_path(&mut out, Path::new(OsStr::from_bytes(bytes))).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn seconds_are_json_numbers() {
+        let text = |ns| {
+            let mut out = Vec::new();
+            write_seconds(&mut out, ns).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(34_359_738_368_000_000_001), "34359738368.000000001");
+        assert_eq!(text(-1_500_000_000), "-1.500000000");
+        let parsed: f64 = serde_json::from_str(&text(1_700_000_000_500_000_000)).unwrap();
+        assert_eq!(parsed, 1_700_000_000.5);
     }
 
     #[test]

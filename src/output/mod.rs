@@ -1,5 +1,6 @@
 //! Printers: human text (grouped problems, colour on a terminal) and the JSON contract.
 
+pub mod escape;
 pub mod human;
 pub mod json;
 

@@ -73,6 +73,11 @@ impl Series {
         (self.major, self.minor) >= (3, 2)
     }
 
+    /// True when this series' cache header records the source's size (3.3 and later).
+    pub fn header_has_size(&self) -> bool {
+        (self.major, self.minor) >= (3, 3)
+    }
+
     /// The cache tag this series' importer looks for (`cpython-312`, `pypy39`), when it has one.
     pub fn cache_tag(&self) -> Option<String> {
         if !self.uses_pycache() {
@@ -201,6 +206,39 @@ const PYPY3_MAGICS: &[(u16, u8)] = &[
 /// PyPy2.7's magic.
 const PYPY2_MAGIC: u16 = 62218;
 
+/// The magics CPython's final releases (`X.Y.Z`, no pre-release suffix) write, per series
+/// (3.5.2 changed 3.5's). Pre-releases use others from the series' range.
+const CPYTHON_RELEASE_MAGICS: &[((u8, u8), &[u16])] = &[
+    ((2, 7), &[62211]),
+    ((3, 0), &[3131]),
+    ((3, 1), &[3151]),
+    ((3, 2), &[3180]),
+    ((3, 3), &[3230]),
+    ((3, 4), &[3310]),
+    ((3, 5), &[3350, 3351]),
+    ((3, 6), &[3379]),
+    ((3, 7), &[3394]),
+    ((3, 8), &[3413]),
+    ((3, 9), &[3425]),
+    ((3, 10), &[3439]),
+    ((3, 11), &[3495]),
+    ((3, 12), &[3531]),
+    ((3, 13), &[3571]),
+    ((3, 14), &[3627]),
+];
+
+/// The magics a final release of `series` writes, when pycguard's table knows them
+/// (CPython only: PyPy's follow PyPy releases).
+pub fn release_magics(series: Series) -> Option<&'static [u16]> {
+    if series.implementation != Implementation::CPython {
+        return None;
+    }
+    CPYTHON_RELEASE_MAGICS
+        .iter()
+        .find(|(s, _)| *s == (series.major, series.minor))
+        .map(|(_, magics)| *magics)
+}
+
 /// Look up the first four bytes of a cache. `None`: no interpreter pycguard knows wrote it.
 pub fn lookup(raw: [u8; 4]) -> Option<MagicInfo> {
     if raw[2] != b'\r' || raw[3] != b'\n' {
@@ -243,6 +281,21 @@ fn series_of(value: u16) -> Option<Series> {
         return Some(Series::pypy(3, *minor));
     }
     in_ranges(CPYTHON3_RANGES, 3).or_else(|| in_ranges(CPYTHON2_RANGES, 2))
+}
+
+/// True when pycguard knows the magic numbers of `series` (so a magic outside them is not
+/// that series').
+pub fn knows_series(series: Series) -> bool {
+    let ranges = match (series.implementation, series.major) {
+        (Implementation::CPython, 3) => CPYTHON3_RANGES,
+        (Implementation::CPython, 2) => CPYTHON2_RANGES,
+        (Implementation::PyPy, 3) => {
+            return PYPY3_MAGICS.iter().any(|(_, minor)| *minor == series.minor)
+        }
+        (Implementation::PyPy, 2) => return series.minor == 7,
+        _ => return false,
+    };
+    ranges.iter().any(|(_, _, minor)| *minor == series.minor)
 }
 
 /// The series a cache tag names (`cpython-312` → CPython 3.12, `pypy39` → PyPy 3.9).
@@ -301,6 +354,12 @@ mod tests {
             (62218, [0x0a, 0xf3, 0x0d, 0x0a], Series::pypy(2, 7)),
         ];
         for (value, bytes, series) in table {
+            if let Some(release) = release_magics(*series) {
+                assert!(
+                    release.contains(value),
+                    "{value} is a release magic of {series}"
+                );
+            }
             assert_eq!(raw(*value), *bytes, "bytes of {value}");
             let info = lookup(*bytes).unwrap_or_else(|| panic!("{value} unknown"));
             assert_eq!(info.value, *value);
@@ -344,6 +403,15 @@ mod tests {
         assert_eq!(lookup(raw(3140)), None, "gap between 3.0 and 3.1");
         assert_eq!(lookup([0xcb, 0x0d, 0x0d, 0x0d]), None, "needs \\r\\n");
         assert_eq!(lookup(*b"\x7fELF"), None);
+    }
+
+    #[test]
+    fn known_series() {
+        assert!(knows_series(Series::cpython(3, 14)));
+        assert!(knows_series(Series::cpython(2, 7)));
+        assert!(knows_series(Series::pypy(3, 9)));
+        assert!(!knows_series(Series::cpython(3, 15)));
+        assert!(!knows_series(Series::pypy(3, 5)));
     }
 
     #[test]

@@ -79,31 +79,66 @@ fn legacy() -> CacheName {
     }
 }
 
+/// A source whose ctime is its mtime (an ordinary edit).
 fn present(secs: i64, nsec: u32, size: u64, hash: Option<u64>) -> SourceFacts {
+    let mtime_ns = i128::from(secs) * 1_000_000_000 + i128::from(nsec);
     SourceFacts::Present {
         stat: SourceStat {
             mtime_secs: secs,
             mtime_nsec: nsec,
             size,
         },
-        mtime_ns: i128::from(secs) * 1_000_000_000 + i128::from(nsec),
+        mtime_ns,
+        ctime_ns: mtime_ns,
         hash,
+    }
+}
+
+/// `source` with its inode changed at `ctime_ns` (a copy that kept the mtime).
+fn with_ctime(source: SourceFacts, ctime_ns: i128) -> SourceFacts {
+    match source {
+        SourceFacts::Present {
+            stat,
+            mtime_ns,
+            hash,
+            ..
+        } => SourceFacts::Present {
+            stat,
+            mtime_ns,
+            ctime_ns,
+            hash,
+        },
+        other => other,
     }
 }
 
 /// The cache file itself was written 2 s after the source's mtime.
 const CACHE_WRITTEN: i128 = (MTIME as i128 + 2) * 1_000_000_000;
+/// The check runs an hour later.
+const NOW: i128 = CACHE_WRITTEN + 3600 * 1_000_000_000;
 
-fn judge_with(name: &CacheName, location: Location, bytes: &[u8], source: SourceFacts) -> Verdict {
-    judge(&CacheFacts {
+fn facts<'a>(
+    name: &'a CacheName,
+    location: Location,
+    bytes: &'a [u8],
+    body: &'a BodyFacts,
+    source: SourceFacts,
+) -> CacheFacts<'a> {
+    CacheFacts {
         name,
         location,
         bytes,
-        body: &BodyFacts::of(bytes),
+        body,
         cache_mtime_ns: CACHE_WRITTEN,
+        cache_ctime_ns: CACHE_WRITTEN,
+        now_ns: NOW,
         source_name: Some(OsStr::new("mod.py")),
         source,
-    })
+    }
+}
+
+fn judge_with(name: &CacheName, location: Location, bytes: &[u8], source: SourceFacts) -> Verdict {
+    judge(&facts(name, location, bytes, &BodyFacts::of(bytes), source))
 }
 
 fn pycache(bytes: &[u8], source: SourceFacts) -> Verdict {
@@ -154,18 +189,139 @@ fn mtime_or_size_mismatch_is_stale() {
 fn source_changed_after_cache_write_is_suspect() {
     let name = tagged("cpython-312");
     let bytes = timestamp_pyc(M312, MTIME, 42);
+    let body = BodyFacts::of(&bytes);
+    let written = i128::from(MTIME) * 1_000_000_000 + 300_000_000;
     let v = judge(&CacheFacts {
-        name: &name,
-        location: Location::PyCache,
-        bytes: &bytes,
-        body: &BodyFacts::of(&bytes),
-        cache_mtime_ns: i128::from(MTIME) * 1_000_000_000 + 300_000_000,
-        source_name: Some(OsStr::new("mod.py")),
-        source: present(MTIME.into(), 700_000_000, 42, None),
+        cache_mtime_ns: written,
+        cache_ctime_ns: written,
+        ..facts(
+            &name,
+            Location::PyCache,
+            &bytes,
+            &body,
+            present(MTIME.into(), 700_000_000, 42, None),
+        )
     });
     assert_eq!(v.state, State::Suspect);
     assert_eq!(v.severity, Severity::Warning);
-    assert!(v.reason.unwrap().contains("runs the cached code"));
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("runs the cached code"), "{reason}");
+    assert!(reason.contains("same second and size"), "{reason}");
+    assert_eq!(v.future_source_mtime, None);
+}
+
+#[test]
+fn a_source_replaced_with_its_mtime_kept_is_suspect_by_its_ctime() {
+    let bytes = timestamp_pyc(M312, MTIME, 42);
+    let source = present(MTIME.into(), 0, 42, None);
+    // Replaced an hour after the cache was written, mtime and size restored.
+    let replaced = with_ctime(source, CACHE_WRITTEN + 3600 * 1_000_000_000);
+    let v = pycache(&bytes, replaced);
+    assert_eq!((v.state, v.severity), (State::Suspect, Severity::Warning));
+    let reason = v.reason.unwrap();
+    assert!(reason.contains("(its ctime)"), "{reason}");
+    assert!(reason.contains("mtime and size still match"), "{reason}");
+    assert!(
+        reason.contains("Python 3.12 runs the cached code"),
+        "{reason}"
+    );
+    // Within the tolerance (a tree copied or chowned in one go) it is no evidence.
+    let v = pycache(
+        &bytes,
+        with_ctime(source, CACHE_WRITTEN + CTIME_TOLERANCE_NS),
+    );
+    assert_eq!(v.state, State::Fresh, "{v:?}");
+    // Changed before the cache was written: the ordinary case.
+    let v = pycache(&bytes, with_ctime(source, CACHE_WRITTEN - 1));
+    assert_eq!(v.state, State::Fresh);
+    // The cache itself was copied with its mtime kept (cp -a, tar -x) a while ago: its
+    // ctime no longer says when it was written, so it is no evidence.
+    let body = BodyFacts::of(&bytes);
+    let name = tagged("cpython-312");
+    let copied = CacheFacts {
+        cache_ctime_ns: CACHE_WRITTEN + 600 * 1_000_000_000,
+        ..facts(&name, Location::PyCache, &bytes, &body, replaced)
+    };
+    assert!(!written_in_place(&copied));
+    assert_eq!(judge(&copied).state, State::Fresh);
+    // A checked-hash cache is verified by the interpreter: ctime says nothing more.
+    let magic = lookup([0xcb, 0x0d, 0x0d, 0x0a]).unwrap();
+    let good = source_hash(&magic, b"x = 1\n").unwrap();
+    let v = pycache(
+        &hash_pyc(M312, 3, good),
+        with_ctime(present(1, 0, 6, Some(good)), NOW),
+    );
+    assert_eq!(v.state, State::Fresh);
+}
+
+#[test]
+fn a_future_source_mtime_is_no_evidence_of_an_edit() {
+    // CPython's own tests use 2**32 - 1, 2**33 - 5 and 2**35.
+    for secs in [(1i64 << 32) - 1, (1 << 33) - 5, 1 << 35] {
+        let masked = (secs & 0xFFFF_FFFF) as u32;
+        // The mtime was set (os.utime) before the import wrote the cache.
+        let source = with_ctime(present(secs, 0, 42, None), CACHE_WRITTEN - 1);
+        let v = pycache(&timestamp_pyc(M312, masked, 42), source);
+        assert_eq!(
+            (v.state, v.reason.as_deref()),
+            (State::Fresh, None),
+            "{secs}"
+        );
+        assert_eq!(
+            v.future_source_mtime,
+            Some(i128::from(secs) * 1_000_000_000)
+        );
+        // 3.6 compares unmasked: stale from 2**32 on, future or not.
+        let mut six = timestamp_pyc(3379, masked, 42);
+        six.drain(4..8);
+        let name = tagged("cpython-36");
+        let v = judge(&facts(
+            &name,
+            Location::PyCache,
+            &six,
+            &BodyFacts::Valid,
+            source,
+        ));
+        let want = if secs < 1 << 32 {
+            State::Fresh
+        } else {
+            State::Stale
+        };
+        assert_eq!(v.state, want, "{secs}: {v:?}");
+    }
+}
+
+#[test]
+fn python2_reasons_never_claim_a_size() {
+    let mut py2 = vec![0x03, 0xf3, 0x0d, 0x0a];
+    py2.extend(MTIME.to_le_bytes());
+    py2.extend(b"N");
+    let body = BodyFacts::Valid;
+    let name = legacy();
+    let same_second = judge(&CacheFacts {
+        cache_mtime_ns: i128::from(MTIME) * 1_000_000_000 + 100,
+        cache_ctime_ns: i128::from(MTIME) * 1_000_000_000 + 100,
+        ..facts(
+            &name,
+            Location::Beside,
+            &py2,
+            &body,
+            present(MTIME.into(), 500, 7, None),
+        )
+    });
+    let replaced = judge(&facts(
+        &name,
+        Location::Beside,
+        &py2,
+        &body,
+        with_ctime(present(MTIME.into(), 0, 7, None), NOW),
+    ));
+    for v in [same_second, replaced] {
+        assert_eq!(v.state, State::Suspect, "{v:?}");
+        let reason = v.reason.unwrap();
+        assert!(!reason.contains("and size"), "{reason}");
+        assert!(reason.contains("holds no size"), "{reason}");
+    }
 }
 
 #[test]
@@ -246,18 +402,37 @@ fn unusable_headers_are_regenerated_corrupt_warnings() {
 }
 
 #[test]
-fn unknown_magic_is_info() {
+fn unknown_magic_under_a_known_tag_is_stale() {
     let mut bytes = timestamp_pyc(M312, MTIME, 42);
     bytes[0] = 0x42;
     bytes[1] = 0x0e; // 3650: newer than pycguard knows
-    let v = pycache(&bytes, present(MTIME.into(), 0, 42, None));
-    assert_eq!((v.state, v.severity), (State::Unknown, Severity::Info));
+    let src = present(MTIME.into(), 0, 42, None);
+    let v = pycache(&bytes, src);
+    assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
     assert_eq!(v.invalidation, None);
     assert_eq!(
         v.interpreter,
         Some(Series::cpython(3, 12)),
         "falls back to the tag"
     );
+    assert!(
+        v.reason.unwrap().contains("Python 3.12 rejects it"),
+        "named for the tag's interpreter"
+    );
+    // Garbage, as CPython's test_bad_magic writes it.
+    let mut zeros = timestamp_pyc(M312, MTIME, 42);
+    zeros[..4].copy_from_slice(&[0; 4]);
+    let v = pycache(&zeros, src);
+    assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+    // A tag of a Python newer than pycguard knows: 3650 may well be its magic.
+    let v = judge_with(&tagged("cpython-315"), Location::PyCache, &bytes, src);
+    assert_eq!((v.state, v.severity), (State::Unknown, Severity::Info));
+    // But garbage is no interpreter's magic.
+    let v = judge_with(&tagged("cpython-315"), Location::PyCache, &zeros, src);
+    assert_eq!(v.state, State::Stale);
+    // A tag that names no series: nobody to say who reads it.
+    let v = judge_with(&tagged("jython-27"), Location::PyCache, &zeros, src);
+    assert_eq!((v.state, v.severity), (State::Unknown, Severity::Info));
 }
 
 #[test]
@@ -320,6 +495,167 @@ fn missing_sources() {
 }
 
 #[test]
+fn a_sourceless_legacy_cache_whose_import_fails_is_corrupt() {
+    let full = timestamp_pyc(M312, MTIME, 42);
+    let mut zeros = full.clone();
+    zeros[..4].copy_from_slice(&[0; 4]);
+    let mut flags = full.clone();
+    flags[4] = 4;
+    // CPython's SourcelessLoaderBadBytecodeTest states, and a damaged body.
+    let states: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("partial magic", full[..3].to_vec()),
+        ("magic only", full[..4].to_vec()),
+        ("bad magic", zeros),
+        ("partial flags", full[..7].to_vec()),
+        ("partial timestamp", full[..11].to_vec()),
+        ("partial hash", full[..13].to_vec()),
+        ("partial size", full[..15].to_vec()),
+        ("invalid flags", flags),
+        ("no marshal", full[..16].to_vec()),
+        ("bad marshal", [&full[..16], &b"<test>"[..]].concat()),
+    ];
+    for (what, bytes) in &states {
+        for dir_has_sources in [true, false] {
+            let v = judge_with(
+                &legacy(),
+                Location::Beside,
+                bytes,
+                SourceFacts::Missing { dir_has_sources },
+            );
+            assert_eq!(
+                (v.state, v.severity),
+                (State::Corrupt, Severity::Error),
+                "{what} ({dir_has_sources}): {v:?}"
+            );
+            assert!(v.reason.unwrap().contains("fails"), "{what}");
+        }
+    }
+    // The magic of a Python newer than pycguard knows is not damage.
+    let mut newer = full.clone();
+    newer[..2].copy_from_slice(&3650u16.to_le_bytes());
+    let v = judge_with(
+        &legacy(),
+        Location::Beside,
+        &newer,
+        SourceFacts::Missing {
+            dir_has_sources: false,
+        },
+    );
+    assert_eq!((v.state, v.severity), (State::Unknown, Severity::Info));
+}
+
+#[test]
+fn an_unread_optimisation_level_is_an_orphan() {
+    let name = CacheName::UnreadLevel {
+        stem: "mod".into(),
+        tag: "cpython-312".into(),
+        level: "0".into(),
+    };
+    let v = judge_with(
+        &name,
+        Location::PyCache,
+        &timestamp_pyc(M312, MTIME, 42),
+        SourceFacts::NotApplicable,
+    );
+    assert_eq!((v.state, v.severity), (State::Orphan, Severity::Warning));
+    assert!(v.reason.unwrap().contains(".opt-0"));
+    assert_eq!(v.tag.as_deref(), Some("cpython-312"));
+}
+
+#[test]
+fn pytest_caches_are_judged_as_their_pytest_version_reads_them() {
+    let magic = lookup([0xcb, 0x0d, 0x0d, 0x0a]).unwrap();
+    let good = source_hash(&magic, b"x = 1\n").unwrap();
+    let other = source_hash(&magic, b"x = 2\n").unwrap();
+    let src = |hash| present(MTIME.into(), 0, 6, hash);
+    let new = tagged("cpython-312-pytest-9.2.0");
+    let old = tagged("cpython-312-pytest-8.3.4");
+    let odd = tagged("cpython-312-pytest-unknown");
+    let j =
+        |name: &CacheName, bytes: &[u8], source| judge_with(name, Location::PyCache, bytes, source);
+
+    // pytest 9.2 writes checked-hash caches and reads nothing else.
+    let v = j(&new, &hash_pyc(M312, 3, good), src(Some(good)));
+    assert_eq!((v.state, v.checked), (State::Fresh, Checked::Hash), "{v:?}");
+    let v = j(&new, &hash_pyc(M312, 3, good), src(Some(other)));
+    assert_eq!(v.state, State::Stale);
+    assert!(v
+        .reason
+        .unwrap()
+        .contains("pytest checks it and rewrites it"));
+    let v = j(&new, &timestamp_pyc(M312, MTIME, 6), src(None));
+    assert_eq!(v.state, State::Stale);
+    assert!(v
+        .reason
+        .unwrap()
+        .contains("pytest 9.2 accepts only checked-hash"));
+    let v = j(&new, &hash_pyc(M312, 1, good), src(Some(good)));
+    assert_eq!(v.state, State::Stale, "unchecked hash: {v:?}");
+
+    // pytest 9.1 and older write timestamp caches and read nothing else.
+    let v = j(&old, &timestamp_pyc(M312, MTIME, 6), src(None));
+    assert_eq!(v.state, State::Fresh, "{v:?}");
+    let v = j(&old, &hash_pyc(M312, 3, good), src(Some(good)));
+    assert_eq!(v.state, State::Stale);
+    assert!(v
+        .reason
+        .unwrap()
+        .contains("pytest 8.3 accepts only timestamp"));
+    let v = j(
+        &old,
+        &timestamp_pyc(M312, MTIME, 6),
+        with_ctime(src(None), NOW),
+    );
+    assert_eq!(v.state, State::Suspect);
+    assert!(v
+        .reason
+        .unwrap()
+        .contains("pytest runs the cached rewritten code"));
+
+    // A version that cannot be read: either kind it writes.
+    assert_eq!(
+        j(&odd, &timestamp_pyc(M312, MTIME, 6), src(None)).state,
+        State::Fresh
+    );
+    assert_eq!(
+        j(&odd, &hash_pyc(M312, 3, good), src(Some(good))).state,
+        State::Fresh
+    );
+    assert_eq!(
+        j(&odd, &hash_pyc(M312, 1, good), src(Some(good))).state,
+        State::Stale
+    );
+
+    // Garbage magic and bad flags: pytest's `_read_pyc` returns None and rewrites.
+    let mut zeros = hash_pyc(M312, 3, good);
+    zeros[..4].copy_from_slice(&[0; 4]);
+    let v = j(&new, &zeros, src(Some(good)));
+    assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+    let v = j(&new, &hash_pyc(M312, 7, good), src(Some(good)));
+    assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+    // A damaged body is caught by pytest too.
+    let mut damaged = hash_pyc(M312, 3, good);
+    damaged.truncate(20);
+    let v = j(&new, &damaged, src(Some(good)));
+    assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
+}
+
+#[test]
+fn garbage_magic_beside_its_source_is_rebuilt_by_python_2() {
+    let mut zeros = timestamp_pyc(M312, MTIME, 42);
+    zeros[..4].copy_from_slice(&[0; 4]);
+    let v = judge_with(
+        &legacy(),
+        Location::Beside,
+        &zeros,
+        present(MTIME.into(), 0, 42, None),
+    );
+    assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+    assert!(v.reason.unwrap().contains("Python 2, the only interpreter"));
+}
+
+#[test]
 fn python3_legacy_beside_its_source_is_an_orphan() {
     let v = judge_with(
         &legacy(),
@@ -345,8 +681,17 @@ fn python2_rules_for_legacy_caches() {
     );
     assert_eq!(v.interpreter, Some(Series::cpython(2, 7)));
     assert_ne!(v.state, State::Stale, "Python 2 has no size check: {v:?}");
-    // Python 2 never reads __pycache__.
+    // Named for 3.12 in __pycache__: 3.12 reads it, finds Python 2's magic and recompiles.
     let v = pycache(&py2, present(MTIME.into(), 0, 999, None));
+    assert_eq!(v.state, State::Stale);
+    assert!(v.reason.unwrap().contains("Python 3.12 rejects it"));
+    // Under a tag that names no series, Python 2 never reads __pycache__.
+    let v = judge_with(
+        &tagged("jython-27"),
+        Location::PyCache,
+        &py2,
+        present(MTIME.into(), 0, 999, None),
+    );
     assert_eq!(v.state, State::Orphan);
 }
 
@@ -358,6 +703,11 @@ fn debris_and_misplaced_names_are_orphans() {
         CacheName::TaggedOutOfPlace {
             stem: "m".into(),
             tag: "cpython-312".into(),
+        },
+        CacheName::UnreadLevel {
+            stem: "m".into(),
+            tag: "cpython-312".into(),
+            level: "x".into(),
         },
     ] {
         let v = judge_with(&name, Location::PyCache, b"", SourceFacts::NotApplicable);

@@ -5,16 +5,27 @@
 //! Interpreters are the oracle: caches are written by them, and where it matters the test
 //! asks them what they actually import. A missing interpreter is skipped with a visible
 //! `SKIP:` line on stderr, never faked.
+//!
+//! With `PYCGUARD_TEST_REQUIRE=all-found` (what `.ci/run` sets) nothing the machine has
+//! may be skipped: `.ci/run` lists the interpreters on the machine itself (not through
+//! this discovery) and exports their series as `PYCGUARD_TEST_SERIES=2.7,3.6,…`, and the
+//! capabilities it found as `PYCGUARD_TEST_CAPS=root,setpriv`. Then a test fails when a
+//! listed series is not found here (or when the list is empty: at least one interpreter
+//! must exist), and when a listed capability is not usable. Each test binary prints, at
+//! exit, how many interpreter series its tests ran (one line, whatever the thread count).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+
+pub mod tools;
 
 /// The interpreter series this machine is expected to have under ~/.pyenv/versions.
 pub const EXPECTED: &[(u32, u32)] = &[
@@ -55,6 +66,7 @@ impl Interp {
 
     /// A command for this interpreter with the cache-related environment cleared.
     pub fn command(&self, dir: &Path) -> Command {
+        exercised(self.major, self.minor);
         let mut cmd = Command::new(&self.path);
         cmd.current_dir(dir)
             .env_remove("PYTHONDONTWRITEBYTECODE")
@@ -152,6 +164,7 @@ fn probe(path: &Path) -> Option<Interp> {
 /// Every interpreter on the machine: ~/.pyenv/versions/*/bin/python and the system
 /// python3, distinct builds only. Prints a SKIP line for each expected series not found.
 pub fn interpreters() -> Vec<Interp> {
+    print_summary_at_exit();
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(home) = std::env::var_os("HOME") {
         let versions = Path::new(&home).join(".pyenv/versions");
@@ -176,12 +189,131 @@ pub fn interpreters() -> Vec<Interp> {
             found.push(i);
         }
     }
+    require_series(found.iter().map(|i| (i.major, i.minor)));
     for (major, minor) in EXPECTED {
         if !found.iter().any(|i| i.major == *major && i.minor == *minor) {
             eprintln!("SKIP: no Python {major}.{minor} interpreter found (~/.pyenv/versions/*/bin/python, /usr/bin/python3)");
         }
     }
     found
+}
+
+/// Is `PYCGUARD_TEST_REQUIRE=all-found` set (CI: nothing the machine has may be skipped)?
+pub fn require_all() -> bool {
+    match std::env::var("PYCGUARD_TEST_REQUIRE") {
+        Ok(v) if v == "all-found" => true,
+        Ok(v) if v.is_empty() => false,
+        Ok(v) => panic!("PYCGUARD_TEST_REQUIRE={v:?}: the only value is all-found"),
+        Err(_) => false,
+    }
+}
+
+/// The series `.ci/run` found on the machine (`PYCGUARD_TEST_SERIES`), in require mode.
+fn required_series() -> Vec<(u32, u32)> {
+    let list = std::env::var("PYCGUARD_TEST_SERIES").unwrap_or_default();
+    let series: Vec<(u32, u32)> = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let (major, minor) = s
+                .trim()
+                .split_once('.')
+                .unwrap_or_else(|| panic!("PYCGUARD_TEST_SERIES: bad series {s:?}"));
+            (major.parse().unwrap(), minor.parse().unwrap())
+        })
+        .collect();
+    assert!(
+        !series.is_empty(),
+        "PYCGUARD_TEST_REQUIRE=all-found needs PYCGUARD_TEST_SERIES (set by .ci/run from the interpreters on the machine), and at least one interpreter"
+    );
+    series
+}
+
+/// In require mode, fail unless every series the machine has is among `found`.
+pub fn require_series(found: impl IntoIterator<Item = (u32, u32)>) {
+    if !require_all() {
+        return;
+    }
+    let found: BTreeSet<(u32, u32)> = found.into_iter().collect();
+    let missing: Vec<String> = required_series()
+        .into_iter()
+        .filter(|s| !found.contains(s))
+        .map(|(a, b)| format!("{a}.{b}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "PYCGUARD_TEST_REQUIRE=all-found: the machine has Python {} but the tests did not find it (HOME={:?})",
+        missing.join(", "),
+        std::env::var_os("HOME")
+    );
+}
+
+/// A capability a test needs (`root`, `setpriv`): whether it is usable here. In require
+/// mode, one that `.ci/run` listed in `PYCGUARD_TEST_CAPS` must be usable, or the test
+/// fails instead of skipping.
+pub fn capability(name: &str) -> bool {
+    let usable = match name {
+        "root" => effective_uid() == 0,
+        "setpriv" => Path::new("/usr/bin/setpriv").exists(),
+        other => panic!("unknown test capability {other:?}"),
+    };
+    if !usable && require_all() {
+        let listed = std::env::var("PYCGUARD_TEST_CAPS").unwrap_or_default();
+        assert!(
+            !listed.split(',').any(|c| c.trim() == name),
+            "PYCGUARD_TEST_REQUIRE=all-found: the machine has {name}, but this test cannot use it"
+        );
+    }
+    usable
+}
+
+/// Root with setpriv: tests can run pycguard as an unprivileged user.
+pub fn can_run_as_other_user() -> bool {
+    capability("root") & capability("setpriv")
+}
+
+static EXERCISED: Mutex<BTreeSet<(u32, u32)>> = Mutex::new(BTreeSet::new());
+
+/// Note that a test ran an interpreter of this series; the first call arranges the
+/// summary line printed when the test binary exits.
+pub fn exercised(major: u32, minor: u32) {
+    print_summary_at_exit();
+    EXERCISED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((major, minor));
+}
+
+/// Arrange for the per-suite summary line (once per test binary): it is printed when the
+/// process exits, after every test thread is done.
+pub fn print_summary_at_exit() {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registering a plain function to run at process exit.
+        unsafe {
+            libc::atexit(print_exercised);
+        }
+    });
+}
+
+extern "C" fn print_exercised() {
+    let series = EXERCISED.lock().unwrap_or_else(|e| e.into_inner());
+    let suite = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|n| {
+            n.rsplit_once('-')
+                .map_or(n.clone(), |(name, _)| name.to_owned())
+        })
+        .unwrap_or_default();
+    let list: Vec<String> = series.iter().map(|(a, b)| format!("{a}.{b}")).collect();
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SUMMARY: test suite {suite} exercised {} interpreter series ({})",
+        list.len(),
+        list.join(", ")
+    );
 }
 
 /// Interpreters of at least `major.minor` (prints SKIP lines for missing ones).
@@ -264,7 +396,13 @@ pub fn test_cache_dir() -> &'static Path {
 
 /// The pycguard binary under test.
 pub fn pycguard() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pycguard"));
+    print_summary_at_exit();
+    // PYCGUARD_TEST_BIN runs the suite against another build (e.g. an older commit, to
+    // see a new test fail there).
+    let bin = std::env::var_os("PYCGUARD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pycguard")));
+    let mut cmd = Command::new(bin);
     cmd.env("PYCGUARD_CACHE_DIR", test_cache_dir())
         .env("TZ", "UTC")
         .env("NO_COLOR", "1")

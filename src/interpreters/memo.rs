@@ -1,0 +1,304 @@
+//! The remembered probe answers (`interpreters-v2.json` in pycguard's cache directory), so
+//! that later runs only `stat` the interpreters instead of starting them.
+//!
+//! An entry is keyed by the resolved executable and its [`Stamp`] (device, inode, size,
+//! mtime and ctime: a replaced or rebuilt file is asked again). Only answers that pass
+//! [`super::answer::plausible`] are stored, and an entry is checked again when it is read
+//! back: one that fails (a swapped, edited or older memo) is dropped and the interpreter
+//! probed again. The file is only ever a hint: it is opened with `O_NONBLOCK |
+//! O_NOFOLLOW` (a FIFO, device or symlink put in its place is not waited on or followed),
+//! must be a regular file of at most [`MAX_BYTES`], and anything unreadable, damaged or of
+//! another format is ignored and rewritten. Writes are atomic (temp file + rename) and
+//! their failures silent: the memo can only save work, never change a verdict.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::answer::{plausible, Answer};
+
+/// File name inside pycguard's cache directory.
+pub const MEMO_FILE: &str = "interpreters-v2.json";
+/// The format written (older formats are ignored and rewritten).
+const FORMAT: u32 = 2;
+/// A larger file is not read (256 entries take well under 200 KiB).
+pub const MAX_BYTES: u64 = 1 << 20;
+/// At most this many entries are kept (the most recently asked ones).
+const MAX_ENTRIES: usize = 256;
+
+/// Identity of an executable file: a changed one is asked again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+            ctime_ns: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    executable: PathBuf,
+    stamp: Stamp,
+    answer: Answer,
+}
+
+/// The memo as loaded; [`ProbeMemo::save`] writes it back when it changed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ProbeMemo {
+    format: u32,
+    entries: Vec<Entry>,
+    #[serde(skip)]
+    changed: bool,
+}
+
+impl ProbeMemo {
+    /// Read the memo in `dir`; an absent, unreadable, oversized, non-regular or damaged
+    /// file gives an empty memo (which is written anew when something is remembered).
+    pub fn load(dir: &Path) -> ProbeMemo {
+        let Some(bytes) = read_bounded(&dir.join(MEMO_FILE)) else {
+            return ProbeMemo::default();
+        };
+        match serde_json::from_slice::<ProbeMemo>(&bytes) {
+            Ok(memo) if memo.format == FORMAT => memo,
+            // Another format or damaged: rewritten at the next save.
+            _ => ProbeMemo {
+                changed: true,
+                ..ProbeMemo::default()
+            },
+        }
+    }
+
+    /// The remembered answer for `resolved` with this stamp, if it is still plausible. An
+    /// entry that is not is dropped (and the memo rewritten at the next save).
+    pub fn get(&mut self, resolved: &Path, stamp: &Stamp) -> Option<Answer> {
+        let i = self
+            .entries
+            .iter()
+            .position(|e| e.executable == resolved && e.stamp == *stamp)?;
+        if plausible(&self.entries[i].answer, resolved).is_ok() {
+            return Some(self.entries[i].answer.clone());
+        }
+        self.entries.remove(i);
+        self.changed = true;
+        None
+    }
+
+    /// Remember a fresh answer, if it is plausible; otherwise forget any older one.
+    pub fn put(&mut self, resolved: &Path, stamp: &Stamp, answer: &Answer) {
+        if plausible(answer, resolved).is_err() {
+            self.forget(resolved);
+            return;
+        }
+        let entry = Entry {
+            executable: resolved.to_path_buf(),
+            stamp: stamp.clone(),
+            answer: answer.clone(),
+        };
+        if self.entries.last() == Some(&entry) {
+            return;
+        }
+        self.entries.retain(|e| e.executable != resolved);
+        self.entries.push(entry);
+        let excess = self.entries.len().saturating_sub(MAX_ENTRIES);
+        self.entries.drain(..excess);
+        self.changed = true;
+    }
+
+    /// Drop whatever is remembered about `resolved`.
+    pub fn forget(&mut self, resolved: &Path) {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.executable != resolved);
+        self.changed |= self.entries.len() != before;
+    }
+
+    /// Write atomically (temp file + rename) when something changed; failures are silent.
+    pub fn save(&mut self, dir: &Path) {
+        if !self.changed {
+            return;
+        }
+        self.format = FORMAT;
+        let Ok(json) = serde_json::to_vec(self) else {
+            return;
+        };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
+            if tmp.write_all(&json).is_ok() && tmp.persist(dir.join(MEMO_FILE)).is_ok() {
+                self.changed = false;
+            }
+        }
+    }
+}
+
+/// Drop the remembered answer for `resolved` in the memo of `dir` (a worker contradicted
+/// it); the next discovery asks the interpreter again.
+pub fn forget_in(dir: &Path, resolved: &Path) {
+    let mut memo = ProbeMemo::load(dir);
+    memo.forget(resolved);
+    memo.save(dir);
+}
+
+/// The whole file, when it is a regular file of at most [`MAX_BYTES`]; never blocks on a
+/// FIFO or device and never follows a symlink.
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .ok()?;
+    let stat = rustix::fs::fstat(&fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile
+        || stat.st_size < 0
+        || stat.st_size as u64 > MAX_BYTES
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(stat.st_size as usize);
+    std::fs::File::from(fd)
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut out)
+        .ok()?;
+    (out.len() as u64 <= MAX_BYTES).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn answer(exe: &str) -> Answer {
+        Answer {
+            implementation: "cpython".into(),
+            version_info: (3, 12),
+            version: "3.12.1".into(),
+            magic: [0xcb, 0x0d, 0x0d, 0x0a],
+            cache_tag: Some("cpython-312".into()),
+            executable: exe.into(),
+            prefixes: vec![Path::new(exe).parent().unwrap().parent().unwrap().into()],
+        }
+    }
+
+    fn stamp(n: u64) -> Stamp {
+        Stamp {
+            dev: 1,
+            ino: n,
+            size: 10,
+            mtime_ns: 5,
+            ctime_ns: 6,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_stamp_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = Path::new("/p/bin/python3.12");
+        let mut memo = ProbeMemo::load(dir.path());
+        memo.put(exe, &stamp(1), &answer("/p/bin/python3.12"));
+        memo.save(dir.path());
+        let mut again = ProbeMemo::load(dir.path());
+        assert_eq!(again.get(exe, &stamp(1)), Some(answer("/p/bin/python3.12")));
+        assert_eq!(
+            again.get(exe, &stamp(2)),
+            None,
+            "a changed file is asked again"
+        );
+    }
+
+    #[test]
+    fn implausible_answers_are_neither_stored_nor_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Path::new("/a/bin/python3.12");
+        let b = Path::new("/b/bin/python3.12");
+        let mut memo = ProbeMemo::load(dir.path());
+        // An answer about another executable (a swap) is not remembered.
+        memo.put(a, &stamp(1), &answer("/b/bin/python3.12"));
+        assert!(memo.entries.is_empty());
+        memo.put(a, &stamp(1), &answer("/a/bin/python3.12"));
+        memo.put(b, &stamp(2), &answer("/b/bin/python3.12"));
+        memo.save(dir.path());
+        // Swap the two answers on disk, as a damaged or edited memo would.
+        let path = dir.path().join(MEMO_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let entries = json["entries"].as_array_mut().unwrap();
+        let first = entries[0]["answer"].clone();
+        entries[0]["answer"] = entries[1]["answer"].clone();
+        entries[1]["answer"] = first;
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let mut swapped = ProbeMemo::load(dir.path());
+        assert_eq!(swapped.get(a, &stamp(1)), None);
+        assert_eq!(swapped.get(b, &stamp(2)), None);
+        assert!(swapped.entries.is_empty() && swapped.changed);
+        // An old-format file is ignored and rewritten.
+        std::fs::write(&path, br#"{"format":1,"entries":[]}"#).unwrap();
+        let mut old = ProbeMemo::load(dir.path());
+        assert!(old.changed);
+        old.save(dir.path());
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"format\":2"));
+    }
+
+    #[test]
+    fn keeps_the_most_recent_entries() {
+        let mut memo = ProbeMemo::default();
+        for n in 0..(MAX_ENTRIES as u64 + 10) {
+            let exe = format!("/v{n}/bin/python3.12");
+            memo.put(Path::new(&exe), &stamp(n), &answer(&exe));
+        }
+        assert_eq!(memo.entries.len(), MAX_ENTRIES);
+        let newest = format!("/v{}/bin/python3.12", MAX_ENTRIES + 9);
+        assert!(memo
+            .get(Path::new(&newest), &stamp(MAX_ENTRIES as u64 + 9))
+            .is_some());
+        assert!(memo
+            .get(Path::new("/v0/bin/python3.12"), &stamp(0))
+            .is_none());
+    }
+
+    #[test]
+    fn fifo_device_symlink_or_huge_file_is_ignored_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MEMO_FILE);
+        let started = Instant::now();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        assert!(ProbeMemo::load(dir.path()).entries.is_empty());
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(ProbeMemo::load(dir.path()).entries.is_empty());
+        std::fs::remove_file(&path).unwrap();
+        let huge = std::fs::File::create(&path).unwrap();
+        huge.set_len(3 << 30).unwrap(); // sparse: 3 GiB
+        assert!(ProbeMemo::load(dir.path()).entries.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Saving replaces whatever is there with a regular file.
+        let mut memo = ProbeMemo::default();
+        let exe = Path::new("/p/bin/python3.12");
+        memo.put(exe, &stamp(1), &answer("/p/bin/python3.12"));
+        memo.save(dir.path());
+        assert!(ProbeMemo::load(dir.path()).get(exe, &stamp(1)).is_some());
+    }
+}
