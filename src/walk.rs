@@ -927,6 +927,10 @@ fn read_dir<S: FnMut(WalkEvent)>(
     let found_before = found.len();
     pending.clear();
     let mut holds_venv_marker = false;
+    // A `__pycache__` of the tree is neither a virtualenv nor a mirror: its entries need no
+    // decision, so their events are not held back (most caches are in one).
+    let immediate = matches!(shared.mode, Mode::Tree)
+        && dir.path.file_name().is_some_and(layout::is_pycache_dir);
     let mut entries = RawDir::new(&fd, buffer.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = match entry {
@@ -1022,9 +1026,16 @@ fn read_dir<S: FnMut(WalkEvent)>(
             });
             continue;
         }
+        if immediate {
+            if let Some(event) = file_event(path, kind, shared.root, walk_root, options, Mode::Tree)
+            {
+                sink(event);
+            }
+            continue;
+        }
         pending.push(Pending::File(path, kind));
     }
-    if holds_venv_marker && !dir.is_start && !options.include_envs {
+    if holds_venv_marker && !dir.is_start && !immediate && !options.include_envs {
         // A virtual environment beneath the PATH: none of it is the project's.
         found.truncate(found_before);
         pending.clear();
