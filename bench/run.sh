@@ -20,9 +20,12 @@
 #           `compileall -q`). Writes bench/results/compile.md.
 #   clean   `pycguard clean -q` vs `pyclean -q` (a fresh copy per run), then the
 #           files each removed, compared. Writes bench/results/clean.md.
-#   fix     `pycguard fix` on a copy with 1% of the caches made stale (a fresh
-#           copy per run), then: only those caches changed, no source did,
-#           `check --deep` finds all fresh. Writes bench/results/fix.md.
+#   fix     `pycguard fix` (proving, the default) on a copy with 1% of the caches
+#           made stale (a fresh copy per run): with an empty proof store, a warm
+#           one, again on the fixed tree, and `--shallow`; vs `compileall -q` and
+#           `compileall -q -j0` on the same kind of tree. Then: only the stale
+#           caches changed, no source did, `check --deep` finds all fresh.
+#           Writes bench/results/fix.md.
 #           compile, clean and fix work on copies under $BENCH_DIR/NAME, with
 #           PYCGUARD_CACHE_DIR=$BENCH_DIR/NAME/memo, all removed afterwards.
 #   all     every section above, in order.
@@ -41,13 +44,15 @@
 #   PYCGUARD_BENCH_RSS_RUNS  runs per peak-RSS figure, the max is kept (default 3)
 #   PYCGUARD_BENCH_COPY_RUNS  runs per command that needs a fresh corpus copy per
 #                          run (compile, clean, fix; default 5, no warm-up)
+#   PYCGUARD_BENCH_FIX_COLD_RUNS  runs of `fix` with an empty proof store (default 3:
+#                          each proves all 24,776 caches)
 #
 # Time: `check` ~40-60 s once everything is in place (2 cores), `deep` ~3-4 min
 #   (two corpus copies, two full compiles of 24,776 sources); the first run
 #   also builds the corpus (~2 min with a warm pip cache, see corpus.sh) and
 #   pycguard (~1 min), and may apt-get install. With 5 runs per copy-based
 #   command (2 cores, copies ~15-20 s each): `compile` ~9 min, `clean` ~9 min,
-#   `fix` ~5 min.
+#   `fix` ~12 min (its cold rows prove all 24,776 caches, 3 runs).
 # Disk: ~5.2 GB under $BENCH_DIR (corpus 1.1 GB + corpus4x 4.1 GB; `deep`
 #   adds two 1.1 GB copies under $BENCH_DIR/deep, replaced on every run; while
 #   they run, `compile` needs ~3.3 GB more and `clean`/`fix` ~2.2 GB, removed
@@ -66,6 +71,7 @@ RUNS=${PYCGUARD_BENCH_RUNS:-15}
 WARMUP=${PYCGUARD_BENCH_WARMUP:-3}
 RSS_RUNS=${PYCGUARD_BENCH_RSS_RUNS:-3}
 COPY_RUNS=${PYCGUARD_BENCH_COPY_RUNS:-5}
+FIX_COLD_RUNS=${PYCGUARD_BENCH_FIX_COLD_RUNS:-3}
 PYCLEAN_VERSION=3.7.0
 GNU_TIME=/usr/bin/time
 
@@ -250,7 +256,7 @@ section_check() {
   if ((has_pyc)); then
     log "peak RSS: pycguard check -q on corpus (1x) and corpus4x, max of $RSS_RUNS runs each"
     read -r rss1 w1 < <(peak_rss "$PYCGUARD" check -q "$CORPUS") || FAILED=1
-    read -r rss4 w4 < <(peak_rss "$PYCGUARD" check -q "$CORPUS4X") || FAILED=1
+    read -r rss4 w4 < <(peak_rss "$PYCGUARD" check -q --include-venvs "$CORPUS4X") || FAILED=1
   fi
 
   row() {  # row LABEL NAME
@@ -313,7 +319,7 @@ section_check() {
     echo "$cmp_cmd"
     echo "$floor_cmd"
     echo "$GNU_TIME -f '%M %e' ${PYCGUARD:-pycguard} check -q $CORPUS"
-    echo "$GNU_TIME -f '%M %e' ${PYCGUARD:-pycguard} check -q $CORPUS4X"
+    echo "$GNU_TIME -f '%M %e' ${PYCGUARD:-pycguard} check -q --include-venvs $CORPUS4X"
     echo '```'
   } > "$out"
   cat "$out"
@@ -949,27 +955,43 @@ section_fix() {
   local out="$RESULTS_DIR/fix.md" raw="$BENCH_DIR/fix-hyperfine"
   work_setup fix
   rm -rf "$raw" && mkdir -p "$raw"
-  local tree="$WORK_DIR/tree" t_cmp="$WORK_DIR/tree-compileall" mem prep prep_cmp cmd="" cmd_cmp
-  local s_fix="" s_cmp="" why="${BUILD_ERROR:-not run}" py_helper
+  local tree="$WORK_DIR/tree" t_warm="$WORK_DIR/tree-warm" t_shallow="$WORK_DIR/tree-shallow"
+  local t_cmp="$WORK_DIR/tree-compileall" mem prep prep_warm prep_shallow prep_cmp
+  local cmd="" cmd_warm="" cmd_again="" cmd_shallow="" cmd_cmp cmd_cmp1
+  local s_fix="" s_warm="" s_again="" s_shallow="" s_cmp="" s_cmp1="" why="${BUILD_ERROR:-not run}" py_helper
+  local store="$WORK_MEMO/deep-proofs-v1.bin"
   mem="PYCGUARD_CACHE_DIR=$(q "$WORK_MEMO")"
   py_helper="$(q "$CORPUS_BASE_PYTHON") $(q "$WORK_HELPER")"
-  prep="rm -rf $(q "$tree") && cp -a $(q "$CORPUS") $(q "$tree")"
-  prep+=" && $py_helper stale $(q "$tree") $STALE_EVERY $(q "$WORK_DIR/stale.txt")"
+  # stale_prep TREE LIST: a fresh copy with every STALE_EVERY-th cached source edited.
+  stale_prep() {
+    echo "rm -rf $(q "$1") && cp -a $(q "$CORPUS") $(q "$1") && $py_helper stale $(q "$1") $STALE_EVERY $(q "$2")"
+  }
+  # The default `fix` proves every cache the interpreter would run: cold = empty proof
+  # store (deleted before each run; the interpreters' probe answers are kept).
+  prep="$(stale_prep "$tree" "$WORK_DIR/stale.txt") && rm -f $(q "$store")"
   prep+=" && $py_helper snap $(q "$tree") $(q "$WORK_DIR/before.json") && sync"
-  prep_cmp="rm -rf $(q "$t_cmp") && cp -a $(q "$CORPUS") $(q "$t_cmp")"
-  prep_cmp+=" && $py_helper stale $(q "$t_cmp") $STALE_EVERY $(q "$WORK_DIR/stale-compileall.txt") && sync"
+  prep_warm="$(stale_prep "$t_warm" "$WORK_DIR/stale-warm.txt") && sync"
+  prep_shallow="$(stale_prep "$t_shallow" "$WORK_DIR/stale-shallow.txt") && sync"
+  prep_cmp="$(stale_prep "$t_cmp" "$WORK_DIR/stale-compileall.txt") && sync"
   cmd_cmp="$(q "$CORPUS_PYTHON") -m compileall -q -j0 $(q "$t_cmp")"
-  [[ -n $WORK_PYC ]] && cmd="$mem $(q "$WORK_PYC") fix $(q "$tree") >$(q "$WORK_DIR/fix.out") 2>&1"
+  cmd_cmp1="$(q "$CORPUS_PYTHON") -m compileall -q $(q "$t_cmp")"
+  if [[ -n $WORK_PYC ]]; then
+    cmd="$mem $(q "$WORK_PYC") fix $(q "$tree") >$(q "$WORK_DIR/fix.out") 2>&1"
+    cmd_warm="$mem $(q "$WORK_PYC") fix $(q "$t_warm") >$(q "$WORK_DIR/fix-warm.out") 2>&1"
+    cmd_again="$mem $(q "$WORK_PYC") fix $(q "$t_warm") >$(q "$WORK_DIR/fix-again.out") 2>&1"
+    cmd_shallow="$mem $(q "$WORK_PYC") fix --shallow $(q "$t_shallow") >$(q "$WORK_DIR/fix-shallow.out") 2>&1"
+  fi
   prime_memo
 
   s_cmp=$(hf_one "$raw/compileall.json" "compileall -j0 (1% stale)" 0 "$COPY_RUNS" "$prep_cmp" "$cmd_cmp") || { s_cmp=""; FAILED=1; }
+  s_cmp1=$(hf_one "$raw/compileall-serial.json" "compileall (1% stale)" 0 "$COPY_RUNS" "$prep_cmp" "$cmd_cmp1") || { s_cmp1=""; FAILED=1; }
   rm -rf "$t_cmp"
   if [[ -n $cmd ]]; then
-    s_fix=$(hf_one "$raw/pycguard.json" "pycguard fix (1% stale)" 0 "$COPY_RUNS" "$prep" "$cmd") ||
+    s_fix=$(hf_one "$raw/pycguard.json" "pycguard fix, proof store empty (1% stale)" 0 "$FIX_COLD_RUNS" "$prep" "$cmd") ||
       { s_fix="" why="failed, see the log"; FAILED=1; }
   fi
 
-  local diff_out="" diff_rc="" deep_out="" deep_rc="" deep_cmd="" fix_out=""
+  local diff_out="" diff_rc="" deep_out="" deep_rc="" deep_cmd="" fix_out="" warm_out="" again_out="" shallow_out=""
   if [[ -n $s_fix ]]; then
     log "fix: comparing the last timed tree with its snapshot before the fix"
     fix_out=$(cat "$WORK_DIR/fix.out")
@@ -983,6 +1005,23 @@ section_fix() {
     deep_out=$(bash -c "$deep_cmd" 2>&1) || deep_rc=$?
     ((deep_rc == 0)) || { log "WARNING: check --deep exited $deep_rc after pycguard fix"; FAILED=1; }
   fi
+  rm -rf "$tree"
+  if [[ -n $cmd_warm ]]; then
+    # Warm: the store holds the proofs of the corpus's caches (made by the cold runs and
+    # the check above; proofs are keyed by content, so every copy finds them).
+    s_warm=$(hf_one "$raw/pycguard-warm.json" "pycguard fix, proof store warm (1% stale)" 0 "$COPY_RUNS" "$prep_warm" "$cmd_warm") ||
+      { s_warm=""; FAILED=1; }
+    [[ -n $s_warm ]] && warm_out=$(cat "$WORK_DIR/fix-warm.out")
+    # Again on the tree the last warm run fixed: the everyday pre-step (nothing to do).
+    s_again=$(hf_one "$raw/pycguard-again.json" "pycguard fix again (nothing to do)" 1 "$RUNS" "" "$cmd_again") ||
+      { s_again=""; FAILED=1; }
+    [[ -n $s_again ]] && again_out=$(cat "$WORK_DIR/fix-again.out")
+    rm -rf "$t_warm"
+    s_shallow=$(hf_one "$raw/pycguard-shallow.json" "pycguard fix --shallow (1% stale)" 0 "$COPY_RUNS" "$prep_shallow" "$cmd_shallow") ||
+      { s_shallow=""; FAILED=1; }
+    [[ -n $s_shallow ]] && shallow_out=$(cat "$WORK_DIR/fix-shallow.out")
+    rm -rf "$t_shallow"
+  fi
 
   local n_stale="?" f
   for f in "$WORK_DIR/stale.txt" "$WORK_DIR/stale-compileall.txt"; do
@@ -994,29 +1033,40 @@ section_fix() {
     echo
     section_env_md
     echo
-    echo "Each run on a fresh \`cp -a\` copy of the corpus in which every ${STALE_EVERY}th source (sorted paths) got a comment line appended, so $n_stale of its $CORPUS_CACHES caches are stale:"
+    echo "Each run on a fresh \`cp -a\` copy of the corpus in which every ${STALE_EVERY}th source (sorted paths) got a comment line appended, so $n_stale of its $CORPUS_CACHES caches are stale. \`pycguard fix\` proves every other cache against its source (the default; \`--shallow\` judges by header only):"
     echo
     echo "| command | tree | pycguard memo | median wall | mean ± σ | user+sys (mean) | runs |"
     echo "| --- | --- | --- | ---: | ---: | ---: | ---: |"
-    stats_row "\`pycguard fix\`" "1% stale" "new tree: none of its files remembered; interpreter probes remembered" "$s_fix" "$why"
-    stats_row "\`python -m compileall -q -j0\` (informational: the repair users run today)" "1% stale" "—" "$s_cmp" "failed, see the log"
+    stats_row "\`pycguard fix\`, cold" "1% stale" "proof store empty (deleted before each run); interpreter probes remembered" "$s_fix" "$why"
+    stats_row "\`pycguard fix\`, warm" "1% stale" "proof store holds the corpus's proofs; a new tree: every file hashed" "$s_warm" "$why"
+    stats_row "\`pycguard fix\` again (nothing to do: the everyday pre-step)" "the tree the last warm run fixed" "warm; files known by identity" "$s_again" "$why"
+    stats_row "\`pycguard fix --shallow\` (header only, as before)" "1% stale" "new tree: none of its files remembered" "$s_shallow" "$why"
+    stats_row "\`python -m compileall -q\` (the repair users run today)" "1% stale" "—" "$s_cmp1" "failed, see the log"
+    stats_row "\`python -m compileall -q -j0\`" "1% stale" "—" "$s_cmp" "failed, see the log"
     echo
     echo "| ratio (medians) | value | target | met |"
     echo "| --- | ---: | ---: | :---: |"
-    ratio_row "compileall -j0 / pycguard fix" "$s_cmp" "$s_fix" "" ""
+    ratio_row "compileall / pycguard fix, cold" "$s_cmp1" "$s_fix" "" ""
+    ratio_row "compileall / pycguard fix, warm" "$s_cmp1" "$s_warm" "" ""
+    ratio_row "compileall / pycguard fix again" "$s_cmp1" "$s_again" "" ""
+    ratio_row "compileall -j0 / pycguard fix --shallow" "$s_cmp" "$s_shallow" "" ""
     echo
-    echo "user+sys of \`compileall -j0\` misses its workers (Python 3.12 runs them under a forkserver that is never waited for)."
+    echo "user+sys of \`compileall -j0\` misses its workers (Python 3.12 runs them under a forkserver that is never waited for). compileall only recompiles what its header check (magic, flags, mtime; not size) finds stale: it proves nothing."
     echo
-    echo "What the last timed \`pycguard fix\` changed (snapshot taken by the prepare step, compared after the run):"
+    echo "What the last timed cold \`pycguard fix\` changed (snapshot taken by the prepare step, compared after the run):"
     echo
     if [[ -n $diff_rc ]]; then
       printf '%s\n' "$diff_out"
       echo "- \`check -q --deep\` afterwards: $(deep_verdict "$deep_rc")"
       echo
-      echo "\`pycguard fix\` (last lines of its output):"
+      echo "Last lines of each \`pycguard fix\`:"
       echo
       echo '```'
+      echo "# cold"
       printf '%s\n' "$fix_out" | tail -n 3
+      [[ -n $warm_out ]] && { echo "# warm"; printf '%s\n' "$warm_out" | tail -n 3; }
+      [[ -n $again_out ]] && { echo "# again"; printf '%s\n' "$again_out" | tail -n 3; }
+      [[ -n $shallow_out ]] && { echo "# --shallow"; printf '%s\n' "$shallow_out" | tail -n 3; }
       echo '```'
       echo
       echo "\`check -q --deep\`:"
@@ -1033,7 +1083,13 @@ section_fix() {
     echo '```'
     echo "# prepare: $prep"
     [[ -n $cmd ]] && echo "$cmd"
+    echo "# prepare: $prep_warm"
+    [[ -n $cmd_warm ]] && echo "$cmd_warm"
+    [[ -n $cmd_again ]] && echo "$cmd_again"
+    echo "# prepare: $prep_shallow"
+    [[ -n $cmd_shallow ]] && echo "$cmd_shallow"
     echo "# prepare: $prep_cmp"
+    echo "$cmd_cmp1"
     echo "$cmd_cmp"
     [[ -n $deep_cmd ]] && echo "$deep_cmd"
     echo '```'

@@ -126,7 +126,15 @@ fn run_check(config: &CheckConfig, deep_args: &DeepArgs) -> io::Result<ExitCode>
                 None if !config.quiet => human::write_deep_hint(&mut out, &report)?,
                 None => {}
             }
+            if let (Some(line), false) = (report.walk.skipped_line(), config.quiet) {
+                writeln!(out, "{line}")?;
+            }
         }
+    }
+    if let (Format::Json, Some(line), false) =
+        (config.format, report.walk.skipped_line(), config.quiet)
+    {
+        eprintln!("pycguard: {line}");
     }
     if let (Format::Json, Some(summary)) = (config.format, &deep_summary) {
         human::write_deep_summary(&mut anstream::stderr().lock(), summary)?;

@@ -104,11 +104,13 @@ pub fn run(config: &ScanConfig, keep: Keep) -> Report {
             Err(error) => report.errors.push(error),
         }
     };
+    let mut walked = walk::WalkSummary::default();
     for root in &config.roots {
-        walk::walk_root(root, &config.walk, &sink);
+        walked.merge(walk::walk_root(root, &config.walk, &sink));
     }
     memo.save();
     let mut report = report.into_inner().expect("poisoned");
+    report.walk = walked;
     report.sort();
     report
 }

@@ -73,8 +73,11 @@ could not be read), 2 on bad usage.")]
     Clean(CleanArgs),
 
     /// Repair exactly what is wrong: recompile stale caches, delete ghosts and orphans
+    #[command(mut_arg("deep", |a| a.help("Prove every cache against its source (the default for fix; accepted, changes nothing)")))]
     #[command(long_about = "\
-Check the caches under PATHS (default: .) and repair each by its state: hidden-stale, stale, \
+Check the caches under PATHS (default: .), prove each one the interpreter would run against \
+its source (as `check --deep` does: hidden-stale caches are found; proofs are remembered, so a \
+second run only hashes; --shallow judges by header only), and repair each by its state: hidden-stale, stale, \
 suspect and corrupt caches are recompiled with the interpreter they are for, keeping their \
 invalidation mode and optimisation level (deleted when that interpreter is not found, or with \
 --delete); ghosts and orphans are deleted; sourceless and unknown caches are left alone unless \
@@ -89,11 +92,14 @@ its reason), 2 on bad usage.")]
     /// Compile what is missing or not fresh (a pycguard-judged `python -m compileall`)
     #[command(long_about = "\
 Compile every source under PATHS (default: .) whose cache is missing or not fresh, for each \
-interpreter the tree already holds caches for (or each --python), in parallel through \
-long-lived workers. An up-to-date tree compiles nothing and starts no interpreter (once pycguard \
-has asked each interpreter on the machine for its cache tag: the answers are remembered in its \
-cache directory). --invalidation-mode \
-checked-hash makes the interpreter itself verify every later edit (see README).
+interpreter the tree already holds caches for (or each --python; for a tree without caches: the \
+virtualenv inside it, else the python3 on PATH, pyenv's shims followed; it says which and why), \
+in parallel through long-lived workers. With a pycache prefix in effect (--pycache-prefix, \
+$PYTHONPYCACHEPREFIX), Python 3.8+ gets its caches under the prefix, where it reads them, and \
+older interpreters in __pycache__. An up-to-date tree compiles nothing and starts no interpreter \
+(once pycguard has asked each interpreter on the machine for its cache tag: the answers are \
+remembered in its cache directory). --invalidation-mode checked-hash makes the interpreter \
+itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),
@@ -114,6 +120,10 @@ pub struct FixArgs {
 
     #[command(flatten)]
     pub deep: DeepArgs,
+
+    /// Judge by header only, as the interpreter does (no proof: hidden-stale caches are left)
+    #[arg(long, conflicts_with = "deep")]
+    pub shallow: bool,
 
     /// Delete caches that would be recompiled instead
     #[arg(long)]
@@ -265,9 +275,13 @@ pub struct WalkArgs {
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
 
-    /// Also find caches under this pycache prefix [default: $PYTHONPYCACHEPREFIX]
+    /// The pycache prefix in effect: its caches are found and judged, and Python 3.8+ reads only those (`compile` writes there) [default: $PYTHONPYCACHEPREFIX]
     #[arg(long, value_name = "DIR")]
     pub pycache_prefix: Option<PathBuf>,
+
+    /// Also walk virtual environments (directories holding pyvenv.cfg), .tox, .nox and node_modules found beneath PATHS
+    #[arg(long)]
+    pub include_venvs: bool,
 
     /// Threads for the walk [default: number of CPUs]
     #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]

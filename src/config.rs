@@ -118,6 +118,7 @@ impl ScanConfig {
                 pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &cwd),
                 report_debris: false,
                 report_sources: false,
+                include_envs: args.include_venvs,
             },
             cache_dir: cache_dir(&args.cache, &cwd),
         })

@@ -327,6 +327,13 @@ pub fn prefix_mirror_dir(prefix: &Path, abs_dir: &Path) -> PathBuf {
     out
 }
 
+/// Does an interpreter of this `(major, minor)` read and write caches under a pycache
+/// prefix when one is set (`sys.pycache_prefix`, new in 3.8)? Those that do use nothing
+/// else: the `__pycache__` caches beside the sources are not even looked at.
+pub fn reads_pycache_prefix(version: (u32, u32)) -> bool {
+    version >= (3, 8)
+}
+
 /// True when `name` is a directory name pycguard treats as a cache directory.
 pub fn is_pycache_dir(name: &OsStr) -> bool {
     name == PYCACHE_DIR

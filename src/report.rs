@@ -76,6 +76,8 @@ pub struct Report {
     pub summary: Summary,
     /// Sorted by path.
     pub errors: Vec<ScanError>,
+    /// What the walk skipped and recognised (environments, pycache prefixes).
+    pub walk: crate::walk::WalkSummary,
 }
 
 impl Report {

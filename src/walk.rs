@@ -7,6 +7,18 @@
 //! non-UTF-8 names survive. It classifies by name only; reading and judging happen in the
 //! caller's sink, on the walker's threads, so the scan streams and memory stays flat.
 //!
+//! Three things are decided per directory, from the listing the walker reads anyway:
+//!
+//! - **Environments are not the project** (as ruff and pyclean have it): a directory found
+//!   beneath a PATH that holds `pyvenv.cfg`, and any directory named `.tox`, `.nox` or
+//!   `node_modules`, is not walked unless [`WalkOptions::include_envs`]; the walk reports
+//!   what it skipped ([`WalkSummary`]). A PATH that is one itself is walked.
+//! - **A pycache prefix tree inside the walk is a mirror** of the sources it was written
+//!   for, whether or not a prefix is set now (a service's unit may set
+//!   `PYTHONPYCACHEPREFIX` where the shell does not): see [`WalkState::mirrored_dir`].
+//! - **A file as PATH** is a source (its caches are found: every cache the directory walk
+//!   would pair with it) or a cache; actions then work beneath the file's directory.
+//!
 //! It is a small work-sharing walker of its own rather than the `ignore` crate's: with no
 //! ignore files to honour, `ignore` still built a matcher, a path and a `DirEntry` for every
 //! entry and an `opendir` (with its `fstat`) per directory; reading directories with
@@ -14,11 +26,12 @@
 //! 66,651-entry benchmark tree from 56 ms to 39 ms, and 25 ms of CPU to 10 ms.
 
 use std::cell::RefCell;
-use std::ffi::OsStr;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use globset::GlobSet;
@@ -31,6 +44,106 @@ use crate::verdict::Location;
 
 /// Directories of version-control systems: never walked.
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr", "_darcs", ".jj", "CVS"];
+
+/// Directories that hold tools' environments rather than the project: not walked unless
+/// [`WalkOptions::include_envs`] (a directory holding `pyvenv.cfg` is a virtualenv too).
+pub const ENV_DIRS: &[&str] = &[".tox", ".nox", "node_modules"];
+
+/// The file whose presence makes a directory a virtual environment (PEP 405).
+pub const VENV_MARKER: &str = "pyvenv.cfg";
+
+/// A directory the walk did not enter (see [`ENV_DIRS`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Skipped {
+    /// As reached from the PATH argument (for a mirror under a pycache prefix: the source
+    /// directory it mirrors).
+    pub path: PathBuf,
+    /// True for a virtual environment (`pyvenv.cfg` inside), false for a name in [`ENV_DIRS`].
+    pub venv: bool,
+}
+
+/// What a walk learned besides its events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalkSummary {
+    /// Environment directories not walked; sorted, each once.
+    pub skipped: Vec<Skipped>,
+    /// Absolute pycache prefixes recognised inside the walked trees by their layout.
+    pub found_prefixes: Vec<PathBuf>,
+}
+
+impl WalkSummary {
+    /// Add another walk's summary.
+    pub fn merge(&mut self, other: WalkSummary) {
+        self.skipped.extend(other.skipped);
+        self.skipped.sort();
+        self.skipped.dedup();
+        self.found_prefixes.extend(other.found_prefixes);
+        self.found_prefixes.sort();
+        self.found_prefixes.dedup();
+    }
+
+    /// One line saying what was skipped and how to include it; `None` when nothing was.
+    pub fn skipped_line(&self) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let show = |p: &Path| {
+            let s = p.to_string_lossy();
+            s.strip_prefix("./").unwrap_or(&s).to_owned()
+        };
+        let list = |paths: Vec<&Path>| {
+            const SHOWN: usize = 3;
+            let mut names: Vec<String> = paths.iter().take(SHOWN).map(|p| show(p)).collect();
+            if paths.len() > SHOWN {
+                names.push(format!("{} more", paths.len() - SHOWN));
+            }
+            names.join(", ")
+        };
+        let mut parts = Vec::new();
+        let venvs: Vec<&Path> = self
+            .skipped
+            .iter()
+            .filter(|s| s.venv)
+            .map(|s| s.path.as_path())
+            .collect();
+        if !venvs.is_empty() {
+            parts.push(format!(
+                "{} virtual {} ({})",
+                venvs.len(),
+                if venvs.len() == 1 {
+                    "environment"
+                } else {
+                    "environments"
+                },
+                list(venvs)
+            ));
+        }
+        let others: Vec<&Path> = self
+            .skipped
+            .iter()
+            .filter(|s| !s.venv)
+            .map(|s| s.path.as_path())
+            .collect();
+        if !others.is_empty() {
+            parts.push(format!(
+                "{} tool environment {} ({})",
+                others.len(),
+                if others.len() == 1 {
+                    "directory"
+                } else {
+                    "directories"
+                },
+                list(others)
+            ));
+        }
+        let total = self.skipped.len();
+        Some(format!(
+            "skipped {}; --include-venvs to include {}",
+            parts.join(" and "),
+            if total == 1 { "it" } else { "them" }
+        ))
+    }
+}
 
 /// One cache found by the walk.
 #[derive(Clone, Debug)]
@@ -104,6 +217,8 @@ pub struct WalkOptions {
     pub report_debris: bool,
     /// Also report `.py` sources (for `compile`).
     pub report_sources: bool,
+    /// Walk virtual environments and [`ENV_DIRS`] found beneath a PATH too.
+    pub include_envs: bool,
 }
 
 /// A PATH argument to walk.
@@ -119,35 +234,198 @@ pub struct Root {
 
 /// Walk one root (a directory or a single file) and, when a prefix is set, its mirrors
 /// under the prefix. Events arrive on the walker's threads.
-pub fn walk_root<F>(root: &Root, options: &WalkOptions, sink: &F)
+pub fn walk_root<F>(root: &Root, options: &WalkOptions, sink: &F) -> WalkSummary
 where
     F: Fn(WalkEvent) + Sync,
 {
-    walk_root_per_thread(root, options, &|| sink);
+    walk_root_per_thread(root, options, &|| sink)
 }
 
 /// As [`walk_root`], with one sink per walker thread: `make_sink` is called once on each
 /// thread, and the sink it returns receives that thread's events and is dropped when the
 /// thread's share of the walk ends. A sink that gathers results can keep them unshared
 /// while the walk runs and merge them once, in its `Drop`.
-pub fn walk_root_per_thread<M, S>(root: &Root, options: &WalkOptions, make_sink: &M)
+pub fn walk_root_per_thread<M, S>(root: &Root, options: &WalkOptions, make_sink: &M) -> WalkSummary
 where
     M: Fn() -> S + Sync,
     S: FnMut(WalkEvent) + Send,
 {
-    run(&root.path, &root.path, options, Mode::Tree, make_sink);
+    let root_abs = match root.absolute_forms.first() {
+        Some(abs) => abs.clone(),
+        None => std::env::current_dir()
+            .map(|cwd| crate::config::lexically_absolute(&cwd, &root.path))
+            .unwrap_or_else(|_| root.path.clone()),
+    };
+    let state = WalkState::default();
+    let walk = Walk {
+        root: &root.path,
+        root_abs: &root_abs,
+        options,
+        state: &state,
+    };
+    walk.run(&root.path, Mode::Tree, make_sink);
     if let Some(prefix) = &options.pycache_prefix {
-        for absolute in &root.absolute_forms {
-            let mirror = layout::prefix_mirror_dir(prefix, absolute);
-            if mirror.is_dir() {
-                run(
-                    &mirror,
-                    &root.path,
-                    options,
-                    Mode::Mirror { mirror: &mirror },
-                    make_sink,
-                );
+        if std::fs::metadata(&root.path).is_ok_and(|m| m.is_dir()) {
+            for absolute in &root.absolute_forms {
+                let mirror = layout::prefix_mirror_dir(prefix, absolute);
+                if mirror.is_dir() {
+                    walk.run(&mirror, Mode::Mirror { mirror: &mirror }, make_sink);
+                }
             }
+        }
+    }
+    state.into_summary()
+}
+
+/// One PATH's walks (its tree, then its mirrors under a prefix) and what they share.
+struct Walk<'a> {
+    /// The PATH as the user gave it.
+    root: &'a Path,
+    /// Its lexically absolute form.
+    root_abs: &'a Path,
+    options: &'a WalkOptions,
+    state: &'a WalkState,
+}
+
+/// What the threads of one PATH's walks share besides their backlog.
+#[derive(Default)]
+struct WalkState {
+    skipped: Mutex<Vec<Skipped>>,
+    /// Absolute pycache prefixes recognised by their layout so far (usually none or one).
+    prefixes: Mutex<Vec<PathBuf>>,
+    /// Directories asked whether they hold `pyvenv.cfg` (only for mirrored directories:
+    /// the tree's own listings already say).
+    venv_dirs: Mutex<HashMap<PathBuf, bool>>,
+    /// Directories with tagged caches outside `__pycache__` whose prefix was not recognised
+    /// when they were read (their only caches' sources are gone): decided once the walk
+    /// has seen every directory, so the verdict never depends on the order of the walk.
+    undecided: Mutex<Vec<Undecided>>,
+}
+
+impl WalkState {
+    fn skip(&self, path: PathBuf, venv: bool) {
+        self.skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Skipped { path, venv });
+    }
+
+    fn into_summary(self) -> WalkSummary {
+        let mut summary = WalkSummary::default();
+        summary.merge(WalkSummary {
+            skipped: self.skipped.into_inner().unwrap_or_else(|e| e.into_inner()),
+            found_prefixes: self
+                .prefixes
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        });
+        summary
+    }
+
+    /// The absolute source directory that the directory `dir_abs` (absolute, holding
+    /// tagged caches named for `stems` outside any `__pycache__`) mirrors under a pycache
+    /// prefix, if it is one.
+    ///
+    /// The rule: `dir_abs` is `P/s1/…/sn` where `P` is the prefix and `/s1/…/sn` the
+    /// directory the interpreter's sources were in (importlib joins the prefix with the
+    /// source directory minus its root). `P` is the prefix in effect (`configured`), or
+    /// one already recognised in this walk, or else the shortest ancestor for which
+    /// `/s1/…/sn/STEM.py` exists for one of (the first two of) `stems` — at most one
+    /// `stat` per ancestor, and only for a directory holding tagged caches outside
+    /// `__pycache__`, which nothing but a prefix tree (or a misplaced cache) has. Once
+    /// recognised, every other directory under `P` costs a comparison of paths.
+    fn mirrored_dir(
+        &self,
+        dir_abs: &Path,
+        stems: &[&OsStr],
+        configured: Option<&Path>,
+    ) -> Option<PathBuf> {
+        if let Some(source) = self.known_source(dir_abs, configured) {
+            return Some(source);
+        }
+        let parts: Vec<&OsStr> = dir_abs
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(part) => Some(part),
+                _ => None,
+            })
+            .collect();
+        for split in 1..parts.len() {
+            let mut source = PathBuf::from("/");
+            source.extend(&parts[split..]);
+            let holds_source = stems.iter().take(2).any(|stem| {
+                let mut name = stem.to_os_string();
+                name.push(".py");
+                std::fs::metadata(source.join(name)).is_ok_and(|m| m.is_file())
+            });
+            if holds_source {
+                let mut prefix = PathBuf::from("/");
+                prefix.extend(&parts[..split]);
+                self.prefixes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(prefix);
+                return Some(source);
+            }
+        }
+        None
+    }
+
+    /// The source directory `dir_abs` mirrors under the prefix in effect or one already
+    /// recognised, without looking at the file system.
+    fn known_source(&self, dir_abs: &Path, configured: Option<&Path>) -> Option<PathBuf> {
+        let below = |prefix: &Path| -> Option<PathBuf> {
+            let rest = dir_abs.strip_prefix(prefix).ok()?;
+            (!rest.as_os_str().is_empty()).then(|| Path::new("/").join(rest))
+        };
+        if let Some(source) = configured.and_then(below) {
+            return Some(source);
+        }
+        let known = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
+        known.iter().find_map(|p| below(p))
+    }
+
+    /// The nearest directory from `dir` up to (not including) `stop` that holds
+    /// `pyvenv.cfg`: a mirrored directory belongs to a virtual environment when the
+    /// source directory it mirrors does. Answers are remembered per directory.
+    fn venv_holding(&self, dir: &Path, stop: &Path) -> Option<PathBuf> {
+        let mut current = Some(dir);
+        while let Some(d) = current {
+            if d == stop || !d.starts_with(stop) || d.as_os_str().is_empty() {
+                return None;
+            }
+            let known = self
+                .venv_dirs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(d)
+                .copied();
+            let holds = known.unwrap_or_else(|| {
+                let holds =
+                    std::fs::symlink_metadata(d.join(VENV_MARKER)).is_ok_and(|m| !m.is_dir());
+                self.venv_dirs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(d.to_path_buf(), holds);
+                holds
+            });
+            if holds {
+                return Some(d.to_path_buf());
+            }
+            current = d.parent();
+        }
+        None
+    }
+}
+
+impl Walk<'_> {
+    /// An absolute source directory as reached from the PATH when it lies beneath it
+    /// (`./pkg` rather than `/home/u/app/pkg`), else as it is.
+    fn as_reached(&self, absolute: &Path) -> PathBuf {
+        match absolute.strip_prefix(self.root_abs) {
+            Ok(rest) if rest.as_os_str().is_empty() => self.root.to_path_buf(),
+            Ok(rest) => self.root.join(rest),
+            Err(_) => absolute.to_path_buf(),
         }
     }
 }
@@ -187,6 +465,7 @@ struct Shared<'a> {
     start: &'a Path,
     root: &'a Path,
     options: &'a WalkOptions,
+    walk: &'a Walk<'a>,
     mode: Mode<'a>,
     /// Device and inode of the pycache prefix when it is to be skipped (tree mode): a
     /// directory is the prefix when it is the same inode, found with one `lstat`.
@@ -254,91 +533,260 @@ impl Drop for StopOnPanic<'_, '_> {
 /// types come from the directory itself (`d_type`; one `lstat` only where a file system
 /// does not fill it in), and paths are built only for directories, names that can be
 /// sources or caches, and whatever `--exclude` has to see.
-fn run<M, S>(start: &Path, root: &Path, options: &WalkOptions, mode: Mode<'_>, make_sink: &M)
-where
-    M: Fn() -> S + Sync,
-    S: FnMut(WalkEvent) + Send,
-{
-    // The starting point is followed when it is a symlink, as the user named it.
-    let meta = match std::fs::metadata(start) {
-        Ok(meta) => meta,
-        Err(err) => {
-            make_sink()(WalkEvent::Error {
-                path: start.to_path_buf(),
-                message: crate::facts::io_message(&err),
-            });
+impl<'w> Walk<'w> {
+    fn run<M, S>(&'w self, start: &Path, mode: Mode<'_>, make_sink: &M)
+    where
+        M: Fn() -> S + Sync,
+        S: FnMut(WalkEvent) + Send,
+    {
+        let options = self.options;
+        // The starting point is followed when it is a symlink, as the user named it.
+        let meta = match std::fs::metadata(start) {
+            Ok(meta) => meta,
+            Err(err) => {
+                make_sink()(WalkEvent::Error {
+                    path: start.to_path_buf(),
+                    message: crate::facts::io_message(&err),
+                });
+                return;
+            }
+        };
+        if !meta.is_dir() {
+            // stat only: a FIFO or device given as PATH is never opened here.
+            let kind = match std::fs::symlink_metadata(start) {
+                Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
+                _ if meta.is_file() => Kind::File,
+                _ => Kind::Special(FileKind::from_mode(std::os::unix::fs::MetadataExt::mode(
+                    &meta,
+                ))),
+            };
+            let mut sink = make_sink();
+            self.walk_file(start, kind, &mut sink);
             return;
         }
-    };
-    if !meta.is_dir() {
-        let walk_root: Arc<Path> = Arc::from(start);
-        // stat only: a FIFO or device given as PATH is never opened here.
-        let kind = match std::fs::symlink_metadata(start) {
-            Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
-            _ if meta.is_file() => Kind::File,
-            _ => Kind::Special(FileKind::from_mode(std::os::unix::fs::MetadataExt::mode(
-                &meta,
-            ))),
+        let shared = Shared {
+            backlog: Mutex::new(Backlog {
+                jobs: vec![DirJob {
+                    path: start.to_path_buf(),
+                    is_start: true,
+                }],
+                busy: 0,
+                idle: 0,
+                done: false,
+            }),
+            wakeup: Condvar::new(),
+            start,
+            root: self.root,
+            options,
+            walk: self,
+            mode,
+            skip_dir: match mode {
+                Mode::Tree => options
+                    .pycache_prefix
+                    .as_ref()
+                    .and_then(|prefix| std::fs::metadata(prefix).ok())
+                    .map(|m| (m.dev(), m.ino())),
+                Mode::Mirror { .. } => None,
+            },
         };
-        let mut sink = make_sink();
-        if let Some(event) = file_event(start.to_path_buf(), kind, root, &walk_root, options, mode)
-        {
+        let threads = options.threads.max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let _stop = StopOnPanic(&shared);
+                    let mut sink = make_sink();
+                    // One allocation per thread, not one shared counter: every event clones
+                    // it, and a reference count bounced between cores costs more than the
+                    // rest of the event.
+                    let walk_root: Arc<Path> = Arc::from(start);
+                    let mut buffer: Vec<u8> = Vec::with_capacity(DIR_BUFFER);
+                    let mut found = Vec::new();
+                    let mut pending = Vec::new();
+                    let mut job = shared.next_job(&mut found, false);
+                    while let Some(dir) = job {
+                        read_dir(
+                            &shared,
+                            &dir,
+                            &walk_root,
+                            &mut buffer,
+                            &mut found,
+                            &mut pending,
+                            &mut sink,
+                        );
+                        job = shared.next_job(&mut found, true);
+                    }
+                    drop(sink);
+                });
+            }
+        });
+        self.emit_undecided(start, make_sink);
+    }
+
+    /// A file given as the PATH. A source brings every cache the directory walk would
+    /// pair with it (`__pycache__/NAME.*.pyc`, legacy `NAME.pyc`/`NAME.pyo`, and its
+    /// caches under the pycache prefix in effect); a cache is judged where it lies (under a
+    /// prefix when it is in one). Actions then work beneath the file's directory (the
+    /// directory holding `__pycache__` for a cache inside one), never beneath the file.
+    fn walk_file<S: FnMut(WalkEvent)>(&self, start: &Path, kind: Kind, sink: &mut S) {
+        let options = self.options;
+        let dir = start.parent().unwrap_or(Path::new(""));
+        let Some(file_name) = start.file_name() else {
+            return;
+        };
+        if is_source(start, kind) {
+            let dir_root: Arc<Path> = Arc::from(dir);
+            if options.report_sources {
+                sink(WalkEvent::Source {
+                    root: dir_root.clone(),
+                    path: start.to_path_buf(),
+                });
+            }
+            let name = file_name.as_bytes();
+            let stem = OsStr::from_bytes(&name[..name.len() - 3]);
+            let pycache = dir.join(layout::PYCACHE_DIR);
+            self.caches_named(&pycache, stem, dir, &dir_root, Mode::Tree, sink);
+            for suffix in [".pyc", ".pyo"] {
+                let mut legacy = stem.to_os_string();
+                legacy.push(suffix);
+                let path = dir.join(legacy);
+                if let Some(kind) = entry_kind(&path) {
+                    if let Some(event) = file_event(path, kind, dir, &dir_root, options, Mode::Tree)
+                    {
+                        sink(event);
+                    }
+                }
+            }
+            if let Some(prefix) = &options.pycache_prefix {
+                let mut dir_forms: Vec<PathBuf> = Vec::new();
+                let lexical = self.root_abs.parent().unwrap_or(Path::new("/"));
+                dir_forms.push(lexical.to_path_buf());
+                if let Ok(real) = std::fs::canonicalize(lexical) {
+                    if real != lexical {
+                        dir_forms.push(real);
+                    }
+                }
+                for abs_dir in dir_forms {
+                    let mirror = layout::prefix_mirror_dir(prefix, &abs_dir);
+                    let mirror_root: Arc<Path> = Arc::from(mirror.as_path());
+                    let mode = Mode::Mirror { mirror: &mirror };
+                    self.caches_named(&mirror, stem, dir, &mirror_root, mode, sink);
+                }
+            }
+            return;
+        }
+        let in_pycache = dir.file_name().is_some_and(layout::is_pycache_dir);
+        let actions_root = if in_pycache {
+            dir.parent().unwrap_or(Path::new(""))
+        } else {
+            dir
+        };
+        let walk_root: Arc<Path> = Arc::from(actions_root);
+        if !in_pycache {
+            // Under a prefix (the one in effect, or one recognised by its layout): a mirror.
+            let dir_abs = self.root_abs.parent().unwrap_or(Path::new("/"));
+            let configured = options.pycache_prefix.as_deref();
+            let under_prefix = configured.is_some_and(|p| dir_abs.starts_with(p));
+            let out_of_place = matches!(
+                layout::classify(file_name, false),
+                Some(CacheName::TaggedOutOfPlace { .. })
+            );
+            if under_prefix || out_of_place {
+                let stem = match layout::classify(file_name, true) {
+                    Some(CacheName::Tagged { stem, .. }) => Some(stem),
+                    _ => None,
+                };
+                let stems: Vec<&OsStr> = stem.as_deref().into_iter().collect();
+                if let Some(source_abs) = self.state.mirrored_dir(dir_abs, &stems, configured) {
+                    let source_dir = self.as_reached(&source_abs);
+                    let mode = Mode::Mirror { mirror: dir };
+                    let path = start.to_path_buf();
+                    if let Some(event) =
+                        file_event(path, kind, &source_dir, &walk_root, options, mode)
+                    {
+                        sink(event);
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(event) = file_event(
+            start.to_path_buf(),
+            kind,
+            self.root,
+            &walk_root,
+            options,
+            Mode::Tree,
+        ) {
             sink(event);
         }
-        return;
     }
-    let shared = Shared {
-        backlog: Mutex::new(Backlog {
-            jobs: vec![DirJob {
-                path: start.to_path_buf(),
-                is_start: true,
-            }],
-            busy: 0,
-            idle: 0,
-            done: false,
-        }),
-        wakeup: Condvar::new(),
-        start,
-        root,
-        options,
-        mode,
-        skip_dir: match mode {
-            Mode::Tree => options
-                .pycache_prefix
-                .as_ref()
-                .and_then(|prefix| std::fs::metadata(prefix).ok())
-                .map(|m| (m.dev(), m.ino())),
-            Mode::Mirror { .. } => None,
-        },
-    };
-    let threads = options.threads.max(1);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let _stop = StopOnPanic(&shared);
-                let mut sink = make_sink();
-                // One allocation per thread, not one shared counter: every event clones
-                // it, and a reference count bounced between cores costs more than the
-                // rest of the event.
-                let walk_root: Arc<Path> = Arc::from(start);
-                let mut buffer: Vec<u8> = Vec::with_capacity(DIR_BUFFER);
-                let mut found = Vec::new();
-                let mut job = shared.next_job(&mut found, false);
-                while let Some(dir) = job {
-                    read_dir(
-                        &shared,
-                        &dir,
-                        &walk_root,
-                        &mut buffer,
-                        &mut found,
-                        &mut sink,
-                    );
-                    job = shared.next_job(&mut found, true);
-                }
-                drop(sink);
-            });
+
+    /// The tagged caches for `stem` in `dir` (a `__pycache__` or a mirror directory), as
+    /// found by a walk of it with `source_root` as the sources' directory.
+    fn caches_named<S: FnMut(WalkEvent)>(
+        &self,
+        dir: &Path,
+        stem: &OsStr,
+        source_root: &Path,
+        walk_root: &Arc<Path>,
+        mode: Mode<'_>,
+        sink: &mut S,
+    ) {
+        let entries = match std::fs::read_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) {
+            Ok(entries) => entries,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return
+            }
+            Err(err) => {
+                return sink(WalkEvent::Error {
+                    path: dir.to_path_buf(),
+                    message: crate::facts::io_message(&err),
+                })
+            }
+        };
+        let mut names: Vec<OsString> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|name| {
+                matches!(layout::classify(name, true), Some(CacheName::Tagged { stem: s, .. }) if s == stem)
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(name);
+            let Some(kind) = entry_kind(&path) else {
+                continue;
+            };
+            if let Some(event) = file_event(path, kind, source_root, walk_root, self.options, mode)
+            {
+                sink(event);
+            }
         }
-    });
+    }
+}
+
+/// What a named entry is, not following a symlink; `None` when it is absent.
+fn entry_kind(path: &Path) -> Option<Kind> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let t = meta.file_type();
+    Some(if t.is_symlink() {
+        Kind::Symlink
+    } else if t.is_file() {
+        Kind::File
+    } else if t.is_dir() {
+        Kind::Dir
+    } else {
+        Kind::Special(FileKind::from_mode(meta.mode()))
+    })
 }
 
 /// The directory the calling walker thread is reading, open, while its sink runs.
@@ -436,12 +884,22 @@ impl Kind {
     }
 }
 
+/// An entry of the directory being read whose event waits for the end of the listing
+/// (until then it is not known whether the directory is a virtualenv, or a mirror).
+enum Pending {
+    File(PathBuf, Kind),
+    /// A directory named like a cache (a hazard where the importer opens one).
+    Dir(PathBuf),
+    Debris(PathBuf),
+}
+
 fn read_dir<S: FnMut(WalkEvent)>(
     shared: &Shared<'_>,
     dir: &DirJob,
     walk_root: &Arc<Path>,
     buffer: &mut Vec<u8>,
     found: &mut Vec<DirJob>,
+    pending: &mut Vec<Pending>,
     sink: &mut S,
 ) {
     let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -466,11 +924,21 @@ fn read_dir<S: FnMut(WalkEvent)>(
     });
     let _reading = ReadingGuard;
     let options = shared.options;
+    let found_before = found.len();
+    pending.clear();
+    let mut holds_venv_marker = false;
+    // A `__pycache__` of the tree is neither a virtualenv nor a mirror: its entries need no
+    // decision, so their events are not held back (most caches are in one).
+    let immediate = matches!(shared.mode, Mode::Tree)
+        && dir.path.file_name().is_some_and(layout::is_pycache_dir);
     let mut entries = RawDir::new(&fd, buffer.spare_capacity_mut());
     while let Some(entry) = entries.next() {
         let entry = match entry {
             Ok(entry) => entry,
-            Err(err) => return sink(error(err)),
+            Err(err) => {
+                sink(error(err));
+                break;
+            }
         };
         if crate::deep::interrupted() {
             return;
@@ -495,6 +963,10 @@ fn read_dir<S: FnMut(WalkEvent)>(
                     continue;
                 }
             };
+        }
+        if kind != Kind::Dir && name == VENV_MARKER.as_bytes() {
+            holds_venv_marker = true;
+            continue;
         }
         let name = OsStr::from_bytes(name);
         if kind == Kind::Dir && VCS_DIRS.iter().any(|v| name == *v) {
@@ -528,26 +1000,24 @@ fn read_dir<S: FnMut(WalkEvent)>(
                     continue;
                 }
             }
+            if !options.include_envs && ENV_DIRS.iter().any(|d| name == *d) {
+                // A mirror's copy of one is reported by the tree walk that met the original.
+                if matches!(shared.mode, Mode::Tree) {
+                    shared.walk.state.skip(path, false);
+                }
+                continue;
+            }
             if may_be_source_or_cache(name) {
                 // A directory where the importer opens a cache: a hazard to report (and
-                // still a directory to walk).
-                if let Some(candidate) =
-                    classify_file(path.clone(), shared.root, walk_root, shared.mode, kind)
-                {
-                    if matches!(candidate.name, CacheName::Tagged { .. }) {
-                        sink(WalkEvent::Cache(candidate));
-                    }
-                }
+                // still a directory to walk), once the directory's listing is read.
+                pending.push(Pending::Dir(path.clone()));
             }
             if options.report_debris
                 && crate::actions::clean::DEBRIS_DIRS
                     .iter()
                     .any(|d| name == *d)
             {
-                sink(WalkEvent::Debris {
-                    root: walk_root.clone(),
-                    path,
-                });
+                pending.push(Pending::Debris(path));
                 continue;
             }
             found.push(DirJob {
@@ -556,9 +1026,228 @@ fn read_dir<S: FnMut(WalkEvent)>(
             });
             continue;
         }
-        if let Some(event) = file_event(path, kind, shared.root, walk_root, options, shared.mode) {
-            sink(event);
+        if immediate {
+            if let Some(event) = file_event(path, kind, shared.root, walk_root, options, Mode::Tree)
+            {
+                sink(event);
+            }
+            continue;
         }
+        pending.push(Pending::File(path, kind));
+    }
+    if holds_venv_marker && !dir.is_start && !immediate && !options.include_envs {
+        // A virtual environment beneath the PATH: none of it is the project's.
+        found.truncate(found_before);
+        pending.clear();
+        shared.walk.state.skip(dir.path.clone(), true);
+        return;
+    }
+    if pending.is_empty() {
+        return;
+    }
+    // Where this directory's caches belong: beside their sources (the tree), or, for a
+    // directory of a pycache prefix tree, in the source directory it mirrors.
+    let mirrored: Option<(PathBuf, Mode<'_>)> = match shared.mode {
+        Mode::Mirror { mirror } => Some((shared.root.to_path_buf(), Mode::Mirror { mirror })),
+        Mode::Tree => match detect_mirror(shared, dir, pending) {
+            Detected::Mirror(source_dir) => Some((
+                source_dir,
+                Mode::Mirror {
+                    mirror: dir.path.as_path(),
+                },
+            )),
+            Detected::Undecided(dir_abs) => {
+                // Its prefix may yet be recognised elsewhere in this walk: decided at the end.
+                shared
+                    .walk
+                    .state
+                    .undecided
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Undecided {
+                        dir: dir.path.clone(),
+                        dir_abs,
+                        pending: std::mem::take(pending),
+                    });
+                return;
+            }
+            Detected::Beside => None,
+        },
+    };
+    shared
+        .walk
+        .emit_dir(shared.mode, &dir.path, pending, mirrored, walk_root, sink);
+}
+
+impl Walk<'_> {
+    /// The events of one directory's entries, once it is known where its caches belong
+    /// (`mirrored`: the source directory and mirror mode, for a directory of a prefix
+    /// tree). A mirrored directory whose sources lie in a virtual environment is skipped
+    /// as that environment is.
+    fn emit_dir<S: FnMut(WalkEvent)>(
+        &self,
+        walk_mode: Mode<'_>,
+        dir: &Path,
+        pending: &mut Vec<Pending>,
+        mirrored: Option<(PathBuf, Mode<'_>)>,
+        walk_root: &Arc<Path>,
+        sink: &mut S,
+    ) {
+        let options = self.options;
+        if let (Some((source_root, Mode::Mirror { mirror })), false) =
+            (&mirrored, options.include_envs)
+        {
+            let source_dir = match dir.strip_prefix(mirror) {
+                Ok(rel) if !rel.as_os_str().is_empty() => source_root.join(rel),
+                _ => source_root.clone(),
+            };
+            let (from, stop) = match walk_mode {
+                Mode::Mirror { .. } => (source_dir, self.root.to_path_buf()),
+                Mode::Tree => {
+                    let absolute = match source_dir.strip_prefix(self.root) {
+                        Ok(rel) => self.root_abs.join(rel),
+                        Err(_) => source_dir,
+                    };
+                    let stop = if absolute.starts_with(self.root_abs) {
+                        self.root_abs.to_path_buf()
+                    } else {
+                        PathBuf::from("/")
+                    };
+                    (absolute, stop)
+                }
+            };
+            if let Some(venv) = self.state.venv_holding(&from, &stop) {
+                let shown = match walk_mode {
+                    Mode::Mirror { .. } => venv,
+                    Mode::Tree => self.as_reached(&venv),
+                };
+                self.state.skip(shown, true);
+                pending.clear();
+                return;
+            }
+        }
+        let (root, mode) = match &mirrored {
+            Some((source_root, mode)) => (source_root.as_path(), *mode),
+            None => (self.root, Mode::Tree),
+        };
+        for entry in pending.drain(..) {
+            match entry {
+                Pending::File(path, kind) => {
+                    if let Some(event) = file_event(path, kind, root, walk_root, options, mode) {
+                        sink(event);
+                    }
+                }
+                Pending::Dir(path) => {
+                    if let Some(candidate) = classify_file(path, root, walk_root, mode, Kind::Dir) {
+                        if matches!(candidate.name, CacheName::Tagged { .. }) {
+                            sink(WalkEvent::Cache(candidate));
+                        }
+                    }
+                }
+                Pending::Debris(path) => sink(WalkEvent::Debris {
+                    root: walk_root.clone(),
+                    path,
+                }),
+            }
+        }
+    }
+
+    /// The directories left undecided by [`read_dir`], now that every prefix the walk
+    /// could recognise is known; on the calling thread.
+    fn emit_undecided<M, S>(&self, start: &Path, make_sink: &M)
+    where
+        M: Fn() -> S,
+        S: FnMut(WalkEvent),
+    {
+        let undecided = std::mem::take(
+            &mut *self
+                .state
+                .undecided
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if undecided.is_empty() {
+            return;
+        }
+        let mut sink = make_sink();
+        let walk_root: Arc<Path> = Arc::from(start);
+        let configured = self.options.pycache_prefix.as_deref();
+        for mut dir in undecided {
+            let mirrored = self
+                .state
+                .known_source(&dir.dir_abs, configured)
+                .map(|source| (self.as_reached(&source), Mode::Mirror { mirror: &dir.dir }));
+            self.emit_dir(
+                Mode::Tree,
+                &dir.dir,
+                &mut dir.pending,
+                mirrored,
+                &walk_root,
+                &mut sink,
+            );
+        }
+    }
+}
+
+/// What [`detect_mirror`] found about a directory.
+enum Detected {
+    /// No tagged caches outside `__pycache__`: an ordinary directory of the tree.
+    Beside,
+    /// Part of a pycache prefix tree, mirroring this source directory.
+    Mirror(PathBuf),
+    /// Tagged caches outside `__pycache__`, but no prefix recognised (yet); its absolute path.
+    Undecided(PathBuf),
+}
+
+/// A directory whose decision waits for the end of the walk.
+struct Undecided {
+    dir: PathBuf,
+    dir_abs: PathBuf,
+    pending: Vec<Pending>,
+}
+
+/// For a directory of the tree: does it hold tagged caches outside `__pycache__`, and is
+/// it then part of a pycache prefix tree (see [`WalkState::mirrored_dir`])? The source
+/// directory is given as reached from the PATH when it lies beneath it.
+fn detect_mirror(shared: &Shared<'_>, dir: &DirJob, pending: &[Pending]) -> Detected {
+    if dir.path.file_name().is_some_and(layout::is_pycache_dir) {
+        return Detected::Beside;
+    }
+    let mut stems: Vec<OsString> = Vec::new();
+    for entry in pending {
+        let Pending::File(path, Kind::File) = entry else {
+            continue;
+        };
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        if !name.as_bytes().ends_with(b".pyc") {
+            continue;
+        }
+        if let Some(CacheName::TaggedOutOfPlace { stem, .. }) = layout::classify(name, false) {
+            if !stems.contains(&stem) {
+                stems.push(stem);
+            }
+            if stems.len() == 2 {
+                break;
+            }
+        }
+    }
+    if stems.is_empty() {
+        return Detected::Beside;
+    }
+    let walk = shared.walk;
+    let dir_abs = match dir.path.strip_prefix(shared.start) {
+        Ok(rel) if !rel.as_os_str().is_empty() => walk.root_abs.join(rel),
+        _ => walk.root_abs.to_path_buf(),
+    };
+    let stems: Vec<&OsStr> = stems.iter().map(OsString::as_os_str).collect();
+    match walk
+        .state
+        .mirrored_dir(&dir_abs, &stems, walk.options.pycache_prefix.as_deref())
+    {
+        Some(source_abs) => Detected::Mirror(walk.as_reached(&source_abs)),
+        None => Detected::Undecided(dir_abs),
     }
 }
 
@@ -656,7 +1345,8 @@ fn classify_file(
 }
 
 /// The candidate for one named file (for `inspect`): placed by its directory, or under
-/// `prefix` when it lies there. `None` when the name is not a cache name at all.
+/// `prefix` (or a prefix recognised by its layout, see [`WalkState::mirrored_dir`]) when it
+/// lies there. `None` when the name is not a cache name at all.
 pub fn candidate_for_file(
     path: &Path,
     absolute: &Path,
@@ -685,13 +1375,22 @@ pub fn candidate_for_file(
             found_as,
         });
     }
-    if let Some(rel) = prefix.and_then(|p| absolute.parent()?.strip_prefix(p).ok()) {
+    let mirrored = prefix
+        .and_then(|p| absolute.parent()?.strip_prefix(p).ok())
+        .map(|rel| Path::new("/").join(rel))
+        .or_else(|| match layout::classify(file_name, false) {
+            Some(CacheName::TaggedOutOfPlace { stem, .. }) => {
+                WalkState::default().mirrored_dir(absolute.parent()?, &[stem.as_os_str()], None)
+            }
+            _ => None,
+        });
+    if let Some(source_dir) = mirrored {
         let name = layout::classify(file_name, true)?;
         let source = match &name {
             CacheName::Tagged { stem, .. } => {
                 let mut file = stem.clone();
                 file.push(".py");
-                Some(Path::new("/").join(rel).join(file))
+                Some(source_dir.join(file))
             }
             _ => None,
         };
@@ -734,6 +1433,7 @@ mod tests {
             pycache_prefix: None,
             report_debris: true,
             report_sources: true,
+            include_envs: false,
         }
     }
 
@@ -931,6 +1631,163 @@ mod tests {
         assert_eq!(events(t, t, &with_prefix), expected());
         let got = events(t, t, &options(2, &["skipme"]));
         assert!(got.contains("cache prefix/x/__pycache__/z.cpython-312.pyc <- prefix/x/z.py"));
+    }
+
+    /// The events and the summary of a walk of `start`.
+    fn walk_with_summary(start: &Path, options: &WalkOptions) -> (BTreeSet<String>, WalkSummary) {
+        let seen = Mutex::new(BTreeSet::new());
+        let root = Root {
+            path: start.to_path_buf(),
+            absolute_forms: vec![start.to_path_buf()],
+        };
+        let rel = |p: &Path| p.strip_prefix(start).unwrap_or(p).display().to_string();
+        let summary = walk_root(&root, options, &|event| {
+            if let WalkEvent::Cache(c) = event {
+                let line = format!(
+                    "{} <- {}",
+                    rel(&c.path),
+                    c.source.as_deref().map(rel).unwrap_or_default()
+                );
+                seen.lock().unwrap().insert(line);
+            }
+        });
+        (seen.into_inner().unwrap(), summary)
+    }
+
+    #[test]
+    fn environments_beneath_the_start_are_skipped_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        for f in [
+            "pkg/__pycache__/a.cpython-312.pyc",
+            "venv/lib/__pycache__/v.cpython-312.pyc",
+            "venv/pyvenv.cfg",
+            ".tox/py/__pycache__/t.cpython-312.pyc",
+            "web/node_modules/n/__pycache__/n.cpython-312.pyc",
+            "deep/er/env/pyvenv.cfg",
+            "deep/er/env/__pycache__/e.cpython-312.pyc",
+        ] {
+            fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
+            fs::write(t.join(f), b"").unwrap();
+        }
+        let mut opts = options(2, &[]);
+        let (caches, summary) = walk_with_summary(t, &opts);
+        assert_eq!(
+            caches,
+            BTreeSet::from(["pkg/__pycache__/a.cpython-312.pyc <- pkg/a.py".to_owned()])
+        );
+        let skipped: Vec<(String, bool)> = summary
+            .skipped
+            .iter()
+            .map(|s| {
+                (
+                    s.path.strip_prefix(t).unwrap().display().to_string(),
+                    s.venv,
+                )
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (".tox".to_owned(), false),
+                ("deep/er/env".to_owned(), true),
+                ("venv".to_owned(), true),
+                ("web/node_modules".to_owned(), false)
+            ]
+        );
+        assert!(summary
+            .skipped_line()
+            .unwrap()
+            .ends_with("--include-venvs to include them"));
+        // A PATH that is an environment is walked; --include-venvs walks them all.
+        let (caches, summary) = walk_with_summary(&t.join("venv"), &opts);
+        assert_eq!(caches.len(), 1);
+        assert!(summary.skipped.is_empty());
+        opts.include_envs = true;
+        let (caches, summary) = walk_with_summary(t, &opts);
+        assert_eq!(caches.len(), 5);
+        assert_eq!(summary.skipped_line(), None);
+    }
+
+    #[test]
+    fn the_skipped_line_names_what_it_skipped() {
+        let summary = WalkSummary {
+            skipped: vec![Skipped {
+                path: PathBuf::from("./.venv"),
+                venv: true,
+            }],
+            found_prefixes: vec![],
+        };
+        assert_eq!(
+            summary.skipped_line().unwrap(),
+            "skipped 1 virtual environment (.venv); --include-venvs to include it"
+        );
+        let many = WalkSummary {
+            skipped: (0..5)
+                .map(|i| Skipped {
+                    path: PathBuf::from(format!("e{i}")),
+                    venv: i != 0,
+                })
+                .collect(),
+            found_prefixes: vec![],
+        };
+        assert_eq!(
+            many.skipped_line().unwrap(),
+            "skipped 4 virtual environments (e1, e2, e3, 1 more) and 1 tool environment directory (e0); --include-venvs to include them"
+        );
+    }
+
+    #[test]
+    fn a_prefix_tree_in_the_walk_is_recognised_by_its_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path();
+        let prefix = t.join("instance/tmp");
+        let mut mirror = prefix.clone();
+        mirror.extend(t.components().skip(1));
+        for f in ["src/pkg/m.py", "src/other.py"] {
+            fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
+            fs::write(t.join(f), b"").unwrap();
+        }
+        for f in [
+            "src/pkg/m.cpython-312.pyc",
+            "src/pkg/m.cpython-312.opt-1.pyc",
+            "src/pkg/m.cpython-312.pyc.123456",
+            // The only cache of its directory, for a deleted source: decided at the end.
+            "src/gone.cpython-312.pyc",
+        ] {
+            fs::create_dir_all(mirror.join(f).parent().unwrap()).unwrap();
+            fs::write(mirror.join(f), b"").unwrap();
+        }
+        // A misplaced cache beside its source is no prefix.
+        fs::write(t.join("src/other.cpython-312.pyc"), b"").unwrap();
+        let m = mirror.strip_prefix(t).unwrap().display().to_string();
+        for threads in [1, 2, 8] {
+            let (caches, summary) = walk_with_summary(t, &options(threads, &[]));
+            let want: BTreeSet<String> = [
+                format!("{m}/src/pkg/m.cpython-312.pyc <- src/pkg/m.py"),
+                format!("{m}/src/pkg/m.cpython-312.opt-1.pyc <- src/pkg/m.py"),
+                format!("{m}/src/pkg/m.cpython-312.pyc.123456 <- "),
+                format!("{m}/src/gone.cpython-312.pyc <- src/gone.py"),
+                "src/other.cpython-312.pyc <- ".to_owned(),
+            ]
+            .into_iter()
+            .collect();
+            assert_eq!(caches, want, "threads={threads}");
+            assert_eq!(summary.found_prefixes, vec![prefix.clone()]);
+        }
+        // Walked from inside the prefix tree, and as one file of it.
+        let (caches, _) = walk_with_summary(&mirror.join("src"), &options(2, &[]));
+        assert!(
+            caches.contains(&format!(
+                "pkg/m.cpython-312.pyc <- {}",
+                t.join("src/pkg/m.py").display()
+            )),
+            "{caches:?}"
+        );
+        let (caches, _) =
+            walk_with_summary(&mirror.join("src/pkg/m.cpython-312.pyc"), &options(2, &[]));
+        let want = format!(" <- {}", t.join("src/pkg/m.py").display());
+        assert_eq!(caches, BTreeSet::from([want]));
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct CleanOutcome {
     pub failed: Vec<(PathBuf, String)>,
     /// Entries the scan could not read.
     pub scan_errors: Vec<(PathBuf, String)>,
+    /// What the walk skipped (environments).
+    pub walk: walk::WalkSummary,
 }
 
 thread_local! {
@@ -162,6 +164,7 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
     if let Some(states) = &options.states {
         let report = check::run(config, Keep::All);
         let mut out = outcome.lock().expect("poisoned");
+        out.walk = report.walk.clone();
         out.scan_errors = report
             .errors
             .iter()
@@ -223,9 +226,11 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
         };
         let mut walk_options = config.walk.clone();
         walk_options.report_debris = options.debris;
+        let mut walked = walk::WalkSummary::default();
         for root in &config.roots {
-            walk::walk_root(root, &walk_options, &sink);
+            walked.merge(walk::walk_root(root, &walk_options, &sink));
         }
+        outcome.lock().expect("poisoned").walk = walked;
     }
     // Forget this thread's open directory before removing directories.
     LAST_DIR.with(|last| last.borrow_mut().take());

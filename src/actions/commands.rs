@@ -148,7 +148,11 @@ fn write_clean<W: Write>(
     if !o.failed.is_empty() {
         parts.push(format!("{err}{} failed{err:#}", o.failed.len()));
     }
-    writeln!(out, "{}", parts.join(", "))
+    writeln!(out, "{}", parts.join(", "))?;
+    match o.walk.skipped_line() {
+        Some(line) if !quiet => writeln!(out, "{line}"),
+        _ => Ok(()),
+    }
 }
 
 /// Was the run stopped by SIGINT or SIGTERM (the workers are already stopped and reaped)?
@@ -207,11 +211,10 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         mode: args.invalidation_mode.map(mode_of),
         dry_run: args.dry_run,
     };
-    let keep = if args.deep.deep {
-        Keep::All
-    } else {
-        Keep::Problems
-    };
+    // Proving is the default: a fix that leaves hidden-stale code is not a fix. The proofs
+    // are remembered, so a second run only hashes. `--deep` is accepted and changes nothing.
+    let prove = !args.shallow;
+    let keep = if prove { Keep::All } else { Keep::Problems };
     let mut report = check::run(&scan, keep);
     if interrupted() {
         return Ok(ExitCode::Interrupted);
@@ -225,9 +228,16 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
-    if args.deep.deep && deep::run(&mut report, &deep_config, &interpreters).is_err() {
-        return Ok(ExitCode::Interrupted);
-    }
+    let deep_summary = if prove {
+        match deep::run(&mut report, &deep_config, &interpreters) {
+            Ok(summary) => Some(summary),
+            Err(_) => return Ok(ExitCode::Interrupted),
+        }
+    } else {
+        None
+    };
+    let header_only = report.summary.header_only;
+    let walked = std::mem::take(&mut report.walk);
     let scan_errors = std::mem::take(&mut report.errors);
     let entries: Vec<_> = report
         .entries
@@ -318,6 +328,23 @@ pub fn run_fix(args: &FixArgs) -> io::Result<ExitCode> {
             )
         }
     )?;
+    if !args.quiet {
+        match &deep_summary {
+            Some(summary) => crate::output::human::write_deep_summary(&mut out, summary)?,
+            None if header_only > 0 => writeln!(
+                out,
+                "--shallow: {header_only} {} judged by header only (mtime and size, as the interpreter does) and left as {}; without --shallow, fix proves {} against {} source",
+                if header_only == 1 { "cache was" } else { "caches were" },
+                if header_only == 1 { "it was" } else { "they were" },
+                if header_only == 1 { "it" } else { "them" },
+                if header_only == 1 { "its" } else { "their" },
+            )?,
+            None => {}
+        }
+        if let Some(line) = walked.skipped_line() {
+            writeln!(out, "{line}")?;
+        }
+    }
     out.flush()?;
     Ok(if outcome.failed() == 0 && scan_errors.is_empty() {
         ExitCode::Success
@@ -362,36 +389,30 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
     }
     let tags = found_tree.tags.clone();
     let scan_errors = found_tree.errors.clone();
+    let walked = found_tree.walk.clone();
     // --python given: exactly those; else the interpreters whose caches the tree holds;
-    // else python3 from PATH (else the first found).
-    let chosen: Vec<_> = if !args.python.pythons.is_empty() {
+    // else the one the tree is for (its virtualenv, else python3 on PATH).
+    let chosen: Vec<(crate::interpreters::Interpreter, String)> = if !args.python.pythons.is_empty()
+    {
         found
             .all()
             .iter()
             .filter(|i| i.origin == Origin::Flag)
-            .cloned()
+            .map(|i| (i.clone(), "--python".to_owned()))
             .collect()
     } else {
-        let by_tag: Vec<_> = found
-            .all()
-            .iter()
-            .filter(|i| i.cache_tag.as_ref().is_some_and(|t| tags.contains(t)))
-            .fold(
-                Vec::new(),
-                |mut acc: Vec<crate::interpreters::Interpreter>, i| {
-                    if !acc.iter().any(|a| a.cache_tag == i.cache_tag) {
-                        acc.push(i.clone());
-                    }
-                    acc
-                },
-            );
+        let mut by_tag: Vec<(crate::interpreters::Interpreter, String)> = Vec::new();
+        for i in found.all() {
+            let Some(tag) = i.cache_tag.as_ref().filter(|t| tags.contains(*t)) else {
+                continue;
+            };
+            if !by_tag.iter().any(|(a, _)| a.cache_tag == i.cache_tag) {
+                by_tag.push((i.clone(), format!("the tree holds {tag} caches")));
+            }
+        }
         if by_tag.is_empty() {
-            found
-                .all()
-                .iter()
-                .find(|i| i.path.file_name().is_some_and(|n| n == "python3"))
-                .or(found.all().first())
-                .cloned()
+            let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+            choose_for_tree(&found, &scan.roots, &cwd)
                 .into_iter()
                 .collect()
         } else {
@@ -402,6 +423,15 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         eprintln!("pycguard: error: no Python interpreter found (give one with --python PATH)");
         return Ok(ExitCode::Usage);
     }
+    if !args.quiet {
+        let mut out = anstream::stdout().lock();
+        for (interpreter, why) in &chosen {
+            writeln!(out, "compiling for {} ({why})", interpreter.display_name())?;
+        }
+        out.flush()?;
+    }
+    let chosen: Vec<crate::interpreters::Interpreter> =
+        chosen.into_iter().map(|(i, _)| i).collect();
     let options = CompileOptions {
         levels: vec![args.optimize],
         mode: args
@@ -409,6 +439,7 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
             .map_or_else(Mode::py_compile_default, mode_of),
         force: args.force,
         dry_run: args.dry_run,
+        prefix: scan.walk.pycache_prefix.clone(),
     };
     let outcome = compile::run(
         found_tree,
@@ -478,10 +509,171 @@ pub fn run_compile(args: &CompileArgs) -> io::Result<ExitCode> {
         },
         names.join(", ")
     )?;
+    if !args.quiet {
+        if scan.walk.pycache_prefix.is_none() {
+            for prefix in &walked.found_prefixes {
+                writeln!(
+                    out,
+                    "note: {} holds the caches a pycache prefix gives these sources (a service's PYTHONPYCACHEPREFIX?); with --pycache-prefix {} compile writes them there",
+                    prefix.display(),
+                    prefix.display()
+                )?;
+            }
+        }
+        if let Some(line) = walked.skipped_line() {
+            writeln!(out, "{line}")?;
+        }
+    }
     out.flush()?;
     Ok(if outcome.failed.is_empty() && unreadable.is_empty() {
         ExitCode::Success
     } else {
         ExitCode::Problems
     })
+}
+
+/// The interpreter a tree without caches is for, and why, as a user would expect: the
+/// virtualenv inside the tree, else the `python3` that `PATH` runs (through pyenv's shims
+/// too), else the first interpreter found.
+fn choose_for_tree(
+    found: &Interpreters,
+    roots: &[crate::walk::Root],
+    cwd: &std::path::Path,
+) -> Option<(crate::interpreters::Interpreter, String)> {
+    use crate::interpreters::Interpreter;
+    let shown = |path: &std::path::Path| -> String {
+        for root in roots {
+            let Some(abs) = root.absolute_forms.first() else {
+                continue;
+            };
+            if let Ok(rest) = path.strip_prefix(abs) {
+                let inside = root.path.join(rest);
+                let text = inside.to_string_lossy().into_owned();
+                return text.strip_prefix("./").unwrap_or(&text).to_owned();
+            }
+        }
+        path.display().to_string()
+    };
+    if let Some(venv) = found.all().iter().find(|i| i.origin == Origin::Venv) {
+        let holder = venv
+            .path
+            .parent()
+            .and_then(std::path::Path::parent)
+            .unwrap_or(&venv.path);
+        let is_root = roots
+            .iter()
+            .any(|r| r.absolute_forms.first().is_some_and(|a| a == holder));
+        let why = if is_root {
+            "this tree is a virtualenv"
+        } else {
+            "the virtualenv in this tree"
+        };
+        return Some((venv.clone(), format!("{}: {why}", shown(&venv.path))));
+    }
+    let by_executable = |exe: &std::path::Path| -> Option<&Interpreter> {
+        let resolved = std::fs::canonicalize(exe).ok()?;
+        found.all().iter().find(|i| i.resolved == resolved)
+    };
+    if let Some((exe, how)) = path_python3(cwd) {
+        if let Some(interpreter) = by_executable(&exe) {
+            return Some((interpreter.clone(), how));
+        }
+    }
+    found.all().first().map(|i| {
+        (
+            i.clone(),
+            "the first Python found: no virtualenv in the tree, no python3 on PATH".to_owned(),
+        )
+    })
+}
+
+/// The `python3` a shell in `cwd` would run: the first on `PATH`; pyenv's shims stand for
+/// the version pyenv selects (`$PYENV_VERSION`, a `.python-version` in `cwd` or above,
+/// then `$PYENV_ROOT/version`; `system` means the next `python3` on `PATH`). Read from
+/// files only: nothing is run. Returns the executable and how it was found.
+fn path_python3(cwd: &std::path::Path) -> Option<(std::path::PathBuf, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        if dir.ends_with("shims") && dir.to_string_lossy().contains("pyenv") {
+            let shim = dir.join("python3");
+            if !shim.is_file() {
+                continue;
+            }
+            let Some(root) = pyenv_root(&dir) else {
+                continue;
+            };
+            let Some((version, from)) = pyenv_version(cwd, &root) else {
+                continue;
+            };
+            if version == "system" {
+                continue;
+            }
+            let exe = root.join("versions").join(&version).join("bin/python3");
+            if exe.is_file() {
+                return Some((
+                    exe,
+                    format!(
+                        "{}: python3 on PATH, pyenv {version} from {from}",
+                        shim.display()
+                    ),
+                ));
+            }
+            continue;
+        }
+        let exe = dir.join("python3");
+        let Ok(meta) = std::fs::metadata(&exe) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            return Some((
+                exe.clone(),
+                format!("{}: the first python3 on PATH", exe.display()),
+            ));
+        }
+    }
+    None
+}
+
+/// pyenv's root for a shims directory: `$PYENV_ROOT`, else the shims directory's parent.
+fn pyenv_root(shims: &std::path::Path) -> Option<std::path::PathBuf> {
+    std::env::var_os("PYENV_ROOT")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| shims.parent().map(std::path::Path::to_path_buf))
+}
+
+/// The version pyenv (at `root`) selects in `cwd`, and where that choice is written.
+fn pyenv_version(cwd: &std::path::Path, root: &std::path::Path) -> Option<(String, String)> {
+    let first_word = |text: &str| {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ':'))
+            .find(|w| !w.is_empty())
+            .map(str::to_owned)
+    };
+    if let Some(v) = std::env::var("PYENV_VERSION")
+        .ok()
+        .as_deref()
+        .and_then(first_word)
+    {
+        return Some((v, "$PYENV_VERSION".into()));
+    }
+    for dir in cwd.ancestors() {
+        let file = dir.join(".python-version");
+        if let Some(v) = std::fs::read_to_string(&file)
+            .ok()
+            .as_deref()
+            .and_then(first_word)
+        {
+            return Some((v, file.display().to_string()));
+        }
+    }
+    let file = root.join("version");
+    std::fs::read_to_string(&file)
+        .ok()
+        .as_deref()
+        .and_then(first_word)
+        .map(|v| (v, file.display().to_string()))
 }

@@ -3,6 +3,12 @@
 //! worker pool, for every interpreter the tree already has caches for (or `--python`).
 //! An up-to-date tree costs what `check` costs: no interpreter is started (once each
 //! interpreter's probe is remembered), and it is planned on the walk's threads.
+//!
+//! A pycache prefix in effect is exclusive for the interpreters that read one (3.8+): their
+//! caches are judged and written under the prefix (`PREFIX/<abs dir>/NAME.TAG.pyc`, the
+//! directories made as importlib makes them), and the `__pycache__` caches beside the
+//! sources, which they never read, do not count as up to date for them. Older
+//! interpreters ignore the prefix and get `__pycache__` caches as usual.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -37,6 +43,8 @@ pub struct FoundTree {
     pub caches: Vec<CacheStates>,
     pub tags: BTreeSet<String>,
     pub errors: Vec<(PathBuf, String)>,
+    /// What the walk skipped and recognised.
+    pub walk: walk::WalkSummary,
 }
 
 /// What to compile.
@@ -47,6 +55,8 @@ pub struct CompileOptions {
     pub mode: Mode,
     pub force: bool,
     pub dry_run: bool,
+    /// The absolute pycache prefix in effect, if any.
+    pub prefix: Option<PathBuf>,
 }
 
 /// One source × interpreter × level that needs a cache.
@@ -150,35 +160,61 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
         };
         move |event| collector.event(event)
     };
+    let mut walked = walk::WalkSummary::default();
     for root in &config.roots {
-        walk::walk_root_per_thread(root, &options, &make_sink);
+        walked.merge(walk::walk_root_per_thread(root, &options, &make_sink));
     }
     memo.save();
     // Unsorted: the order of compile jobs does not matter (listings are sorted instead).
-    found.into_inner().unwrap_or_else(|e| e.into_inner())
+    let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    found.walk = walked;
+    found
+}
+
+/// Where an interpreter's caches go: beside the sources, or under the pycache prefix.
+#[derive(Clone)]
+enum Target {
+    PyCache,
+    Prefix { prefix: PathBuf, root: Arc<Path> },
 }
 
 /// What `sources` need: the planned compiles and how many caches are already fresh.
 fn plan(
     sources: &[FoundSource],
     caches: &[CacheStates],
-    interpreters: &[Interpreter],
+    interpreters: &[(&Interpreter, Target)],
     options: &CompileOptions,
+    cwd: &Path,
 ) -> (Vec<Planned>, usize) {
     let mut planned = Vec::new();
     let mut up_to_date = 0;
     let mut cache_bytes = Vec::with_capacity(256);
     for (root, source) in sources {
-        for (index, interpreter) in interpreters.iter().enumerate() {
+        for (index, (interpreter, target)) in interpreters.iter().enumerate() {
             let Some(tag) = &interpreter.cache_tag else {
                 continue;
             };
             for &level in &options.levels {
                 // The cache's path, built in place: allocating a PathBuf per source and
                 // hashing it component by component cost more than the rest of the plan.
-                if !layout::write_cache_path(source, tag, level, &mut cache_bytes) {
-                    continue;
-                }
+                let task_root = match target {
+                    Target::PyCache => {
+                        if !layout::write_cache_path(source, tag, level, &mut cache_bytes) {
+                            continue;
+                        }
+                        root
+                    }
+                    Target::Prefix { prefix, root } => {
+                        let absolute = crate::config::lexically_absolute(cwd, source);
+                        let Some(path) = layout::prefix_cache_path(prefix, &absolute, tag, level)
+                        else {
+                            continue;
+                        };
+                        cache_bytes.clear();
+                        cache_bytes.extend_from_slice(path.as_os_str().as_bytes());
+                        root
+                    }
+                };
                 let why = if options.force {
                     Some("forced")
                 } else {
@@ -195,7 +231,7 @@ fn plan(
                         task: Task {
                             source: source.clone(),
                             cache: PathBuf::from(OsStr::from_bytes(&cache_bytes)),
-                            root: root.clone(),
+                            root: task_root.clone(),
                             optimize: level,
                             mode: options.mode,
                         },
@@ -221,13 +257,33 @@ pub fn run(
         tags_seen: found.tags,
         ..CompileOutcome::default()
     };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let prefix_root: Option<Arc<Path>> = options.prefix.as_deref().map(Arc::from);
+    let targets: Vec<(&Interpreter, Target)> = interpreters
+        .iter()
+        .map(|i| {
+            let target = match (&options.prefix, &prefix_root) {
+                (Some(prefix), Some(root)) if layout::reads_pycache_prefix(i.version_info) => {
+                    Target::Prefix {
+                        prefix: prefix.clone(),
+                        root: root.clone(),
+                    }
+                }
+                _ => Target::PyCache,
+            };
+            (i, target)
+        })
+        .collect();
     // Planning is a lookup per source; split it over the walk's thread count.
     let chunk = found.sources.len().div_ceil(workers.max(1)).max(1024);
     let plans: Vec<(Vec<Planned>, usize)> = std::thread::scope(|scope| {
         let planners: Vec<_> = found
             .sources
             .chunks(chunk)
-            .map(|sources| scope.spawn(|| plan(sources, &found.caches, interpreters, options)))
+            .map(|sources| {
+                let (targets, cwd, caches) = (&targets, &cwd, &found.caches);
+                scope.spawn(move || plan(sources, caches, targets, options, cwd))
+            })
             .collect();
         planners
             .into_iter()
@@ -244,6 +300,46 @@ pub fn run(
             .sort_by(|a, b| a.task.source.as_os_str().cmp(b.task.source.as_os_str()));
         return outcome;
     }
+    // The directories of the prefix tree, made before the caches are written into them.
+    let mut made_dirs: Vec<(PathBuf, Arc<Path>)> = Vec::new();
+    if let (Some(prefix), Some(root)) = (&options.prefix, &prefix_root) {
+        let dirs: BTreeSet<&Path> = outcome
+            .planned
+            .iter()
+            .filter(|p| p.task.root == *root)
+            .filter_map(|p| p.task.cache.parent())
+            .collect();
+        if !dirs.is_empty() {
+            if let Err(e) = std::fs::create_dir_all(prefix) {
+                let message = format!(
+                    "cannot create the pycache prefix {}: {}",
+                    prefix.display(),
+                    crate::facts::io_message(&e)
+                );
+                outcome.failed.push((prefix.clone(), message));
+            }
+        }
+        let inherit_owner = crate::actions::safe_fs::effective_uid() == 0;
+        let mut unmade: Vec<PathBuf> = Vec::new();
+        for dir in dirs {
+            match crate::actions::safe_fs::create_dirs_beneath(prefix, dir, inherit_owner) {
+                Ok(made) => made_dirs.extend(made.into_iter().map(|d| (d, root.clone()))),
+                Err(e) => {
+                    outcome
+                        .failed
+                        .push((dir.to_path_buf(), format!("cannot create it: {e}")));
+                    unmade.push(dir.to_path_buf());
+                }
+            }
+        }
+        // Caches whose directory could not be made are reported with it, not tried.
+        outcome.planned.retain(|p| {
+            !p.task
+                .cache
+                .parent()
+                .is_some_and(|d| unmade.iter().any(|u| u == d))
+        });
+    }
     for (index, interpreter) in interpreters.iter().enumerate() {
         let (planned, tasks): (Vec<&Planned>, Vec<Task>) = outcome
             .planned
@@ -256,6 +352,13 @@ pub fn run(
             if let Written::Failed(message) = w {
                 outcome.failed.push((p.task.cache.clone(), message));
             }
+        }
+    }
+    if !outcome.failed.is_empty() {
+        // Directories made for caches that could not be written go again (deepest first).
+        made_dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+        for (dir, root) in made_dirs {
+            let _ = crate::actions::clean::remove_dir_if_empty(&root, &dir);
         }
     }
     outcome.failed.sort();

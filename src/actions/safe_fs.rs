@@ -120,6 +120,59 @@ pub fn open_dir_beneath(
     Ok(Dir { fd })
 }
 
+/// Create every missing directory from `root` down to `dir` (a path starting with `root`),
+/// never following a symlink below `root`, with mode 0777 before the umask (as importlib
+/// creates the directories of a pycache prefix). With `inherit_owner` (running as root),
+/// each new directory gets the owner and group of the directory it was made in: a prefix
+/// a service may write keeps belonging to that service. Returns the directories created,
+/// outermost first.
+pub fn create_dirs_beneath(
+    root: &Path,
+    dir: &Path,
+    inherit_owner: bool,
+) -> Result<Vec<std::path::PathBuf>, SafeFsError> {
+    let rel = dir
+        .strip_prefix(root)
+        .map_err(|_| SafeFsError::NotBeneath {
+            path: dir.to_path_buf(),
+            root: root.to_path_buf(),
+        })?;
+    let mut fd = rfs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
+    let mut created = Vec::new();
+    let mut here = root.to_path_buf();
+    for part in rel.components() {
+        let Component::Normal(part) = part else {
+            continue;
+        };
+        here.push(part);
+        fd = match rfs::openat(&fd, part, flags, Mode::empty()) {
+            Ok(next) => next,
+            Err(Errno::NOENT) => {
+                match rfs::mkdirat(&fd, part, Mode::from_raw_mode(0o777)) {
+                    Ok(()) => {
+                        created.push(here.clone());
+                        if inherit_owner {
+                            let st = rfs::fstat(&fd)?;
+                            chown_at(&fd, part, st.st_uid, st.st_gid)?;
+                        }
+                    }
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                rfs::openat(&fd, part, flags, Mode::empty())?
+            }
+            Err(Errno::LOOP) | Err(Errno::NOTDIR) => return Err(SafeFsError::Symlink(here)),
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(created)
+}
+
 fn chown_at(dir: &impl AsFd, name: &OsStr, uid: u32, gid: u32) -> Result<(), SafeFsError> {
     let (uid, gid) = ids(uid, gid);
     rfs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
