@@ -1,4 +1,4 @@
-//! The command line, as clap derive types. Parsing only: [`crate::config`] resolves these
+//! The command line, as clap derive types. Parsing only: [`crate::settings`] resolves these
 //! into an immutable configuration, checking paths and globs once.
 
 use std::path::PathBuf;

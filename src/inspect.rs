@@ -6,7 +6,6 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::check;
 use crate::facts::DirSources;
 use crate::memo::Memo;
 use crate::output::escape;
@@ -17,6 +16,7 @@ use crate::pyc::marshal::{self, CodeSummary};
 use crate::pyc::source_hash::stored_hex;
 use crate::read;
 use crate::report::Entry;
+use crate::scan;
 use crate::timefmt;
 use crate::walk;
 
@@ -59,7 +59,7 @@ pub fn inspect(path: &Path, absolute: &Path, prefix: Option<&Path>) -> Inspectio
     // What is not a file still gets its verdict: what the importer does with it.
     if let (Some(candidate), true) = (candidate, read_error.is_none() || not_a_file) {
         source_exists = candidate.source.as_deref().is_some_and(Path::is_file);
-        match check::judge_candidate(candidate, &DirSources::default(), &Memo::disabled()) {
+        match scan::judge_candidate(candidate, &DirSources::default(), &Memo::disabled()) {
             Ok(e) => entry = Some(e),
             Err(e) => return failed(path, e.message, header),
         }

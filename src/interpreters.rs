@@ -592,7 +592,7 @@ fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
 
 fn absolute(p: &Path) -> PathBuf {
     match std::env::current_dir() {
-        Ok(cwd) if p.is_relative() => crate::config::lexically_absolute(&cwd, p),
+        Ok(cwd) if p.is_relative() => crate::layout::lexically_absolute(&cwd, p),
         _ => p.to_path_buf(),
     }
 }
@@ -676,7 +676,7 @@ fn probe_with(resolved: &Path, flags: Flags) -> Result<Answer, ProbeFailure> {
                     PROBE_TIMEOUT.as_secs()
                 )));
             }
-            Ok(None) if crate::deep::interrupted() => {
+            Ok(None) if crate::signals::interrupted() => {
                 // SIGINT/SIGTERM: never leave a probe running behind pycguard.
                 let _ = child.kill();
                 let _ = child.wait();

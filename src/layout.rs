@@ -339,9 +339,50 @@ pub fn is_pycache_dir(name: &OsStr) -> bool {
     name == PYCACHE_DIR
 }
 
+/// `cwd/path` with `.` and `..` folded, without touching the file system (Python's
+/// `os.path.abspath`).
+pub fn lexically_absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let mut out: Vec<OsString> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::Normal(part) => out.push(part.to_os_string()),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    let mut result = PathBuf::from("/");
+    result.extend(out);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abspath_folds_like_python() {
+        let cwd = Path::new("/home/u/app");
+        assert_eq!(
+            lexically_absolute(cwd, Path::new(".")),
+            Path::new("/home/u/app")
+        );
+        assert_eq!(
+            lexically_absolute(cwd, Path::new("../x/./y")),
+            Path::new("/home/u/x/y")
+        );
+        assert_eq!(
+            lexically_absolute(cwd, Path::new("/a/b/../c")),
+            Path::new("/a/c")
+        );
+        assert_eq!(lexically_absolute(cwd, Path::new("/..")), Path::new("/"));
+    }
 
     fn os(s: &str) -> OsString {
         OsString::from(s)

@@ -4,5 +4,5 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = pycguard::cli::Cli::parse();
-    pycguard::app::run(cli).into()
+    pycguard::commands::run(cli).into()
 }

@@ -253,7 +253,7 @@ where
     let root_abs = match root.absolute_forms.first() {
         Some(abs) => abs.clone(),
         None => std::env::current_dir()
-            .map(|cwd| crate::config::lexically_absolute(&cwd, &root.path))
+            .map(|cwd| crate::layout::lexically_absolute(&cwd, &root.path))
             .unwrap_or_else(|_| root.path.clone()),
     };
     let state = WalkState::default();
@@ -490,7 +490,7 @@ impl Shared<'_> {
             }
         }
         loop {
-            if crate::deep::interrupted() {
+            if crate::signals::interrupted() {
                 // SIGINT or SIGTERM: stop every walker thread at its next directory.
                 backlog.done = true;
                 self.wakeup.notify_all();
@@ -940,7 +940,7 @@ fn read_dir<S: FnMut(WalkEvent)>(
                 break;
             }
         };
-        if crate::deep::interrupted() {
+        if crate::signals::interrupted() {
             return;
         }
         let name = entry.file_name().to_bytes();

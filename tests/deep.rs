@@ -860,8 +860,8 @@ fn a_cache_rewritten_in_place_is_not_served_from_the_store() {
 /// compile is a SyntaxError with its line.
 #[test]
 fn the_pool_compiles_caches_the_interpreter_imports() {
-    use pycguard::deep::pool::{Invalidation, Job, JobOutcome, Pool};
     use pycguard::interpreters::{Discovery, Interpreters, Origin};
+    use pycguard::worker::pool::{Invalidation, Job, JobOutcome, Pool};
     for i in provers() {
         let found = Interpreters::discover(&Discovery {
             pythons: vec![i.path.clone()],

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::actions::safe_fs::{self, Dir};
-use crate::check::{self, Keep};
-use crate::config::ScanConfig;
 use crate::facts::DirSources;
 use crate::layout::{self, CacheName};
 use crate::pyc::magic;
+use crate::scan::{self, Keep};
+use crate::settings::ScanConfig;
 use crate::verdict::State;
 use crate::walk::{self, Candidate, WalkEvent};
 
@@ -162,7 +162,7 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
     };
 
     if let Some(states) = &options.states {
-        let report = check::run(config, Keep::All);
+        let report = scan::run(config, Keep::All);
         let mut out = outcome.lock().expect("poisoned");
         out.walk = report.walk.clone();
         out.scan_errors = report
@@ -172,7 +172,7 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
             .collect();
         drop(out);
         for entry in report.entries {
-            if crate::deep::interrupted() {
+            if crate::signals::interrupted() {
                 break;
             }
             if !states.contains(&entry.verdict.state) {

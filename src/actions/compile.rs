@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::actions::recompile::{self, Mode, Task, Written};
-use crate::check;
-use crate::config::ScanConfig;
 use crate::facts::DirSources;
 use crate::interpreters::Interpreter;
 use crate::layout;
 use crate::memo::Memo;
+use crate::scan;
+use crate::settings::ScanConfig;
 use crate::verdict::State;
 use crate::walk::{self, WalkEvent};
 
@@ -107,7 +107,7 @@ impl Collector<'_> {
                         self.last_tag = Some(tag.clone());
                     }
                 }
-                match check::judge_candidate(c, self.dirs, self.memo) {
+                match scan::judge_candidate(c, self.dirs, self.memo) {
                     Ok(entry) => {
                         self.states
                             .insert(entry.path.into_os_string(), entry.verdict.state);
@@ -205,7 +205,7 @@ fn plan(
                         root
                     }
                     Target::Prefix { prefix, root } => {
-                        let absolute = crate::config::lexically_absolute(cwd, source);
+                        let absolute = crate::layout::lexically_absolute(cwd, source);
                         let Some(path) = layout::prefix_cache_path(prefix, &absolute, tag, level)
                         else {
                             continue;

@@ -192,7 +192,7 @@ pub fn run(
     let mut recompiles: BTreeMap<usize, Vec<(usize, Task)>> = BTreeMap::new();
     let mut emptied: BTreeSet<(PathBuf, Arc<Path>)> = BTreeSet::new();
     for entry in entries {
-        if crate::deep::interrupted() {
+        if crate::signals::interrupted() {
             break;
         }
         let Some(action) = plan(&entry, interpreters, options) else {

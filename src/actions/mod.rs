@@ -4,7 +4,6 @@
 
 pub mod as_owner;
 pub mod clean;
-pub mod commands;
 pub mod compile;
 pub mod fix;
 pub mod recompile;

@@ -26,10 +26,10 @@ use std::time::Duration;
 
 use crate::actions::as_owner::{self, AsOwnerError};
 use crate::actions::safe_fs;
-use crate::deep::pool::{Invalidation, Job, JobOutcome, Pool};
 use crate::facts::source_stat;
 use crate::interpreters::Interpreter;
 use crate::pyc::magic;
+use crate::worker::pool::{Invalidation, Job, JobOutcome, Pool};
 
 /// How a written cache is invalidated (`--invalidation-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,8 +93,8 @@ struct Built {
 
 /// The largest source sent to a worker (a frame holds at most [`MAX_FRAME`] bytes).
 ///
-/// [`MAX_FRAME`]: crate::deep::protocol::MAX_FRAME
-const MAX_SOURCE: u64 = (crate::deep::protocol::MAX_FRAME as u64) - (1 << 20);
+/// [`MAX_FRAME`]: crate::worker::protocol::MAX_FRAME
+const MAX_SOURCE: u64 = (crate::worker::protocol::MAX_FRAME as u64) - (1 << 20);
 
 /// How sources are opened: as the caller, or (root) as the owner of their cache.
 struct SourceAccess {
@@ -206,7 +206,7 @@ fn job_for(
         Mode::CheckedHash => Invalidation::CheckedHash,
         Mode::UncheckedHash => Invalidation::UncheckedHash,
     };
-    let filename = crate::config::lexically_absolute(cwd, &task.source);
+    let filename = crate::layout::lexically_absolute(cwd, &task.source);
     let mode = (meta.mode() | 0o200) & 0o666;
     Ok((
         Job::Compile {
@@ -237,7 +237,7 @@ pub fn write_all(
     let mut pool = match Pool::start(interpreter, workers.min(tasks.len()), timeout) {
         Ok(mut pool) => {
             // Ctrl-C stops and reaps the workers; unfinished tasks are reported.
-            pool.set_interrupt(crate::deep::interrupt_flag());
+            pool.set_interrupt(crate::signals::interrupt_flag());
             pool
         }
         Err(e) => {

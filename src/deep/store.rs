@@ -391,7 +391,7 @@ impl<'a> Flock<'a> {
             match err.kind() {
                 std::io::ErrorKind::Interrupted => {}
                 std::io::ErrorKind::WouldBlock
-                    if std::time::Instant::now() < deadline && !crate::deep::interrupted() =>
+                    if std::time::Instant::now() < deadline && !crate::signals::interrupted() =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }

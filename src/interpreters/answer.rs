@@ -1,6 +1,6 @@
 //! What an interpreter says about itself, and whether a remembered answer is believable.
 //!
-//! The probe ([`super::probe`]) and every worker's hello ([`crate::deep::protocol`]) report
+//! The probe ([`super::probe`]) and every worker's hello ([`crate::worker::protocol`]) report
 //! the same facts: implementation, version, magic number, cache tag, `sys.executable` and
 //! the installation prefixes. The probe's answer is remembered between runs
 //! ([`super::memo`]); a remembered answer saves a process start, so it must never be able
@@ -20,7 +20,7 @@
 //! edited memo fails the check and the interpreter is asked again), and what selects an
 //! interpreter for a cache (magic, series, prefixes) is pinned by the file system, not by
 //! the memo. What is left (the exact patch version) is confirmed by the worker's hello
-//! before a proof or a written cache depends on it ([`crate::deep::pool`]). An answer that
+//! before a proof or a written cache depends on it ([`crate::worker::pool`]). An answer that
 //! fails the check is still used for the run in which the interpreter gave it (an odd
 //! layout is not an error); it is only not remembered. Pure: no I/O.
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
-use crate::deep::DeepSummary;
 use crate::output::escape;
+use crate::prove::DeepSummary;
 use crate::report::Report;
 use crate::verdict::{Severity, State};
 

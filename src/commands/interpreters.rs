@@ -9,13 +9,13 @@ use std::io::{self, Write};
 
 use anstyle::Style;
 
-use crate::check::{self, Keep};
 use crate::cli::PythonArgs;
-use crate::config::ScanConfig;
-use crate::deep;
 use crate::exit::ExitCode;
 use crate::interpreters::{Discovery, Interpreters};
+use crate::prove;
 use crate::pyc::magic;
+use crate::scan::{self, Keep};
+use crate::settings::ScanConfig;
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -37,11 +37,11 @@ pub fn run(scan: &ScanConfig, python: &PythonArgs) -> io::Result<ExitCode> {
         );
         return Ok(ExitCode::Usage);
     }
-    let report = check::run(scan, Keep::All);
+    let report = scan::run(scan, Keep::All);
     let mut provable = vec![0usize; interpreters.all().len()];
     let mut missing: BTreeMap<String, usize> = BTreeMap::new();
     for entry in &report.entries {
-        if !deep::provable(entry) || entry.name.is_pytest() {
+        if !prove::provable(entry) || entry.name.is_pytest() {
             continue;
         }
         let Some(raw) = read_magic(&entry.path) else {

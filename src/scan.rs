@@ -8,10 +8,10 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::config::ScanConfig;
 use crate::facts::{self, DirSources};
 use crate::memo::Memo;
 use crate::report::{Entry, Report, ScanError};
+use crate::settings::ScanConfig;
 use crate::verdict::{self, CacheFacts, State};
 use crate::walk::{self, Candidate, WalkEvent};
 

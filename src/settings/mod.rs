@@ -3,7 +3,9 @@
 //! a `&…Config` and never looks at the command line or the environment again.
 
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use crate::layout::lexically_absolute;
 
 use globset::{Glob, GlobSetBuilder};
 
@@ -168,50 +170,9 @@ pub fn pycache_prefix(flag: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
     Some(lexically_absolute(cwd, &raw))
 }
 
-/// `cwd/path` with `.` and `..` folded, without touching the file system (Python's
-/// `os.path.abspath`).
-pub fn lexically_absolute(cwd: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    };
-    let mut out: Vec<OsString> = Vec::new();
-    for c in joined.components() {
-        match c {
-            Component::Normal(part) => out.push(part.to_os_string()),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-        }
-    }
-    let mut result = PathBuf::from("/");
-    result.extend(out);
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn abspath_folds_like_python() {
-        let cwd = Path::new("/home/u/app");
-        assert_eq!(
-            lexically_absolute(cwd, Path::new(".")),
-            Path::new("/home/u/app")
-        );
-        assert_eq!(
-            lexically_absolute(cwd, Path::new("../x/./y")),
-            Path::new("/home/u/x/y")
-        );
-        assert_eq!(
-            lexically_absolute(cwd, Path::new("/a/b/../c")),
-            Path::new("/a/c")
-        );
-        assert_eq!(lexically_absolute(cwd, Path::new("/..")), Path::new("/"));
-    }
 
     #[test]
     fn prefix_flag_wins_and_is_absolute() {
