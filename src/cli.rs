@@ -1,5 +1,8 @@
-//! The command line, as clap derive types. Parsing only: [`crate::settings`] resolves these
-//! into an immutable configuration, checking paths and globs once.
+//! The command line, as clap derive types. Parsing only: [`crate::settings`] layers these
+//! over the config file and the environment and resolves them into one immutable
+//! configuration per command, checking paths and globs once. A flag that a config file may
+//! also set is an `Option` (or an empty list) here, so that "not given" leaves the file's
+//! value in place.
 
 use std::path::PathBuf;
 
@@ -23,6 +26,14 @@ pub struct Cli {
     /// When to colour output
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+
+    /// Read settings from this file (pycguard.toml, or pyproject.toml's [tool.pycguard]) instead of the one found above the first PATH
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "isolated")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore every config file
+    #[arg(long, global = true)]
+    pub isolated: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,7 +84,8 @@ could not be read), 2 on bad usage.")]
     Clean(CleanArgs),
 
     /// Repair exactly what is wrong: recompile stale caches, delete ghosts and orphans
-    #[command(mut_arg("deep", |a| a.help("Prove every cache against its source (the default for fix; accepted, changes nothing)")))]
+    #[command(mut_arg("deep", |a| a.help("Prove every cache against its source (the default for fix; overrides a config file's shallow = true)")))]
+    #[command(mut_arg("shallow", |a| a.help("Judge by header only, as the interpreter does (no proof: hidden-stale caches are left)")))]
     #[command(long_about = "\
 Check the caches under PATHS (default: .), prove each one the interpreter would run against \
 its source (as `check --deep` does: hidden-stale caches are found; proofs are remembered, so a \
@@ -121,9 +133,8 @@ pub struct FixArgs {
     #[command(flatten)]
     pub deep: DeepArgs,
 
-    /// Judge by header only, as the interpreter does (no proof: hidden-stale caches are left)
-    #[arg(long, conflicts_with = "deep")]
-    pub shallow: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Delete caches that would be recompiled instead
     #[arg(long)]
@@ -166,9 +177,12 @@ pub struct CompileArgs {
     #[arg(short, long)]
     pub force: bool,
 
-    /// Seconds one file may take before its worker is stopped
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
-    pub timeout: f64,
+    /// Seconds one file may take before its worker is stopped [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// List what would be compiled; change nothing
     #[arg(short = 'n', long)]
@@ -196,6 +210,9 @@ pub struct CleanArgs {
     #[arg(long)]
     pub debris: bool,
 
+    #[command(flatten)]
+    pub output: OutputArgs,
+
     /// List what would be removed; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -217,41 +234,67 @@ pub struct PythonArgs {
     pub pythons: Vec<PathBuf>,
 }
 
-/// `check --deep`.
+/// `check --deep`, `fix` (which proves unless `--shallow`).
 #[derive(Debug, Args)]
 pub struct DeepArgs {
     /// Prove every cache the interpreter would run by compiling its source with the interpreter that wrote it and comparing the code
     #[arg(long)]
     pub deep: bool,
 
+    /// Judge by header only, as the interpreter does (no proof: hidden-stale caches are left); the default for check unless a config file sets deep = true
+    #[arg(long, conflicts_with = "deep")]
+    pub shallow: bool,
+
     #[command(flatten)]
     pub python: PythonArgs,
 
-    /// With --deep: seconds one file may take before its worker is stopped
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
-    pub timeout: f64,
+    /// With --deep: seconds one file may take before its worker is stopped [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+}
+
+/// `--output-format` (every command).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format [default: human]
+    #[arg(
+        long = "output-format",
+        alias = "format",
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    pub format: Option<Format>,
 }
 
 /// The longest `--timeout` (a year): any longer and deadlines computed from it could
 /// overflow the clock.
 pub const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
+/// Is this a usable `--timeout` (also checked for a config file's `timeout`)?
+pub fn valid_timeout(secs: f64) -> bool {
+    secs > 0.0 && secs <= MAX_TIMEOUT_SECS
+}
+
+/// What a usable `--timeout` is, for messages.
+pub const TIMEOUT_RANGE: &str = "a number of seconds greater than 0 and at most 31536000 (a year)";
+
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v <= MAX_TIMEOUT_SECS => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number of seconds greater than 0 and at most {MAX_TIMEOUT_SECS} (a year)"
-        )),
+        Ok(v) if valid_timeout(v) => Ok(v),
+        _ => Err(format!("{s:?} is not {TIMEOUT_RANGE}")),
     }
 }
 
 /// The most threads (and workers per interpreter) `--jobs` may ask for.
 pub const MAX_JOBS: usize = 1024;
 
+/// What a usable `--jobs` is, for messages.
+pub const JOBS_RANGE: &str = "a number from 1 to 1024";
+
 fn parse_jobs(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?} is not a number from 1 to {MAX_JOBS}")),
+        _ => Err(format!("{s:?} is not {JOBS_RANGE}")),
     }
 }
 
@@ -262,6 +305,9 @@ pub struct InterpretersArgs {
 
     #[command(flatten)]
     pub python: PythonArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Which files to look at.
@@ -308,9 +354,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub walk: WalkArgs,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Print only the summary line
     #[arg(short, long)]
@@ -334,17 +379,18 @@ pub struct InspectArgs {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// The pycache prefix the files may live under [default: $PYTHONPYCACHEPREFIX]
     #[arg(long, value_name = "DIR")]
     pub pycache_prefix: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// `--output-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    #[default]
     Human,
     Json,
 }

@@ -31,13 +31,13 @@ pub enum FactsError {
     ReadCache(#[source] ReadError),
     #[error("cache vanished during the scan")]
     CacheVanished,
-    #[error("cannot stat source {}: {}", crate::output::escape::path(.path), io_message(.err))]
+    #[error("cannot stat source {}: {}", crate::escape::path(.path), io_message(.err))]
     StatSource {
         path: PathBuf,
         #[source]
         err: io::Error,
     },
-    #[error("cannot read source {} to check its hash: {err}", crate::output::escape::path(.path))]
+    #[error("cannot read source {} to check its hash: {err}", crate::escape::path(.path))]
     ReadSource {
         path: PathBuf,
         #[source]
@@ -70,7 +70,7 @@ pub struct Gathered {
 }
 
 /// Remembers, per directory, whether it holds any `.py` source (ghost vs sourceless).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct DirSources {
     seen: Mutex<HashMap<PathBuf, bool>>,
 }
@@ -256,7 +256,9 @@ fn read_cache(
     Ok((st.mtime_ns(), st.ctime_ns(), body, None))
 }
 
-fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {
+/// The facts of a source that is not there: for a legacy cache, whether its directory still
+/// holds sources (ghost) or none (a sourceless distribution).
+pub fn missing(candidate: &Candidate, source_path: &Path, dirs: &DirSources) -> SourceFacts {
     let dir_has_sources = matches!(candidate.name, CacheName::Legacy { .. })
         && source_path.parent().is_some_and(|d| {
             dirs.has_sources(if d.as_os_str().is_empty() {

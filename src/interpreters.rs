@@ -216,6 +216,146 @@ pub struct Discovery {
     pub roots: Vec<PathBuf>,
     /// pycguard's cache directory, for remembered probe answers; `None` to probe every time.
     pub cache_dir: Option<PathBuf>,
+    /// Where else to look, as the environment says.
+    pub search: SearchPath,
+}
+
+/// The places the environment points interpreters at (read once by
+/// [`crate::settings::Environment`]; nothing here reads the environment itself).
+#[derive(Clone, Debug, Default)]
+pub struct SearchPath {
+    /// The current directory: relative `--python` paths and pyenv's `.python-version`
+    /// lookup start there.
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+    /// `$PATH`.
+    pub path: Option<std::ffi::OsString>,
+    /// `$PYENV_ROOT` (else `~/.pyenv`; for a shims directory on `PATH`, its parent).
+    pub pyenv_root: Option<PathBuf>,
+    /// `$PYENV_VERSION`.
+    pub pyenv_version: Option<String>,
+    /// `$UV_PYTHON_INSTALL_DIR`.
+    pub uv_python_install_dir: Option<PathBuf>,
+    /// `$XDG_DATA_HOME`.
+    pub xdg_data_home: Option<PathBuf>,
+}
+
+impl SearchPath {
+    /// pyenv's versions: `$PYENV_ROOT`, else `~/.pyenv`.
+    fn pyenv_root(&self) -> Option<PathBuf> {
+        self.pyenv_root
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".pyenv")))
+    }
+
+    /// uv-managed Pythons: `$UV_PYTHON_INSTALL_DIR`, `$XDG_DATA_HOME/uv/python`,
+    /// `~/.local/share/uv/python`.
+    fn uv_python_dir(&self) -> Option<PathBuf> {
+        self.uv_python_install_dir
+            .clone()
+            .or_else(|| self.xdg_data_home.as_ref().map(|d| d.join("uv/python")))
+            .or_else(|| self.home.as_ref().map(|h| h.join(".local/share/uv/python")))
+    }
+
+    /// `path` made absolute against the current directory.
+    fn absolute(&self, p: &Path) -> PathBuf {
+        if p.is_relative() {
+            crate::layout::lexically_absolute(&self.cwd, p)
+        } else {
+            p.to_path_buf()
+        }
+    }
+
+    /// The `python3` a shell in the current directory would run: the first on `PATH`;
+    /// pyenv's shims stand for the version pyenv selects (`$PYENV_VERSION`, a
+    /// `.python-version` in the current directory or above, then `$PYENV_ROOT/version`;
+    /// `system` means the next `python3` on `PATH`). Read from files only: nothing is run.
+    /// Returns the executable and how it was found.
+    pub fn python3_on_path(&self) -> Option<(PathBuf, String)> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path.as_ref()?;
+        for dir in std::env::split_paths(path) {
+            if is_pyenv_shims(&dir) {
+                let shim = dir.join("python3");
+                if !shim.is_file() {
+                    continue;
+                }
+                // pyenv's root: `$PYENV_ROOT`, else the shims directory's parent.
+                let Some(root) = self
+                    .pyenv_root
+                    .clone()
+                    .or_else(|| dir.parent().map(Path::to_path_buf))
+                else {
+                    continue;
+                };
+                let Some((version, from)) = self.pyenv_version(&root) else {
+                    continue;
+                };
+                if version == "system" {
+                    continue;
+                }
+                let exe = root.join("versions").join(&version).join("bin/python3");
+                if exe.is_file() {
+                    return Some((
+                        exe,
+                        format!(
+                            "{}: python3 on PATH, pyenv {version} from {from}",
+                            shim.display()
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let exe = dir.join("python3");
+            let Ok(meta) = fs::metadata(&exe) else {
+                continue;
+            };
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Some((
+                    exe.clone(),
+                    format!("{}: the first python3 on PATH", exe.display()),
+                ));
+            }
+        }
+        None
+    }
+
+    /// The version pyenv (at `root`) selects in the current directory, and where that
+    /// choice is written.
+    fn pyenv_version(&self, root: &Path) -> Option<(String, String)> {
+        let first_word = |text: &str| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == ':'))
+                .find(|w| !w.is_empty())
+                .map(str::to_owned)
+        };
+        if let Some(v) = self.pyenv_version.as_deref().and_then(first_word) {
+            return Some((v, "$PYENV_VERSION".into()));
+        }
+        for dir in self.cwd.ancestors() {
+            let file = dir.join(".python-version");
+            if let Some(v) = fs::read_to_string(&file)
+                .ok()
+                .as_deref()
+                .and_then(first_word)
+            {
+                return Some((v, file.display().to_string()));
+            }
+        }
+        let file = root.join("version");
+        fs::read_to_string(&file)
+            .ok()
+            .as_deref()
+            .and_then(first_word)
+            .map(|v| (v, file.display().to_string()))
+    }
+}
+
+/// A directory of pyenv's shims (skipped: the versions behind them are found directly).
+fn is_pyenv_shims(dir: &Path) -> bool {
+    dir.ends_with("shims") && dir.to_string_lossy().contains("pyenv")
 }
 
 /// An executable that was refused or gave no usable answer.
@@ -231,6 +371,8 @@ pub struct Rejected {
 pub struct Interpreters {
     found: Vec<Interpreter>,
     pub rejected: Vec<Rejected>,
+    /// The current directory (a relative cache path is made absolute against it).
+    cwd: PathBuf,
 }
 
 impl Interpreters {
@@ -279,6 +421,7 @@ impl Interpreters {
         let mut out = Interpreters {
             found: Vec::new(),
             rejected,
+            cwd: discovery.search.cwd.clone(),
         };
         let mut seen = HashSet::new();
         for ((candidate, answer), known) in candidates.iter().zip(answers).zip(&remembered) {
@@ -344,7 +487,10 @@ impl Interpreters {
         if same.len() <= 1 {
             return same.first().copied();
         }
-        let absolute = fs::canonicalize(path).unwrap_or_else(|_| absolute(path));
+        let absolute = fs::canonicalize(path).unwrap_or_else(|_| match path.is_relative() {
+            true => crate::layout::lexically_absolute(&self.cwd, path),
+            false => path.to_path_buf(),
+        });
         choose_by_prefix(&self.found, &same, &absolute).or(same.first().copied())
     }
 
@@ -363,6 +509,7 @@ impl Interpreters {
         Interpreters {
             found,
             rejected: Vec::new(),
+            cwd: PathBuf::from("/"),
         }
     }
 }
@@ -370,10 +517,14 @@ impl Interpreters {
 /// Check `--python PATH` values without starting anything: the same refusals discovery
 /// gives them (missing, a directory, not executable, writable by others), for commands
 /// that would otherwise not look at them.
-pub fn check_flags(pythons: &[PathBuf]) -> Result<(), Rejected> {
+pub fn check_flags(discovery: &Discovery) -> Result<(), Rejected> {
     let (_, rejected) = candidates(
         &Discovery {
-            pythons: pythons.to_vec(),
+            pythons: discovery.pythons.clone(),
+            search: SearchPath {
+                cwd: discovery.search.cwd.clone(),
+                ..SearchPath::default()
+            },
             ..Discovery::default()
         },
         effective_uid(),
@@ -414,44 +565,36 @@ fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// Every executable to ask, and those refused before being asked.
-fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
+/// Every path an interpreter may be found at, in order of preference (see the module
+/// docs), not yet checked.
+fn candidate_paths(d: &Discovery) -> Vec<(PathBuf, Origin)> {
     let mut paths: Vec<(PathBuf, Origin)> = Vec::new();
+    let search = &d.search;
     for p in &d.pythons {
-        paths.push((absolute(p), Origin::Flag));
+        paths.push((search.absolute(p), Origin::Flag));
     }
     for root in &d.roots {
         for venv in venvs_in(root) {
             for exe in ["bin/python", "bin/python3"] {
-                paths.push((absolute(&venv.join(exe)), Origin::Venv));
+                paths.push((search.absolute(&venv.join(exe)), Origin::Venv));
             }
         }
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let pyenv_root = env("PYENV_ROOT").or_else(|| home.as_ref().map(|h| h.join(".pyenv")));
-    if let Some(root) = pyenv_root {
+    if let Some(root) = search.pyenv_root() {
         for dir in sorted_dirs(&root.join("versions")) {
             paths.push((dir.join("bin/python"), Origin::Pyenv));
             paths.push((dir.join("bin/python3"), Origin::Pyenv));
         }
     }
-    let uv = env("UV_PYTHON_INSTALL_DIR")
-        .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("uv/python")))
-        .or_else(|| home.as_ref().map(|h| h.join(".local/share/uv/python")));
-    if let Some(uv) = uv {
+    if let Some(uv) = search.uv_python_dir() {
         for dir in sorted_dirs(&uv) {
             paths.push((dir.join("bin/python3"), Origin::Uv));
             paths.push((dir.join("bin/python"), Origin::Uv));
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if dir.ends_with("shims") && dir.to_string_lossy().contains("pyenv") {
+    if let Some(path) = &search.path {
+        for dir in std::env::split_paths(path) {
+            if is_pyenv_shims(&dir) {
                 continue;
             }
             let Ok(entries) = fs::read_dir(&dir) else {
@@ -466,10 +609,16 @@ fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
             paths.extend(
                 names
                     .into_iter()
-                    .map(|n| (absolute(&dir.join(n)), Origin::Path)),
+                    .map(|n| (search.absolute(&dir.join(n)), Origin::Path)),
             );
         }
     }
+    paths
+}
+
+/// Every executable to ask, and those refused before being asked.
+fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
+    let paths = candidate_paths(d);
     let mut checker = trust::Checker::new(euid);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -588,13 +737,6 @@ fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     dirs
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    match std::env::current_dir() {
-        Ok(cwd) if p.is_relative() => crate::layout::lexically_absolute(&cwd, p),
-        _ => p.to_path_buf(),
-    }
 }
 
 /// The probe program (after [`child::PATH_GUARD`]): runs on 2.7 and every 3.x and imports

@@ -184,7 +184,7 @@ fn split_tagged(base: &[u8]) -> Option<(&[u8], String, Level)> {
 }
 
 /// `IMPL[-]DIGITS…` (`cpython-312`, `pypy39`, `pypy3-71`), optionally `-pytest-VERSION`.
-fn is_tag(tag: &str) -> bool {
+pub fn is_tag(tag: &str) -> bool {
     let (base, pytest_version) = match tag.split_once("-pytest-") {
         Some((b, v)) => (b, Some(v)),
         None => (tag, None),

@@ -1,32 +1,56 @@
 //! pycguard: find every Python bytecode cache, judge it exactly as the interpreter that
 //! wrote it would — and catch what the interpreter misses.
 //!
-//! Data flows one way: [`walk`] finds caches → [`facts`] reads them and stats their
-//! sources → [`verdict`] judges (pure) → [`report`] collects → [`output`] prints. The
-//! format knowledge lives in [`pyc`] and [`layout`], pure and heavily unit-tested.
+//! The layers, top to bottom (a module imports only from its own layer or below):
+//!
+//! - [`run`] → `cli` (clap only) → `settings` (defaults < config file < environment <
+//!   command line, one immutable configuration per command; the only place that reads the
+//!   environment) → `commands` (one file per subcommand: configuration → pipeline →
+//!   outcome → printer → exit status, decided by `exit`) → `output` (one printer per
+//!   command, human and JSON);
+//! - the pipelines: `scan` (walk → facts → verdict → report: the one walk sink), `prove`
+//!   (the deep stage), `actions` (fix, clean, compile, recompile, safe_fs, as_owner),
+//!   [`worker`] (the pool of interpreter processes), [`interpreters`] (discovery, probe,
+//!   trust, isolated children);
+//! - below them: `facts`, `read`, `walk`, `report`, the caches of [`memo`] and the proof
+//!   store, `signals`, `escape`;
+//! - pure at the bottom: [`pyc`], [`layout`], [`verdict`], `stat`, `timefmt`.
+//!
+//! Only what the integration tests and the fuzz target use is public.
 
-pub mod actions;
-pub mod cli;
-pub mod commands;
-pub mod exit;
-pub mod facts;
-pub mod inspect;
+// No unsafe code but where a system call has no safe wrapper; each such block is
+// allowed where it is and says why it is sound.
+#![deny(unsafe_code)]
+
+pub(crate) mod actions;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod escape;
+pub(crate) mod exit;
+pub(crate) mod facts;
+pub(crate) mod inspect;
 pub mod interpreters;
 pub mod layout;
 pub mod memo;
-pub mod output;
+pub(crate) mod output;
 // The proof store stays in deep/ until the store lane moves it into store/ (issue 10).
 #[path = "deep/store.rs"]
-pub mod proof_store;
-pub mod prove;
+pub(crate) mod proof_store;
+pub(crate) mod prove;
 pub mod pyc;
-pub mod read;
-pub mod report;
-pub mod scan;
-pub mod settings;
-pub mod signals;
-pub mod stat;
-pub mod timefmt;
+pub(crate) mod read;
+pub(crate) mod report;
+pub(crate) mod scan;
+pub(crate) mod settings;
+pub(crate) mod signals;
+pub(crate) mod stat;
+pub(crate) mod timefmt;
 pub mod verdict;
-pub mod walk;
+pub(crate) mod walk;
 pub mod worker;
+
+/// The whole program: parse the command line, run it, and give the exit status.
+pub fn run() -> std::process::ExitCode {
+    use clap::Parser;
+    commands::run(cli::Cli::parse()).into()
+}

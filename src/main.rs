@@ -1,8 +1,6 @@
-//! The `pycguard` binary: parse the command line, run, map the outcome to an exit code.
-
-use clap::Parser;
+//! The `pycguard` binary: parse the command line and run it (everything else is in
+//! [`pycguard::run`]).
 
 fn main() -> std::process::ExitCode {
-    let cli = pycguard::cli::Cli::parse();
-    pycguard::commands::run(cli).into()
+    pycguard::run()
 }

@@ -39,6 +39,9 @@ pub struct Summary {
     /// Caches whose source's mtime is later than the clock (clock skew, or set by a
     /// tool): that mtime is no evidence of when the source changed.
     pub future_source_mtimes: usize,
+    /// Caches of error severity, and of warning severity (they decide the exit status).
+    pub errors: usize,
+    pub warnings: usize,
     pub worst: Option<Severity>,
 }
 
@@ -55,6 +58,11 @@ impl Summary {
         }
         if verdict.future_source_mtime.is_some() {
             self.future_source_mtimes += 1;
+        }
+        match verdict.severity {
+            Severity::Error => self.errors += 1,
+            Severity::Warning => self.warnings += 1,
+            _ => {}
         }
         self.worst = self.worst.max(Some(verdict.severity));
     }

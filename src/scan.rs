@@ -1,19 +1,33 @@
-//! `pycguard check`: walk → facts → verdict → report.
+//! The scan pipeline: walk → facts → verdict → report. Every command that looks at a
+//! tree (`check`, `fix`, `clean`, `compile`, `interpreters`) goes through [`scan`], the
+//! one sink of the walk, and so sees each cache judged the same way.
 //!
 //! Judging happens on the walker's threads as caches are found (so reading and parsing run
-//! in parallel with the directory walk), and only the entries the printer needs are kept:
-//! a check of a healthy 100k-file tree keeps counts, not 100k records.
+//! in parallel with the directory walk), and only what the consumer keeps is kept: a
+//! check of a healthy 100k-file tree keeps counts, not 100k records ([`run`]).
+//!
+//! Two rules that more than one command needs live here, once:
+//! - **sourceless or ghost without reading the cache** ([`Unjudged::presumed_sourceless`],
+//!   for `clean`, which removes without reading): a legacy cache whose source is gone is
+//!   a ghost when its directory still holds sources and a sourceless distribution when it
+//!   holds none — the fact [`crate::facts`] gathers (`SourceFacts::Missing {
+//!   dir_has_sources }`) and [`crate::verdict`] decides on;
+//! - **which interpreter a cache is for, by tag** ([`interpreter_tag`], what `clean --tag`
+//!   matches, exactly): the tag in its name without pytest's suffix, else the tag of the
+//!   interpreter its magic number names.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::facts::{self, DirSources};
+use crate::layout::CacheName;
 use crate::memo::Memo;
+use crate::pyc::magic::{self, Series};
 use crate::report::{Entry, Report, ScanError};
 use crate::settings::ScanConfig;
-use crate::verdict::{self, CacheFacts, State};
-use crate::walk::{self, Candidate, WalkEvent};
+use crate::verdict::{self, CacheFacts, SourceFacts, State};
+use crate::walk::{self, Candidate, FoundAs, WalkEvent, WalkSummary};
 
 /// Which entries the report keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +36,123 @@ pub enum Keep {
     All,
     /// Everything but fresh caches (human output prints problems only).
     Problems,
+}
+
+/// What a scan learns besides caches, and how much it learns about each cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanWith {
+    /// Read and judge every cache ([`Scanned::Judged`]); else report it unread
+    /// ([`Scanned::Unjudged`]).
+    pub judge: bool,
+    /// Report `.py` sources too (`compile`).
+    pub sources: bool,
+    /// Report tool-cache directories instead of walking them (`clean --debris`).
+    pub debris: bool,
+}
+
+impl ScanWith {
+    /// Judge every cache; nothing else.
+    pub const CACHES: ScanWith = ScanWith {
+        judge: true,
+        sources: false,
+        debris: false,
+    };
+}
+
+/// One thing a scan found, delivered on the walker thread that found it.
+#[derive(Debug)]
+pub enum Scanned {
+    /// A cache, judged.
+    Judged(Entry),
+    /// A cache, found but not read.
+    Unjudged(Unjudged),
+    /// A `.py` source (see [`ScanWith::sources`]).
+    Source { root: Arc<Path>, path: PathBuf },
+    /// A tool-cache directory (see [`ScanWith::debris`]).
+    Debris { root: Arc<Path>, path: PathBuf },
+    /// A cache or directory that could not be read; the scan went on.
+    Error(ScanError),
+}
+
+/// A cache found but not read (see [`ScanWith::judge`]).
+#[derive(Debug)]
+pub struct Unjudged {
+    pub candidate: Candidate,
+    dirs: Arc<DirSources>,
+}
+
+impl Unjudged {
+    /// Is it a cache of a sourceless distribution, as its verdict would say? Learned
+    /// without reading it (see the module docs; a damaged one would be judged `corrupt`).
+    pub fn presumed_sourceless(&self) -> bool {
+        let c = &self.candidate;
+        let (CacheName::Legacy { .. }, Some(source)) = (&c.name, &c.source) else {
+            return false;
+        };
+        if source.is_file() {
+            return false;
+        }
+        matches!(
+            facts::missing(c, source, &self.dirs),
+            SourceFacts::Missing {
+                dir_has_sources: false
+            }
+        )
+    }
+
+    /// The tag of the interpreter it is for ([`interpreter_tag`]); a legacy cache's magic
+    /// number is read for it (4 bytes, never blocking: a FIFO or device is not opened).
+    pub fn interpreter_tag(&self) -> Option<String> {
+        let c = &self.candidate;
+        if c.name.tag().is_some() {
+            return interpreter_tag(&c.name, None);
+        }
+        if !matches!(c.found_as, FoundAs::File | FoundAs::Symlink) {
+            return None;
+        }
+        let head = crate::read::read_head(&c.path, crate::read::Follow::Yes, 4).ok()?;
+        let series = magic::lookup(head.try_into().ok()?)?.series;
+        interpreter_tag(&c.name, Some(series))
+    }
+}
+
+/// The cache tag of the interpreter a cache is for: the tag in its name without pytest's
+/// suffix (`cpython-312-pytest-8.3.4` is for `cpython-312`), else the tag of `series`
+/// (from its magic number); a series older than `__pycache__` gets `cpython-27`.
+/// `clean --tag` selects the caches whose tag this is, exactly.
+pub fn interpreter_tag(name: &CacheName, series: Option<Series>) -> Option<String> {
+    if let Some(tag) = name.tag() {
+        return Some(tag.split("-pytest-").next().unwrap_or(tag).to_owned());
+    }
+    let series = series?;
+    Some(series.cache_tag().unwrap_or_else(|| {
+        format!(
+            "{}-{}{}",
+            series.implementation.name(),
+            series.major,
+            series.minor
+        )
+    }))
+}
+
+/// A `--tag` value that names no interpreter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("not a cache tag (an interpreter's sys.implementation.cache_tag, such as cpython-312 or pypy310)")]
+    Malformed,
+    #[error("names pytest's caches; give the interpreter's tag (cpython-312), which matches its pytest caches too")]
+    Pytest,
+}
+
+/// Check a `--tag` value (also the config file's `tag`).
+pub fn check_tag(tag: &str) -> Result<(), TagError> {
+    if tag.contains("-pytest-") {
+        return Err(TagError::Pytest);
+    }
+    if !crate::layout::is_tag(tag) {
+        return Err(TagError::Malformed);
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -79,43 +210,140 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Scan every root of `config` and judge every cache found.
-pub fn run(config: &ScanConfig, keep: Keep) -> Report {
-    let report = Mutex::new(Report::default());
-    let dirs = DirSources::default();
-    let memo = match &config.cache_dir {
-        Some(dir) => Memo::load(dir),
-        None => Memo::disabled(),
+/// Scan every root of `config`: each walker thread calls `make_sink` once and gives the
+/// sink it returns everything that thread finds, judged as `with` says. The scan memo is
+/// loaded before and saved after (when judging).
+pub fn scan<M, S>(config: &ScanConfig, with: ScanWith, make_sink: &M) -> WalkSummary
+where
+    M: Fn() -> S + Sync,
+    S: FnMut(Scanned) + Send,
+{
+    let dirs = Arc::new(DirSources::default());
+    let memo = match (&config.cache_dir, with.judge) {
+        (Some(dir), true) => Memo::load(dir),
+        _ => Memo::disabled(),
     };
-    let sink = |event: WalkEvent| {
-        let outcome = match event {
-            WalkEvent::Cache(candidate) => judge_candidate(candidate, &dirs, &memo),
-            WalkEvent::Error { path, message } => Err(ScanError { path, message }),
-            WalkEvent::Debris { .. } | WalkEvent::Source { .. } => return,
-        };
-        let mut report = report.lock().expect("poisoned");
-        match outcome {
-            Ok(entry) => {
-                report.summary.add(&entry.verdict);
-                if keep == Keep::All || entry.verdict.state != State::Fresh {
-                    report.entries.push(entry);
+    let mut options = config.walk.clone();
+    options.report_sources = with.sources;
+    options.report_debris = with.debris;
+    let make_walk_sink = || {
+        let mut sink = make_sink();
+        let (dirs, memo) = (&dirs, &memo);
+        move |event: WalkEvent| {
+            sink(match event {
+                WalkEvent::Cache(candidate) if with.judge => {
+                    match judge_candidate(candidate, dirs, memo) {
+                        Ok(entry) => Scanned::Judged(entry),
+                        Err(error) => Scanned::Error(error),
+                    }
                 }
-            }
-            Err(error) => report.errors.push(error),
+                WalkEvent::Cache(candidate) => Scanned::Unjudged(Unjudged {
+                    candidate,
+                    dirs: Arc::clone(dirs),
+                }),
+                WalkEvent::Error { path, message } => Scanned::Error(ScanError { path, message }),
+                WalkEvent::Source { root, path } => Scanned::Source { root, path },
+                WalkEvent::Debris { root, path } => Scanned::Debris { root, path },
+            })
         }
     };
-    let mut walked = walk::WalkSummary::default();
+    let mut walked = WalkSummary::default();
     for root in &config.roots {
-        walked.merge(walk::walk_root(root, &config.walk, &sink));
+        walked.merge(walk::walk_root_per_thread(root, &options, &make_walk_sink));
     }
     memo.save();
+    walked
+}
+
+/// Scan every root of `config` and judge every cache found: the report of `check`.
+pub fn run(config: &ScanConfig, keep: Keep) -> Report {
+    let report = Mutex::new(Report::default());
+    let make_sink = || {
+        |found: Scanned| {
+            let mut report = report.lock().expect("poisoned");
+            match found {
+                Scanned::Judged(entry) => {
+                    report.summary.add(&entry.verdict);
+                    if keep == Keep::All || entry.verdict.state != State::Fresh {
+                        report.entries.push(entry);
+                    }
+                }
+                Scanned::Error(error) => report.errors.push(error),
+                Scanned::Unjudged(_) | Scanned::Source { .. } | Scanned::Debris { .. } => {}
+            }
+        }
+    };
+    let walked = scan(config, ScanWith::CACHES, &make_sink);
     let mut report = report.into_inner().expect("poisoned");
     report.walk = walked;
     report.sort();
     report
 }
 
-/// Paths of every root, for messages.
-pub fn root_paths(config: &ScanConfig) -> Vec<PathBuf> {
-    config.roots.iter().map(|r| r.path.clone()).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pyc::magic::Implementation;
+
+    fn tagged(tag: &str) -> CacheName {
+        CacheName::Tagged {
+            stem: "m".into(),
+            tag: tag.into(),
+            optimization: 0,
+        }
+    }
+
+    #[test]
+    fn tags_match_the_interpreter_exactly() {
+        let legacy = CacheName::Legacy {
+            stem: "m".into(),
+            pyo: false,
+        };
+        assert_eq!(
+            interpreter_tag(&tagged("cpython-311"), None).as_deref(),
+            Some("cpython-311")
+        );
+        assert_eq!(
+            interpreter_tag(&tagged("cpython-312-pytest-8.3.4"), None).as_deref(),
+            Some("cpython-312")
+        );
+        assert_eq!(
+            interpreter_tag(&legacy, Some(Series::cpython(3, 11))).as_deref(),
+            Some("cpython-311")
+        );
+        assert_eq!(
+            interpreter_tag(&legacy, Some(Series::cpython(2, 7))).as_deref(),
+            Some("cpython-27")
+        );
+        assert_eq!(
+            interpreter_tag(
+                &legacy,
+                Some(Series {
+                    implementation: Implementation::PyPy,
+                    major: 3,
+                    minor: 9
+                })
+            )
+            .as_deref(),
+            Some("pypy39")
+        );
+        assert_eq!(interpreter_tag(&legacy, None), None);
+    }
+
+    #[test]
+    fn tag_values_are_checked() {
+        for ok in [
+            "cpython-311",
+            "cpython-31",
+            "pypy310",
+            "cpython-27",
+            "pypy3-71",
+        ] {
+            assert_eq!(check_tag(ok), Ok(()), "{ok}");
+        }
+        for bad in ["cpython", "cpython-3.11", "311", "", "cpython 311", "-311"] {
+            assert_eq!(check_tag(bad), Err(TagError::Malformed), "{bad}");
+        }
+        assert_eq!(check_tag("cpython-312-pytest-8.3.4"), Err(TagError::Pytest));
+    }
 }

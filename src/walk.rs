@@ -234,6 +234,7 @@ pub struct Root {
 
 /// Walk one root (a directory or a single file) and, when a prefix is set, its mirrors
 /// under the prefix. Events arrive on the walker's threads.
+#[cfg(test)]
 pub fn walk_root<F>(root: &Root, options: &WalkOptions, sink: &F) -> WalkSummary
 where
     F: Fn(WalkEvent) + Sync,
@@ -848,6 +849,7 @@ pub fn stat_near(path: &Path, follow: bool) -> Option<std::io::Result<FileStat>>
             AtFlags::SYMLINK_NOFOLLOW
         };
         // SAFETY: the fd stays open while `READING` holds it (cleared before closing).
+        #[allow(unsafe_code)] // until the walker no longer lends its fd through a thread-local
         let fd = unsafe { BorrowedFd::borrow_raw(reading.fd) };
         Some(
             rfs::statat(fd, OsStr::from_bytes(relative), flags)

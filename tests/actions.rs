@@ -485,6 +485,52 @@ fn clean_removes_caches_keeps_everything_else() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--tag` names one interpreter's caches exactly, with `--state` as without it: a tag is
+/// never a prefix of another (`cpython-31` is Python 3.1's, not 3.11's), pytest's caches
+/// are their interpreter's, and a value that is no cache tag is a usage error.
+#[test]
+fn clean_tag_matches_exactly_with_and_without_state() {
+    let tree = Tree::new();
+    tree.write("pkg/__pycache__/m.cpython-311.pyc", b"orphan");
+    tree.write("pkg/__pycache__/t.cpython-311-pytest-8.3.4.pyc", b"orphan");
+    tree.write("pkg/__pycache__/n.cpython-312.pyc", b"orphan");
+    let removed = |args: &[&str]| {
+        let mut all = vec!["clean", "--dry-run"];
+        all.extend(args);
+        let out = run(tree.path(), &all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let listing = text(&out);
+        let mut names: Vec<String> = listing
+            .lines()
+            .filter_map(|l| l.strip_prefix("would remove ./pkg/__pycache__/"))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    };
+    let both = ["m.cpython-311.pyc", "t.cpython-311-pytest-8.3.4.pyc"];
+    for state in [&[][..], &["--state", "orphan"]] {
+        let with = |tag: &str| {
+            let mut args = vec!["--tag", tag];
+            args.extend(state);
+            removed(&args)
+        };
+        assert!(with("cpython-31").is_empty(), "{state:?}");
+        assert!(with("cpython-3").is_empty(), "{state:?}");
+        assert_eq!(with("cpython-311"), both, "{state:?}");
+        assert_eq!(with("cpython-312"), ["n.cpython-312.pyc"], "{state:?}");
+    }
+    for bad in ["cpython-3.11", "311", "cpython-311-pytest-8.3.4"] {
+        let out = run(tree.path(), &["clean", "--dry-run", "--tag", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        assert!(
+            text(&out).starts_with(&format!("pycguard: error: --tag {bad:?}: ")),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
 #[test]
 fn clean_reports_a_failed_deletion_with_exit_1() {
     if !common::can_run_as_other_user() {

@@ -867,6 +867,7 @@ fn the_pool_compiles_caches_the_interpreter_imports() {
             pythons: vec![i.path.clone()],
             roots: vec![],
             cache_dir: None,
+            ..Discovery::default()
         });
         let interp = found
             .all()

@@ -18,7 +18,6 @@
 //! One thread per owner lives as long as the [`Opener`]; it only ever opens files.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -127,41 +126,17 @@ fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
 /// The primary group and supplementary groups of `uid` from the user database; a uid
 /// without an entry gets nobody's group and no others.
 fn credentials(uid: u32) -> (u32, Vec<u32>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: getpwuid_r writes into `pwd` and `buf` (sized as passed) only; the strings
-    // it points to live in `buf`, which outlives their use here.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        );
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return (NO_GROUP, Vec::new());
-        }
-        let name = CStr::from_ptr(pwd.pw_name);
-        let gid = pwd.pw_gid;
-        let mut groups: Vec<libc::gid_t> = vec![0; 64];
-        loop {
-            let mut n = groups.len() as libc::c_int;
-            let rc = libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n);
-            if rc >= 0 {
-                groups.truncate(n.max(0) as usize);
-                break;
-            }
-            if groups.len() >= 65536 {
-                groups.clear();
-                break;
-            }
-            let wanted = (n.max(0) as usize).max(groups.len() * 2);
-            groups.resize(wanted, 0);
-        }
-        (gid, groups)
-    }
+    use nix::unistd::{getgrouplist, User};
+    let Ok(Some(user)) = User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return (NO_GROUP, Vec::new());
+    };
+    let gid = user.gid.as_raw();
+    let groups = std::ffi::CString::new(user.name.as_bytes())
+        .ok()
+        .and_then(|name| getgrouplist(&name, user.gid).ok())
+        .map(|groups| groups.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default();
+    (gid, groups)
 }
 
 #[cfg(test)]

@@ -15,14 +15,13 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::actions::safe_fs::{self, Dir};
-use crate::facts::DirSources;
-use crate::layout::{self, CacheName};
-use crate::pyc::magic;
-use crate::scan::{self, Keep};
+use crate::actions::safe_fs::{self, Dir, SafeFsError};
+use crate::layout;
+use crate::report::{Entry, ScanError};
+use crate::scan::{self, ScanWith, Scanned};
 use crate::settings::ScanConfig;
 use crate::verdict::State;
-use crate::walk::{self, Candidate, WalkEvent};
+use crate::walk;
 
 /// Tool caches `--debris` removes: regenerable caches only, never build outputs, virtual
 /// environments or anything holding user data.
@@ -39,10 +38,20 @@ pub const DEBRIS_DIRS: &[&str] = &[
 pub struct CleanOptions {
     /// Only caches in these states (judged fully); `None`: every cache but sourceless ones.
     pub states: Option<Vec<State>>,
-    /// Only caches of these interpreters (`cpython-39`); empty: all.
+    /// Only caches of these interpreters (`cpython-39`, matched exactly against
+    /// [`scan::interpreter_tag`]); empty: all.
     pub tags: Vec<String>,
     pub debris: bool,
     pub dry_run: bool,
+}
+
+/// Why something could not be removed.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanError {
+    #[error(transparent)]
+    Fs(#[from] SafeFsError),
+    #[error("no file name")]
+    NoFileName,
 }
 
 /// What a clean did (or, dry, would do).
@@ -52,9 +61,9 @@ pub struct CleanOutcome {
     pub debris_removed: Vec<PathBuf>,
     pub dirs_removed: Vec<PathBuf>,
     pub kept_sourceless: usize,
-    pub failed: Vec<(PathBuf, String)>,
+    pub failed: Vec<(PathBuf, CleanError)>,
     /// Entries the scan could not read.
-    pub scan_errors: Vec<(PathBuf, String)>,
+    pub scan_errors: Vec<ScanError>,
     /// What the walk skipped (environments).
     pub walk: walk::WalkSummary,
 }
@@ -65,7 +74,7 @@ thread_local! {
 }
 
 /// Open `dir` beneath `root`, reusing this thread's last open directory.
-pub fn cached_dir(root: &Path, dir: &Path) -> Result<Arc<Dir>, safe_fs::SafeFsError> {
+pub fn cached_dir(root: &Path, dir: &Path) -> Result<Arc<Dir>, SafeFsError> {
     LAST_DIR.with(|last| {
         let mut last = last.borrow_mut();
         if let Some((path, open)) = last.as_ref() {
@@ -80,57 +89,27 @@ pub fn cached_dir(root: &Path, dir: &Path) -> Result<Arc<Dir>, safe_fs::SafeFsEr
 }
 
 /// Remove one file found by the walk, beneath its root.
-pub fn remove_cache(root: &Path, path: &Path) -> Result<(), String> {
+pub fn remove_cache(root: &Path, path: &Path) -> Result<(), CleanError> {
     let parent = path.parent().unwrap_or(Path::new(""));
-    let name = path.file_name().ok_or("no file name")?;
+    let name = path.file_name().ok_or(CleanError::NoFileName)?;
     // Removed by another run first (or its directory with it): done all the same.
     let result = cached_dir(root, parent).and_then(|dir| dir.remove_file(name));
     match result {
-        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other.map_err(|e| e.to_string()),
+        Err(SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => Ok(other?),
     }
 }
 
-/// The tag of the interpreter that wrote a cache: from the name, else from the magic.
-fn tag_of(candidate: &Candidate) -> Option<String> {
-    if let Some(tag) = candidate.name.tag() {
-        return Some(tag.split("-pytest-").next().unwrap_or(tag).to_owned());
-    }
-    // Without blocking: a FIFO or device is never opened for its magic.
-    if !matches!(
-        candidate.found_as,
-        walk::FoundAs::File | walk::FoundAs::Symlink
-    ) {
-        return None;
-    }
-    let head = crate::read::read_head(&candidate.path, crate::read::Follow::Yes, 4).ok()?;
-    let series = magic::lookup(head.try_into().ok()?)?.series;
-    Some(series.cache_tag().unwrap_or_else(|| {
-        format!(
-            "{}-{}{}",
-            series.implementation.name(),
-            series.major,
-            series.minor
-        )
-    }))
+/// Does a judged cache match `--state` and `--tag`?
+fn selected(entry: &Entry, states: &[State], tags: &[String]) -> bool {
+    states.contains(&entry.verdict.state)
+        && (tags.is_empty()
+            || scan::interpreter_tag(&entry.name, entry.verdict.interpreter)
+                .is_some_and(|t| tags.contains(&t)))
 }
 
-/// Is this candidate (found without reading it) one of a sourceless distribution?
-fn is_sourceless(candidate: &Candidate, dirs: &DirSources) -> bool {
-    let (CacheName::Legacy { .. }, Some(source)) = (&candidate.name, &candidate.source) else {
-        return false;
-    };
-    if source.is_file() {
-        return false;
-    }
-    let dir = source
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    !dirs.has_sources(dir)
-}
-
-/// Run a clean over every root of `config`.
+/// Run a clean over every root of `config`. Removals happen on the walker's threads as
+/// caches are found; with `--state` each cache is judged first, without it none is read.
 pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
     let outcome = Mutex::new(CleanOutcome::default());
     let emptied_candidates = Mutex::new(BTreeSet::<(PathBuf, Arc<Path>)>::new());
@@ -154,56 +133,29 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
                 }
                 out.removed.push(path);
             }
-            Err(message) => out.failed.push((path, message)),
+            Err(e) => out.failed.push((path, e)),
         }
     };
-    let tag_ok = |candidate: &Candidate| {
-        options.tags.is_empty() || tag_of(candidate).is_some_and(|t| options.tags.contains(&t))
-    };
-
-    if let Some(states) = &options.states {
-        let report = scan::run(config, Keep::All);
-        let mut out = outcome.lock().expect("poisoned");
-        out.walk = report.walk.clone();
-        out.scan_errors = report
-            .errors
-            .iter()
-            .map(|e| (e.path.clone(), e.message.clone()))
-            .collect();
-        drop(out);
-        for entry in report.entries {
-            if crate::signals::interrupted() {
-                break;
+    let tags = &options.tags;
+    let make_sink = || {
+        |found: Scanned| match found {
+            Scanned::Judged(entry) => {
+                let states = options.states.as_deref().unwrap_or_default();
+                if selected(&entry, states, tags) && !crate::signals::interrupted() {
+                    act(&entry.root, entry.path);
+                }
             }
-            if !states.contains(&entry.verdict.state) {
-                continue;
-            }
-            let tag = entry
-                .verdict
-                .tag
-                .clone()
-                .or_else(|| entry.verdict.interpreter.and_then(|s| s.cache_tag()));
-            if !options.tags.is_empty()
-                && !tag.is_some_and(|t| options.tags.iter().any(|w| t.starts_with(w.as_str())))
-            {
-                continue;
-            }
-            act(&entry.root, entry.path);
-        }
-    } else {
-        let dirs = DirSources::default();
-        let sink = |event: WalkEvent| match event {
-            WalkEvent::Cache(candidate) => {
-                if !tag_ok(&candidate) {
+            Scanned::Unjudged(found) => {
+                if !tags.is_empty() && !found.interpreter_tag().is_some_and(|t| tags.contains(&t)) {
                     return;
                 }
-                if is_sourceless(&candidate, &dirs) {
+                if found.presumed_sourceless() {
                     outcome.lock().expect("poisoned").kept_sourceless += 1;
                     return;
                 }
-                act(&candidate.root, candidate.path);
+                act(&found.candidate.root, found.candidate.path);
             }
-            WalkEvent::Debris { root, path } => {
+            Scanned::Debris { root, path } => {
                 let result = if options.dry_run {
                     Ok(())
                 } else {
@@ -212,29 +164,23 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
                 let mut out = outcome.lock().expect("poisoned");
                 match result {
                     Ok(()) => out.debris_removed.push(path),
-                    Err(message) => out.failed.push((path, message)),
+                    Err(e) => out.failed.push((path, e)),
                 }
             }
-            WalkEvent::Error { path, message } => {
-                outcome
-                    .lock()
-                    .expect("poisoned")
-                    .scan_errors
-                    .push((path, message));
-            }
-            WalkEvent::Source { .. } => {}
-        };
-        let mut walk_options = config.walk.clone();
-        walk_options.report_debris = options.debris;
-        let mut walked = walk::WalkSummary::default();
-        for root in &config.roots {
-            walked.merge(walk::walk_root(root, &walk_options, &sink));
+            Scanned::Error(error) => outcome.lock().expect("poisoned").scan_errors.push(error),
+            Scanned::Source { .. } => {}
         }
-        outcome.lock().expect("poisoned").walk = walked;
-    }
+    };
+    let with = ScanWith {
+        judge: options.states.is_some(),
+        sources: false,
+        debris: options.debris,
+    };
+    let walked = scan::scan(config, with, &make_sink);
     // Forget this thread's open directory before removing directories.
     LAST_DIR.with(|last| last.borrow_mut().take());
     let mut out = outcome.into_inner().expect("poisoned");
+    out.walk = walked;
     if !options.dry_run {
         // Deepest first, so nested emptied directories go too.
         let mut dirs: Vec<_> = emptied_candidates
@@ -247,20 +193,20 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
             match remove_dir_if_empty(&root, &dir) {
                 Ok(true) => out.dirs_removed.push(dir),
                 Ok(false) => {}
-                Err(message) => out.failed.push((dir, message)),
+                Err(e) => out.failed.push((dir, e.into())),
             }
         }
     }
     out.removed.sort();
     out.debris_removed.sort();
     out.dirs_removed.sort();
-    out.failed.sort();
-    out.scan_errors.sort();
+    out.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    out.scan_errors.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
 
 /// Remove `dir` (a `__pycache__` directory) if it is empty; `Ok(false)` when it is not.
-pub fn remove_dir_if_empty(root: &Path, dir: &Path) -> Result<bool, String> {
+pub fn remove_dir_if_empty(root: &Path, dir: &Path) -> Result<bool, SafeFsError> {
     if dir == root {
         return Ok(false);
     }
@@ -271,14 +217,14 @@ pub fn remove_dir_if_empty(root: &Path, dir: &Path) -> Result<bool, String> {
         safe_fs::open_dir_beneath(root, parent, None).and_then(|p| p.remove_empty_dir(name));
     match result {
         // Removed by another run: not ours to report.
-        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        other => other.map_err(|e| e.to_string()),
+        Err(SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        other => other,
     }
 }
 
-fn remove_debris(root: &Path, path: &Path) -> Result<(), String> {
+fn remove_debris(root: &Path, path: &Path) -> Result<(), CleanError> {
     let parent = path.parent().unwrap_or(Path::new(""));
-    let name: &OsStr = path.file_name().ok_or("no file name")?;
-    let dir = safe_fs::open_dir_beneath(root, parent, None).map_err(|e| e.to_string())?;
-    dir.remove_tree(name).map_err(|e| e.to_string())
+    let name: &OsStr = path.file_name().ok_or(CleanError::NoFileName)?;
+    let dir = safe_fs::open_dir_beneath(root, parent, None)?;
+    Ok(dir.remove_tree(name)?)
 }

@@ -12,20 +12,20 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use crate::actions::recompile::{self, Mode, Task, Written};
-use crate::facts::DirSources;
-use crate::interpreters::Interpreter;
+use crate::actions::recompile::{self, Mode, Task, WriteError, WriteOptions};
+use crate::actions::safe_fs::SafeFsError;
+use crate::interpreters::{Interpreter, Interpreters, Origin, SearchPath};
 use crate::layout;
-use crate::memo::Memo;
-use crate::scan;
+use crate::report::ScanError;
+use crate::scan::{self, ScanWith, Scanned};
 use crate::settings::ScanConfig;
 use crate::verdict::State;
-use crate::walk::{self, WalkEvent};
+use crate::walk::{self, Root};
 
 /// The state of each judged cache, keyed by its path's bytes (hashing a `Path` parses its
 /// components, which cost more than the rest of planning).
@@ -42,7 +42,7 @@ pub struct FoundTree {
     /// One map per walker thread, never merged (merging cost more than a second lookup).
     pub caches: Vec<CacheStates>,
     pub tags: BTreeSet<String>,
-    pub errors: Vec<(PathBuf, String)>,
+    pub errors: Vec<ScanError>,
     /// What the walk skipped and recognised.
     pub walk: walk::WalkSummary,
 }
@@ -68,15 +68,23 @@ pub struct Planned {
     pub why: String,
 }
 
+/// Why a cache was not compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("cannot create the pycache prefix {}: {}", .prefix.display(), crate::facts::io_message(.err))]
+    CreatePrefix { prefix: PathBuf, err: io::Error },
+    #[error("cannot create it: {0}")]
+    CreateDir(#[source] SafeFsError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
 /// What a compile did.
 #[derive(Debug, Default)]
 pub struct CompileOutcome {
     pub planned: Vec<Planned>,
     pub up_to_date: usize,
-    pub failed: Vec<(PathBuf, String)>,
-    pub scan_errors: Vec<(PathBuf, String)>,
-    /// Cache tags found in the tree (to choose default interpreters).
-    pub tags_seen: BTreeSet<String>,
+    pub failed: Vec<(PathBuf, CompileError)>,
 }
 
 /// One walker thread's share of a [`FoundTree`], merged into the shared one when the
@@ -88,35 +96,28 @@ struct Collector<'a> {
     /// The tag of the last cache this thread saw (already in `local.tags`, or a pytest tag).
     last_tag: Option<String>,
     shared: &'a Mutex<FoundTree>,
-    dirs: &'a DirSources,
-    memo: &'a Memo,
 }
 
 impl Collector<'_> {
-    fn event(&mut self, event: WalkEvent) {
-        let found = &mut self.local;
-        match event {
-            WalkEvent::Source { root, path } => found.sources.push((root, path)),
-            WalkEvent::Cache(c) => {
-                if let layout::CacheName::Tagged { tag, .. } = &c.name {
+    fn found(&mut self, found: Scanned) {
+        let tree = &mut self.local;
+        match found {
+            Scanned::Source { root, path } => tree.sources.push((root, path)),
+            Scanned::Judged(entry) => {
+                if let layout::CacheName::Tagged { tag, .. } = &entry.name {
                     // Most caches share one or two tags: compare with the last one first.
                     if self.last_tag.as_deref() != Some(tag.as_str()) {
-                        if !tag.contains("-pytest-") && !found.tags.contains(tag.as_str()) {
-                            found.tags.insert(tag.clone());
+                        if !tag.contains("-pytest-") && !tree.tags.contains(tag.as_str()) {
+                            tree.tags.insert(tag.clone());
                         }
                         self.last_tag = Some(tag.clone());
                     }
                 }
-                match scan::judge_candidate(c, self.dirs, self.memo) {
-                    Ok(entry) => {
-                        self.states
-                            .insert(entry.path.into_os_string(), entry.verdict.state);
-                    }
-                    Err(e) => found.errors.push((e.path, e.message)),
-                }
+                self.states
+                    .insert(entry.path.into_os_string(), entry.verdict.state);
             }
-            WalkEvent::Error { path, message } => found.errors.push((path, message)),
-            WalkEvent::Debris { .. } => {}
+            Scanned::Error(error) => tree.errors.push(error),
+            Scanned::Unjudged(_) | Scanned::Debris { .. } => {}
         }
     }
 }
@@ -142,33 +143,115 @@ impl Drop for Collector<'_> {
 /// Walk the sources and the caches under `config`, judging each cache as it is found.
 pub fn find_sources(config: &ScanConfig) -> FoundTree {
     let found = Mutex::new(FoundTree::default());
-    let dirs = DirSources::default();
-    let memo = match &config.cache_dir {
-        Some(dir) => Memo::load(dir),
-        None => Memo::disabled(),
-    };
-    let mut options = config.walk.clone();
-    options.report_sources = true;
     let make_sink = || {
         let mut collector = Collector {
             local: FoundTree::default(),
             states: CacheStates::default(),
             last_tag: None,
             shared: &found,
-            dirs: &dirs,
-            memo: &memo,
         };
-        move |event| collector.event(event)
+        move |scanned| collector.found(scanned)
     };
-    let mut walked = walk::WalkSummary::default();
-    for root in &config.roots {
-        walked.merge(walk::walk_root_per_thread(root, &options, &make_sink));
-    }
-    memo.save();
+    let with = ScanWith {
+        sources: true,
+        ..ScanWith::CACHES
+    };
+    let walked = scan::scan(config, with, &make_sink);
     // Unsorted: the order of compile jobs does not matter (listings are sorted instead).
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    found.errors.sort_by(|a, b| a.path.cmp(&b.path));
     found.walk = walked;
     found
+}
+
+/// The interpreters to compile for, each with why: `--python` given: exactly those; else
+/// the interpreters whose caches the tree holds (one per tag); else the one the tree is
+/// for ([`interpreter_for_tree`]).
+pub fn choose_interpreters(
+    found: &Interpreters,
+    pythons_given: bool,
+    tree_tags: &BTreeSet<String>,
+    roots: &[Root],
+    search: &SearchPath,
+) -> Vec<(Interpreter, String)> {
+    if pythons_given {
+        return found
+            .all()
+            .iter()
+            .filter(|i| i.origin == Origin::Flag)
+            .map(|i| (i.clone(), "--python".to_owned()))
+            .collect();
+    }
+    let mut by_tag: Vec<(Interpreter, String)> = Vec::new();
+    for i in found.all() {
+        let Some(tag) = i.cache_tag.as_ref().filter(|t| tree_tags.contains(*t)) else {
+            continue;
+        };
+        if !by_tag.iter().any(|(a, _)| a.cache_tag == i.cache_tag) {
+            by_tag.push((i.clone(), format!("the tree holds {tag} caches")));
+        }
+    }
+    if by_tag.is_empty() {
+        interpreter_for_tree(found, roots, search)
+            .into_iter()
+            .collect()
+    } else {
+        by_tag
+    }
+}
+
+/// The interpreter a tree without caches is for, and why, as a user would expect: the
+/// virtualenv inside the tree, else the `python3` that `PATH` runs (through pyenv's shims
+/// too), else the first interpreter found.
+fn interpreter_for_tree(
+    found: &Interpreters,
+    roots: &[Root],
+    search: &SearchPath,
+) -> Option<(Interpreter, String)> {
+    let shown = |path: &Path| -> String {
+        for root in roots {
+            let Some(abs) = root.absolute_forms.first() else {
+                continue;
+            };
+            if let Ok(rest) = path.strip_prefix(abs) {
+                let inside = root.path.join(rest);
+                let text = inside.to_string_lossy().into_owned();
+                return text.strip_prefix("./").unwrap_or(&text).to_owned();
+            }
+        }
+        path.display().to_string()
+    };
+    if let Some(venv) = found.all().iter().find(|i| i.origin == Origin::Venv) {
+        let holder = venv
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&venv.path);
+        let is_root = roots
+            .iter()
+            .any(|r| r.absolute_forms.first().is_some_and(|a| a == holder));
+        let why = if is_root {
+            "this tree is a virtualenv"
+        } else {
+            "the virtualenv in this tree"
+        };
+        return Some((venv.clone(), format!("{}: {why}", shown(&venv.path))));
+    }
+    let by_executable = |exe: &Path| -> Option<&Interpreter> {
+        let resolved = std::fs::canonicalize(exe).ok()?;
+        found.all().iter().find(|i| i.resolved == resolved)
+    };
+    if let Some((exe, how)) = search.python3_on_path() {
+        if let Some(interpreter) = by_executable(&exe) {
+            return Some((interpreter.clone(), how));
+        }
+    }
+    found.all().first().map(|i| {
+        (
+            i.clone(),
+            "the first Python found: no virtualenv in the tree, no python3 on PATH".to_owned(),
+        )
+    })
 }
 
 /// Where an interpreter's caches go: beside the sources, or under the pycache prefix.
@@ -250,14 +333,9 @@ pub fn run(
     found: FoundTree,
     interpreters: &[Interpreter],
     options: &CompileOptions,
-    workers: usize,
-    timeout: Duration,
+    write: &WriteOptions,
 ) -> CompileOutcome {
-    let mut outcome = CompileOutcome {
-        tags_seen: found.tags,
-        ..CompileOutcome::default()
-    };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let mut outcome = CompileOutcome::default();
     let prefix_root: Option<Arc<Path>> = options.prefix.as_deref().map(Arc::from);
     let targets: Vec<(&Interpreter, Target)> = interpreters
         .iter()
@@ -274,14 +352,54 @@ pub fn run(
             (i, target)
         })
         .collect();
-    // Planning is a lookup per source; split it over the walk's thread count.
-    let chunk = found.sources.len().div_ceil(workers.max(1)).max(1024);
+    (outcome.planned, outcome.up_to_date) = plan_all(&found, &targets, options, write);
+    if options.dry_run {
+        outcome
+            .planned
+            .sort_by(|a, b| a.task.source.as_os_str().cmp(b.task.source.as_os_str()));
+        return outcome;
+    }
+    // The directories of the prefix tree, made before the caches are written into them.
+    let made_dirs = match (&options.prefix, &prefix_root) {
+        (Some(prefix), Some(root)) => make_prefix_dirs(&mut outcome, prefix, root),
+        _ => Vec::new(),
+    };
+    for (index, interpreter) in interpreters.iter().enumerate() {
+        let (planned, tasks): (Vec<&Planned>, Vec<Task>) = outcome
+            .planned
+            .iter()
+            .filter(|p| p.interpreter == index)
+            .map(|p| (p, p.task.clone()))
+            .unzip();
+        let written = recompile::write_all(interpreter, &tasks, write);
+        for (p, w) in planned.into_iter().zip(written) {
+            if let Err(e) = w {
+                outcome.failed.push((p.task.cache.clone(), e.into()));
+            }
+        }
+    }
+    if !outcome.failed.is_empty() {
+        remove_made_dirs(made_dirs);
+    }
+    outcome.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    outcome
+}
+
+/// Plan every source: a lookup per source, split over the walk's thread count.
+fn plan_all(
+    found: &FoundTree,
+    targets: &[(&Interpreter, Target)],
+    options: &CompileOptions,
+    write: &WriteOptions,
+) -> (Vec<Planned>, usize) {
+    let chunk = found.sources.len().div_ceil(write.workers.max(1)).max(1024);
+    let cwd = write.cwd.as_path();
     let plans: Vec<(Vec<Planned>, usize)> = std::thread::scope(|scope| {
         let planners: Vec<_> = found
             .sources
             .chunks(chunk)
             .map(|sources| {
-                let (targets, cwd, caches) = (&targets, &cwd, &found.caches);
+                let caches = &found.caches;
                 scope.spawn(move || plan(sources, caches, targets, options, cwd))
             })
             .collect();
@@ -290,77 +408,66 @@ pub fn run(
             .map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    for (planned, up_to_date) in plans {
-        outcome.planned.extend(planned);
-        outcome.up_to_date += up_to_date;
+    let mut all = Vec::new();
+    let mut up_to_date = 0;
+    for (planned, fresh) in plans {
+        all.extend(planned);
+        up_to_date += fresh;
     }
-    if options.dry_run {
-        outcome
-            .planned
-            .sort_by(|a, b| a.task.source.as_os_str().cmp(b.task.source.as_os_str()));
-        return outcome;
-    }
-    // The directories of the prefix tree, made before the caches are written into them.
-    let mut made_dirs: Vec<(PathBuf, Arc<Path>)> = Vec::new();
-    if let (Some(prefix), Some(root)) = (&options.prefix, &prefix_root) {
-        let dirs: BTreeSet<&Path> = outcome
-            .planned
-            .iter()
-            .filter(|p| p.task.root == *root)
-            .filter_map(|p| p.task.cache.parent())
-            .collect();
-        if !dirs.is_empty() {
-            if let Err(e) = std::fs::create_dir_all(prefix) {
-                let message = format!(
-                    "cannot create the pycache prefix {}: {}",
-                    prefix.display(),
-                    crate::facts::io_message(&e)
-                );
-                outcome.failed.push((prefix.clone(), message));
-            }
+    (all, up_to_date)
+}
+
+/// Make the prefix-tree directories the planned caches go to (as importlib makes them;
+/// as root, each new one gets its parent's owner). A directory that cannot be made is a
+/// failure, and the caches meant for it are not tried. Returns the directories made.
+fn make_prefix_dirs(
+    outcome: &mut CompileOutcome,
+    prefix: &Path,
+    root: &Arc<Path>,
+) -> Vec<(PathBuf, Arc<Path>)> {
+    let dirs: BTreeSet<PathBuf> = outcome
+        .planned
+        .iter()
+        .filter(|p| p.task.root == *root)
+        .filter_map(|p| p.task.cache.parent().map(Path::to_path_buf))
+        .collect();
+    if !dirs.is_empty() {
+        if let Err(err) = std::fs::create_dir_all(prefix) {
+            let failure = CompileError::CreatePrefix {
+                prefix: prefix.to_path_buf(),
+                err,
+            };
+            outcome.failed.push((prefix.to_path_buf(), failure));
         }
-        let inherit_owner = crate::actions::safe_fs::effective_uid() == 0;
-        let mut unmade: Vec<PathBuf> = Vec::new();
-        for dir in dirs {
-            match crate::actions::safe_fs::create_dirs_beneath(prefix, dir, inherit_owner) {
-                Ok(made) => made_dirs.extend(made.into_iter().map(|d| (d, root.clone()))),
-                Err(e) => {
-                    outcome
-                        .failed
-                        .push((dir.to_path_buf(), format!("cannot create it: {e}")));
-                    unmade.push(dir.to_path_buf());
-                }
-            }
-        }
-        // Caches whose directory could not be made are reported with it, not tried.
-        outcome.planned.retain(|p| {
-            !p.task
-                .cache
-                .parent()
-                .is_some_and(|d| unmade.iter().any(|u| u == d))
-        });
     }
-    for (index, interpreter) in interpreters.iter().enumerate() {
-        let (planned, tasks): (Vec<&Planned>, Vec<Task>) = outcome
-            .planned
-            .iter()
-            .filter(|p| p.interpreter == index)
-            .map(|p| (p, p.task.clone()))
-            .unzip();
-        let written = recompile::write_all(interpreter, &tasks, workers, timeout);
-        for (p, w) in planned.into_iter().zip(written) {
-            if let Written::Failed(message) = w {
-                outcome.failed.push((p.task.cache.clone(), message));
+    let inherit_owner = crate::actions::safe_fs::effective_uid() == 0;
+    let mut made = Vec::new();
+    let mut unmade: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        match crate::actions::safe_fs::create_dirs_beneath(prefix, &dir, inherit_owner) {
+            Ok(new) => made.extend(new.into_iter().map(|d| (d, root.clone()))),
+            Err(e) => {
+                outcome
+                    .failed
+                    .push((dir.clone(), CompileError::CreateDir(e)));
+                unmade.push(dir);
             }
         }
     }
-    if !outcome.failed.is_empty() {
-        // Directories made for caches that could not be written go again (deepest first).
-        made_dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
-        for (dir, root) in made_dirs {
-            let _ = crate::actions::clean::remove_dir_if_empty(&root, &dir);
-        }
+    outcome.planned.retain(|p| {
+        !p.task
+            .cache
+            .parent()
+            .is_some_and(|d| unmade.iter().any(|u| u == d))
+    });
+    made
+}
+
+/// Remove the directories made for caches that could not be written (deepest first; a
+/// directory that holds anything stays).
+fn remove_made_dirs(mut made: Vec<(PathBuf, Arc<Path>)>) {
+    made.sort_by_key(|(d, _)| std::cmp::Reverse(d.components().count()));
+    for (dir, root) in made {
+        let _ = crate::actions::clean::remove_dir_if_empty(&root, &dir);
     }
-    outcome.failed.sort();
-    outcome
 }

@@ -8,16 +8,17 @@
 //! | fresh | never touched |
 //!
 //! Planning ([`plan`]) is pure; execution goes through [`super::safe_fs`] and
-//! [`super::recompile`], so only caches are ever written or deleted.
+//! [`super::recompile`], so only caches are ever written or deleted. The invalidation
+//! mode, file mode, owner and group of a recompiled cache are decided in
+//! [`super::recompile`] (its "How a written cache's owner and mode are decided").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::actions::clean::remove_dir_if_empty;
-use crate::actions::recompile::{self, Mode, Task, Written};
-use crate::actions::safe_fs;
+use crate::actions::recompile::{self, Mode, Task, WriteError, WriteOptions};
+use crate::actions::safe_fs::{self, SafeFsError};
 use crate::interpreters::Interpreters;
 use crate::layout::{self, CacheName};
 use crate::pyc::magic;
@@ -33,7 +34,20 @@ pub struct FixOptions {
     pub include: Vec<State>,
     /// Write recompiled caches in this mode instead of the one they had.
     pub mode: Option<Mode>,
+    /// The mode for a cache whose header says none (`SOURCE_DATE_EPOCH`: checked-hash).
+    pub default_mode: Mode,
     pub dry_run: bool,
+}
+
+/// Why a planned repair failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum FixError {
+    #[error("{0}")]
+    Delete(Arc<SafeFsError>),
+    #[error("no file name")]
+    NoFileName,
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What to do with one entry.
@@ -98,7 +112,7 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
                 return Some(Action::Leave {
                     why: format!(
                         "{state} but its source {} is gone; --delete removes it",
-                        crate::output::escape::path(source)
+                        crate::escape::path(source)
                     ),
                     failure: true,
                 });
@@ -113,12 +127,7 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
                 CacheName::Legacy { pyo, .. } => u8::from(*pyo),
                 _ => 0,
             };
-            let mode = options.mode.unwrap_or_else(|| match v.invalidation {
-                Some("checked-hash") => Mode::CheckedHash,
-                Some("unchecked-hash") => Mode::UncheckedHash,
-                Some(_) => Mode::Timestamp,
-                None => Mode::py_compile_default(),
-            });
+            let mode = Mode::for_repair(options.mode, v.invalidation, options.default_mode);
             // Of the builds of that series, the one whose installation holds the cache.
             let found = series
                 .and_then(|s| interpreters.for_series(s))
@@ -147,7 +156,7 @@ pub struct Done {
     pub state: State,
     pub action: Action,
     /// `None` when it succeeded (or in a dry run).
-    pub error: Option<String>,
+    pub error: Option<FixError>,
 }
 
 /// What a fix did.
@@ -184,8 +193,7 @@ pub fn run(
     entries: Vec<Entry>,
     interpreters: &Interpreters,
     options: &FixOptions,
-    workers: usize,
-    timeout: Duration,
+    write: &WriteOptions,
 ) -> FixOutcome {
     let all = interpreters.all();
     let mut outcome = FixOutcome::default();
@@ -240,10 +248,10 @@ pub fn run(
     }
     for (interpreter, tasks) in recompiles {
         let (indices, tasks): (Vec<usize>, Vec<Task>) = tasks.into_iter().unzip();
-        let written = recompile::write_all(&all[interpreter], &tasks, workers, timeout);
+        let written = recompile::write_all(&all[interpreter], &tasks, write);
         for (index, w) in indices.into_iter().zip(written) {
-            if let Written::Failed(message) = w {
-                outcome.done[index].error = Some(message);
+            if let Err(e) = w {
+                outcome.done[index].error = Some(e.into());
             }
         }
     }
@@ -259,14 +267,14 @@ pub fn run(
 
 /// Delete one cache (a symlink: the link only). A cache another run removed first is
 /// deleted as far as this run is concerned: the result is what was asked for.
-fn delete(root: &Path, path: &Path) -> Result<(), String> {
+fn delete(root: &Path, path: &Path) -> Result<(), FixError> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err("no file name".into());
+        return Err(FixError::NoFileName);
     };
     let result = safe_fs::open_dir_beneath(root, parent, None).and_then(|d| d.remove_file(name));
     match result {
-        Err(safe_fs::SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other.map_err(|e| e.to_string()),
+        Err(SafeFsError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| FixError::Delete(Arc::new(e))),
     }
 }
 

@@ -1,6 +1,22 @@
 //! Writing caches: compile sources through an interpreter's worker pool and put the
 //! result in place safely. Shared by `fix` (repairs) and `compile` (fills a tree).
 //!
+//! ## How a written cache's owner and mode are decided
+//!
+//! This is the one place that decides them, for `fix` and `compile` alike:
+//! - **invalidation mode** ([`Mode`]): `--invalidation-mode` (or the config file's
+//!   `invalidation-mode`) when given; else, for a repair, the mode the cache had
+//!   ([`Mode::for_repair`]: a checked-hash cache stays checked-hash); else the default,
+//!   checked-hash when `SOURCE_DATE_EPOCH` is set and timestamp otherwise, as
+//!   `py_compile` does;
+//! - **optimisation level**: the one in the cache's name (`fix`), or `-O`/`-OO`
+//!   (`compile`);
+//! - **file mode**: what importlib gives — the source's mode with the owner's write bit
+//!   (`| 0o200`), `& 0o666`, minus the umask ([`job_for`]);
+//! - **owner and group**, only when running as root: those of the source's directory
+//!   ([`owner_for`]), i.e. the user whose interpreter would have written the cache; the
+//!   source is then opened with that user's credentials, see below.
+//!
 //! The source is stat'ed before it is read and again after the worker answers; if it
 //! changed in between, no cache is written (py_compile's race would leave a cache whose
 //! header names the new source but whose code is the old one). The `.pyc` bytes come from
@@ -19,6 +35,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,14 +43,15 @@ use std::time::Duration;
 
 use crate::actions::as_owner::{self, AsOwnerError};
 use crate::actions::safe_fs;
-use crate::facts::source_stat;
+use crate::facts::{io_message, source_stat};
 use crate::interpreters::Interpreter;
 use crate::pyc::magic;
-use crate::worker::pool::{Invalidation, Job, JobOutcome, Pool};
+use crate::worker::pool::{Invalidation, Job, JobOutcome, Pool, PoolError};
 
 /// How a written cache is invalidated (`--invalidation-mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
+    #[default]
     Timestamp,
     CheckedHash,
     UncheckedHash,
@@ -49,14 +67,70 @@ impl Mode {
         }
     }
 
-    /// py_compile's default: checked-hash when `SOURCE_DATE_EPOCH` is set, else timestamp.
-    pub fn py_compile_default() -> Mode {
-        if std::env::var_os("SOURCE_DATE_EPOCH").is_some_and(|v| !v.is_empty()) {
-            Mode::CheckedHash
-        } else {
-            Mode::Timestamp
-        }
+    /// The mode a repaired cache is written in: the one asked for, else the one it had
+    /// (its header's, `had`), else `default` (no readable header).
+    pub fn for_repair(asked: Option<Mode>, had: Option<&str>, default: Mode) -> Mode {
+        asked.unwrap_or_else(|| match had {
+            Some(name) => Mode::from_name(name).unwrap_or(Mode::Timestamp),
+            None => default,
+        })
     }
+}
+
+/// How the caches of one run are written.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// Worker processes per interpreter.
+    pub workers: usize,
+    /// Per-file time limit of a worker.
+    pub timeout: Duration,
+    /// The current directory: a relative source is compiled under its absolute name
+    /// (`co_filename`), as the importer names it.
+    pub cwd: PathBuf,
+}
+
+/// Why a cache was not written.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("not attempted")]
+    NotAttempted,
+    /// Root: the cache's owner may not read the source.
+    #[error("not written: {0}")]
+    OwnerCannotRead(Arc<AsOwnerError>),
+    #[error("{0}")]
+    AsOwner(Arc<AsOwnerError>),
+    #[error("cannot read source: {}", io_message(.0))]
+    ReadSource(Arc<io::Error>),
+    #[error("cannot stat source: {}", io_message(.0))]
+    StatSource(Arc<io::Error>),
+    #[error("the source is not a regular file")]
+    NotRegular,
+    #[error("the source is too large to compile ({0} bytes)")]
+    TooLarge(u64),
+    #[error("the source changed while it was read; run again to repair it")]
+    ChangedWhileRead,
+    #[error("the source changed while it was compiled; run again to repair it")]
+    ChangedWhileCompiled,
+    #[error("the source vanished while it was compiled: {}", io_message(.0))]
+    VanishedWhileCompiled(Arc<io::Error>),
+    #[error("the source has a SyntaxError at line {line}: {message}")]
+    SyntaxError { line: u32, message: String },
+    #[error("the source does not compile: {0}")]
+    DoesNotCompile(String),
+    /// The worker could not answer (crashed or hung twice…), as it said.
+    #[error("{0}")]
+    Worker(String),
+    #[error("unexpected answer from the worker")]
+    UnexpectedAnswer,
+    #[error("{0}")]
+    Pool(Arc<PoolError>),
+    #[error("cache path has no file name")]
+    NoFileName,
+    #[error("cannot write {}: {err}", crate::escape::path(.path))]
+    Write {
+        path: PathBuf,
+        err: Arc<safe_fs::SafeFsError>,
+    },
 }
 
 /// One cache to write.
@@ -71,14 +145,10 @@ pub struct Task {
 }
 
 /// What happened to one task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Written {
-    Ok,
-    Failed(String),
-}
+pub type Written = Result<(), WriteError>;
 
 /// A job as it was built, or why it could not be.
-type Prepared = Result<Built, String>;
+type Prepared = Result<Built, WriteError>;
 
 /// What `finish` needs of a job that was sent.
 #[derive(Clone, Copy)]
@@ -136,7 +206,7 @@ fn owner_for(task: &Task) -> Option<(u32, u32)> {
 fn open_source(
     task: &Task,
     access: &mut SourceAccess,
-) -> Result<(fs::File, Option<(u32, u32)>), String> {
+) -> Result<(fs::File, Option<(u32, u32)>), WriteError> {
     let owner = if access.as_root {
         owner_for(task)
     } else {
@@ -145,8 +215,8 @@ fn open_source(
     let fd = match owner {
         Some((uid, _)) if uid != safe_fs::effective_uid() => {
             access.opener.open(uid, &task.source).map_err(|e| match e {
-                AsOwnerError::Denied { .. } => format!("not written: {e}"),
-                other => other.to_string(),
+                AsOwnerError::Denied { .. } => WriteError::OwnerCannotRead(Arc::new(e)),
+                other => WriteError::AsOwner(Arc::new(other)),
             })?
         }
         _ => {
@@ -156,12 +226,7 @@ fn open_source(
                 OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
                 Mode::empty(),
             )
-            .map_err(|e| {
-                format!(
-                    "cannot read source: {}",
-                    crate::facts::io_message(&std::io::Error::from(e))
-                )
-            })?
+            .map_err(|e| WriteError::ReadSource(Arc::new(io::Error::from(e))))?
         }
     };
     Ok((fs::File::from(fd), owner))
@@ -173,28 +238,25 @@ fn job_for(
     task: &Task,
     cwd: &Path,
     access: &mut SourceAccess,
-) -> Result<(Job, Built), String> {
+) -> Result<(Job, Built), WriteError> {
     use std::io::Read;
     let (file, owner) = open_source(task, access)?;
     let meta = file
         .metadata()
-        .map_err(|e| format!("cannot stat source: {}", crate::facts::io_message(&e)))?;
+        .map_err(|e| WriteError::StatSource(Arc::new(e)))?;
     if !meta.is_file() {
-        return Err("the source is not a regular file".into());
+        return Err(WriteError::NotRegular);
     }
     if meta.size() > MAX_SOURCE {
-        return Err(format!(
-            "the source is too large to compile ({} bytes)",
-            meta.size()
-        ));
+        return Err(WriteError::TooLarge(meta.size()));
     }
     let before = stamp(&meta);
     let mut source = Vec::with_capacity(meta.size() as usize);
     file.take(MAX_SOURCE + 1)
         .read_to_end(&mut source)
-        .map_err(|e| format!("cannot read source: {}", crate::facts::io_message(&e)))?;
+        .map_err(|e| WriteError::ReadSource(Arc::new(e)))?;
     if source.len() as u64 != meta.size() {
-        return Err("the source changed while it was read; run again to repair it".into());
+        return Err(WriteError::ChangedWhileRead);
     }
     let rule = magic::lookup(interpreter.magic).map_or(magic::MtimeRule::Masked, |m| m.mtime_rule);
     let mtime = source_stat(&(&meta).into()).importer_mtime(rule);
@@ -227,28 +289,30 @@ fn job_for(
 pub fn write_all(
     interpreter: &Interpreter,
     tasks: &[Task],
-    workers: usize,
-    timeout: Duration,
+    options: &WriteOptions,
 ) -> Vec<Written> {
-    let mut results = vec![Written::Failed("not attempted".into()); tasks.len()];
+    let mut results: Vec<Written> = vec![Err(WriteError::NotAttempted); tasks.len()];
     if tasks.is_empty() {
         return results;
     }
-    let mut pool = match Pool::start(interpreter, workers.min(tasks.len()), timeout) {
+    let mut pool = match Pool::start(
+        interpreter,
+        options.workers.min(tasks.len()),
+        options.timeout,
+    ) {
         Ok(mut pool) => {
             // Ctrl-C stops and reaps the workers; unfinished tasks are reported.
             pool.set_interrupt(crate::signals::interrupt_flag());
             pool
         }
         Err(e) => {
-            let message = e.to_string();
+            let e = Arc::new(e);
             return tasks
                 .iter()
-                .map(|_| Written::Failed(message.clone()))
+                .map(|_| Err(WriteError::Pool(e.clone())))
                 .collect();
         }
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let umask = safe_fs::umask();
     let mut access = SourceAccess {
         as_root: safe_fs::effective_uid() == 0,
@@ -259,10 +323,7 @@ pub fn write_all(
         .filter(|&i| match fs::metadata(&tasks[i].source) {
             Ok(_) => true,
             Err(e) => {
-                results[i] = Written::Failed(format!(
-                    "cannot stat source: {}",
-                    crate::facts::io_message(&e)
-                ));
+                results[i] = Err(WriteError::StatSource(Arc::new(e)));
                 false
             }
         })
@@ -274,47 +335,47 @@ pub fn write_all(
         runnable.len(),
         |k| {
             let i = runnable[k];
-            match job_for(interpreter, &tasks[i], &cwd, &mut access) {
+            match job_for(interpreter, &tasks[i], &options.cwd, &mut access) {
                 Ok((job, built)) => {
                     prepared.borrow_mut().insert(i, Ok(built));
-                    job
+                    Some(job)
                 }
-                Err(message) => {
+                Err(e) => {
                     // The source vanished since the check above, is not a regular file,
-                    // or its cache's owner may not read it: send a job that fails at
-                    // once; its outcome is replaced by this message.
-                    prepared.borrow_mut().insert(i, Err(message));
-                    Job::Compile {
-                        source: b"\xff".to_vec(),
-                        filename: PathBuf::from("<unreadable>"),
-                        optimize: 0,
-                        invalidation: Invalidation::CheckedHash,
-                    }
+                    // or its cache's owner may not read it: nothing to send.
+                    prepared.borrow_mut().insert(i, Err(e));
+                    None
                 }
             }
         },
         |k, outcome| {
             let i = runnable[k];
             let written = match (prepared.borrow().get(&i), outcome) {
-                (Some(Err(message)), _) => Written::Failed(message.clone()),
                 (Some(Ok(built)), JobOutcome::Compiled { pyc }) => {
                     finish(&tasks[i], &pyc, built, umask)
                 }
-                (_, JobOutcome::SyntaxError { line, message }) => Written::Failed(match line {
-                    Some(n) => format!("the source has a SyntaxError at line {n}: {message}"),
-                    None => format!("the source does not compile: {message}"),
+                (_, JobOutcome::SyntaxError { line, message }) => Err(match line {
+                    Some(line) => WriteError::SyntaxError { line, message },
+                    None => WriteError::DoesNotCompile(message),
                 }),
-                (_, JobOutcome::Failed(message)) => Written::Failed(message),
-                _ => Written::Failed("unexpected answer from the worker".into()),
+                (_, JobOutcome::Failed(message)) => Err(WriteError::Worker(message)),
+                _ => Err(WriteError::UnexpectedAnswer),
             };
             results.borrow_mut()[i] = written;
         },
     );
     let mut results = results.into_inner();
+    // Jobs that could not be made were not sent (and not answered): their reason stands.
+    for (i, prepared) in prepared.into_inner() {
+        if let Err(e) = prepared {
+            results[i] = Err(e);
+        }
+    }
     if let Err(e) = outcome {
+        let e = Arc::new(e);
         for r in &mut results {
-            if *r == Written::Failed("not attempted".into()) {
-                *r = Written::Failed(e.to_string());
+            if matches!(r, Err(WriteError::NotAttempted)) {
+                *r = Err(WriteError::Pool(e.clone()));
             }
         }
     }
@@ -325,29 +386,17 @@ pub fn write_all(
 fn finish(task: &Task, pyc: &[u8], built: &Built, umask: u32) -> Written {
     match fs::metadata(&task.source) {
         Ok(meta) if stamp(&meta) == built.before => {}
-        Ok(_) => {
-            return Written::Failed(
-                "the source changed while it was compiled; run again to repair it".into(),
-            )
-        }
-        Err(e) => {
-            return Written::Failed(format!(
-                "the source vanished while it was compiled: {}",
-                crate::facts::io_message(&e)
-            ))
-        }
+        Ok(_) => return Err(WriteError::ChangedWhileCompiled),
+        Err(e) => return Err(WriteError::VanishedWhileCompiled(Arc::new(e))),
     }
     let (Some(dir), Some(name)) = (task.cache.parent(), task.cache.file_name()) else {
-        return Written::Failed("cache path has no file name".into());
+        return Err(WriteError::NoFileName);
     };
     let owner = built.owner;
-    let result = safe_fs::open_dir_beneath(&task.root, dir, Some(owner))
-        .and_then(|d| d.write_atomically(name, pyc, built.mode & !umask, owner));
-    match result {
-        Ok(()) => Written::Ok,
-        Err(e) => Written::Failed(format!(
-            "cannot write {}: {e}",
-            crate::output::escape::path(&task.cache)
-        )),
-    }
+    safe_fs::open_dir_beneath(&task.root, dir, Some(owner))
+        .and_then(|d| d.write_atomically(name, pyc, built.mode & !umask, owner))
+        .map_err(|err| WriteError::Write {
+            path: task.cache.clone(),
+            err: Arc::new(err),
+        })
 }

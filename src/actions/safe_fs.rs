@@ -24,21 +24,19 @@ use rustix::io::Errno;
 /// Why a file operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SafeFsError {
-    #[error("{} is not beneath {}", crate::output::escape::path(.path), crate::output::escape::path(.root))]
+    #[error("{} is not beneath {}", crate::escape::path(.path), crate::escape::path(.root))]
     NotBeneath {
         path: std::path::PathBuf,
         root: std::path::PathBuf,
     },
-    #[error("refusing to follow the symlink {}", crate::output::escape::path(.0))]
+    #[error("refusing to follow the symlink {}", crate::escape::path(.0))]
     Symlink(std::path::PathBuf),
     /// A path component that should be a directory is some other file.
-    #[error("{} is {}, not a directory", crate::output::escape::path(.path), .kind.describe())]
+    #[error("{} is {}, not a directory", crate::escape::path(.path), .kind.describe())]
     NotADirectory {
         path: std::path::PathBuf,
         kind: crate::read::FileKind,
     },
-    #[error("not a regular file")]
-    NotAFile,
     /// Something that is not a cache file sits where one goes: never removed or replaced.
     #[error("it is {}, not a cache file; pycguard never removes or replaces it (remove it by hand)", .0.describe())]
     NotACacheFile(crate::read::FileKind),
@@ -186,28 +184,10 @@ fn ids(uid: u32, gid: u32) -> (rustix::process::Uid, rustix::process::Gid) {
     )
 }
 
-/// Owner, group and permission bits of a file, not following a final symlink.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ownership {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
 impl Dir {
     /// `lstat` of an entry.
     pub fn stat(&self, name: &OsStr) -> Result<rfs::Stat, SafeFsError> {
         Ok(rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?)
-    }
-
-    /// The directory's own owner and mode.
-    pub fn ownership(&self) -> Result<Ownership, SafeFsError> {
-        let st = rfs::fstat(&self.fd)?;
-        Ok(Ownership {
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mode: st.st_mode & 0o7777,
-        })
     }
 
     /// Remove a regular file, or a symlink itself (never its target); anything else
@@ -290,24 +270,6 @@ impl Dir {
             let _ = rfs::unlinkat(&self.fd, &tmp, AtFlags::empty());
         }
         result
-    }
-
-    /// Names in this directory (for "is it empty now?" and debris).
-    pub fn is_empty(&self) -> Result<bool, SafeFsError> {
-        let dup = rfs::openat(
-            &self.fd,
-            ".",
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        for entry in rfs::Dir::read_from(&dup)? {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// Remove a whole subtree without following any symlink inside it (symlinks are

@@ -1,48 +1,31 @@
-//! `pycguard inspect`: everything known about the given cache files, printed.
+//! `pycguard inspect`: learn everything about each file given, print, and count what
+//! decides the exit status (error-severity caches, files that could not be read).
 
-use std::io::{self, Write};
+use crate::commands::{CommandResult, Finished};
+use crate::exit::Tally;
+use crate::inspect::{self, Inspection};
+use crate::settings::InspectConfig;
+use crate::verdict::Severity;
 
-use crate::cli::{Format, InspectArgs};
-use crate::commands::usage_error;
-use crate::exit::ExitCode;
-use crate::inspect;
-use crate::settings;
-
-pub fn run_inspect(args: &InspectArgs) -> io::Result<ExitCode> {
-    let cwd = match std::env::current_dir() {
-        Ok(cwd) => cwd,
-        Err(err) => return Ok(usage_error(&err)),
+/// Run `inspect`.
+pub fn run(config: &InspectConfig) -> CommandResult {
+    let inspections: Vec<Inspection> = config
+        .files
+        .iter()
+        .map(|(file, absolute)| inspect::inspect(file, absolute, config.prefix.as_deref()))
+        .collect();
+    crate::output::inspect::print(&mut anstream::stdout().lock(), &inspections, config.format)?;
+    let errors = |i: &&Inspection| {
+        i.entry
+            .as_ref()
+            .is_some_and(|e| e.verdict.severity == Severity::Error)
     };
-    let prefix = settings::pycache_prefix(args.pycache_prefix.as_deref(), &cwd);
-    let mut out = anstream::stdout().lock();
-    let mut any_error = false;
-    if args.format == Format::Json {
-        out.write_all(b"[")?;
-    }
-    for (n, file) in args.files.iter().enumerate() {
-        let absolute = crate::layout::lexically_absolute(&cwd, file);
-        let result = inspect::inspect(file, &absolute, prefix.as_deref());
-        any_error |= result.is_error();
-        match args.format {
-            Format::Human => {
-                if n > 0 {
-                    writeln!(out)?;
-                }
-                inspect::write_human(&mut out, &result)?;
-            }
-            Format::Json => {
-                out.write_all(if n == 0 { b"\n  " } else { b",\n  " })?;
-                inspect::write_json(&mut out, &result)?;
-            }
-        }
-    }
-    if args.format == Format::Json {
-        out.write_all(b"\n]\n")?;
-    }
-    out.flush()?;
-    Ok(if any_error {
-        ExitCode::Problems
-    } else {
-        ExitCode::Success
-    })
+    Ok(Finished::with(Tally {
+        problems: inspections.iter().filter(errors).count(),
+        warnings: 0,
+        unreadable: inspections
+            .iter()
+            .filter(|i| i.read_error.is_some())
+            .count(),
+    }))
 }

@@ -1,6 +1,12 @@
-//! Running a parsed command line: resolve the configuration, dispatch to the command,
-//! print, and decide the exit code. The only place that prints errors (as a cause chain)
-//! and that maps a closed output pipe to a quiet exit 0.
+//! The commands as the user meets them, one file each: configuration → pipeline →
+//! outcome → printer → exit status.
+//!
+//! [`run`] is the whole program: it installs the signal handlers, reads the environment
+//! once, resolves the settings, runs the command, and is the only place that prints an
+//! error (as its cause chain: `pycguard: error: what: why: deeper why`), that maps a
+//! closed output pipe to a quiet exit 0, and that turns a signal into 130 or 143. Each
+//! command returns the [`Tally`] of what it found and the [`Policy`] that judges it;
+//! [`crate::exit`] decides the status.
 
 pub mod check;
 pub mod clean;
@@ -9,142 +15,155 @@ pub mod fix;
 pub mod inspect;
 pub mod interpreters;
 
-use std::time::Duration;
+use std::io::{self, Write};
 
-use crate::actions::recompile::Mode;
-use crate::cli::{Cli, ColorWhen, Command};
-use crate::exit::ExitCode;
-use crate::interpreters::Interpreters;
-use crate::output::{self, escape};
-use crate::prove::{self, DeepConfig};
-use crate::settings::{self, CheckConfig, ConfigError, ScanConfig};
-use crate::signals;
-use crate::verdict::State;
+use crate::cli::{Cli, ColorWhen};
+use crate::escape;
+use crate::exit::{ExitStatus, Policy, Tally};
+use crate::interpreters::{Discovery, Interpreters, Rejected};
+use crate::output;
+use crate::settings::{self, CommandConfig, Environment, SettingsError};
+use crate::signals::{self, Interrupted};
 
-/// Run a command line to completion.
-pub fn run(cli: Cli) -> ExitCode {
-    // Before anything can block: SIGINT and SIGTERM end every command promptly.
-    signals::install_signal_handlers();
-    let code = run_command(cli);
-    if code == ExitCode::Interrupted || signals::interrupted() {
-        return stopped();
-    }
-    code
+/// Why a command could not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad usage: a flag, PATH or config file that cannot be used (exit 2).
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A `--python PATH` that is not a usable interpreter (exit 2).
+    #[error("--python {}: {}", escape::path(&.0.path), escape::text(&.0.message))]
+    BadPython(Rejected),
+    /// `compile` found nothing to compile with (exit 2).
+    #[error("no Python interpreter found (give one with --python PATH)")]
+    NoInterpreter,
+    /// Stopped by SIGINT or SIGTERM; whatever it started is stopped and reaped.
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+    /// The output could not be written (a closed pipe exits 0).
+    #[error("cannot write output")]
+    Output(#[from] io::Error),
 }
 
-/// The exit of a run stopped by a signal: 130 for SIGINT, 143 for SIGTERM.
-fn stopped() -> ExitCode {
-    if signals::received_signal() == Some(signal_hook::consts::SIGTERM) {
-        eprintln!("pycguard: terminated");
-        ExitCode::Terminated
-    } else {
-        eprintln!("pycguard: interrupted");
-        ExitCode::Interrupted
-    }
+/// What a command that ran to its end reports: what it counted, and how to judge it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Finished {
+    pub tally: Tally,
+    pub policy: Policy,
 }
 
-fn run_command(cli: Cli) -> ExitCode {
-    match cli.color {
-        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
-        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
-        ColorWhen::Auto => {}
-    }
-    let outcome = match cli.command {
-        Command::Check(args) => match CheckConfig::resolve(&args) {
-            Ok(config) => check::run_check(&config, &args.deep),
-            Err(err) => return usage_error(&err),
-        },
-        Command::Inspect(args) => inspect::run_inspect(&args),
-        Command::Fix(args) => fix::run_fix(&args),
-        Command::Compile(args) => compile::run_compile(&args),
-        Command::Clean(args) => match clean::clean_options(&args) {
-            Ok((scan, options)) => clean::run_clean(&scan, &options, &args),
-            Err(err) => return usage_error(err.as_ref()),
-        },
-        Command::Interpreters(args) => match settings::ScanConfig::resolve(&args.walk) {
-            Ok(scan) => interpreters::run(&scan, &args.python),
-            Err(err) => return usage_error(&err),
-        },
-    };
-    match outcome {
-        Ok(code) => code,
-        Err(err) if output::is_broken_pipe(&err) => ExitCode::Success,
-        Err(err) => {
-            eprintln!("pycguard: error: cannot write output: {err}");
-            ExitCode::Problems
+impl Finished {
+    /// A run judged by the default policy.
+    pub fn with(tally: Tally) -> Finished {
+        Finished {
+            tally,
+            policy: Policy::default(),
         }
     }
 }
 
-/// A flag value that names nothing pycguard knows.
-#[derive(Debug, thiserror::Error)]
-pub enum ActionArgsError {
-    #[error("unknown state {0:?} (states: fresh, stale, suspect, hidden-stale, ghost, sourceless, orphan, corrupt, unknown)")]
-    UnknownState(String),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
+/// The result of a command.
+pub type CommandResult = Result<Finished, CommandError>;
 
-/// Parse `--state` values.
-pub fn parse_states(names: &[String]) -> Result<Option<Vec<State>>, ActionArgsError> {
-    if names.is_empty() {
-        return Ok(None);
-    }
-    names
-        .iter()
-        .map(|n| State::from_name(n.trim()).ok_or_else(|| ActionArgsError::UnknownState(n.clone())))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-/// Was the run stopped by SIGINT or SIGTERM (the workers are already stopped and reaped)?
-/// The caller returns [`ExitCode::Interrupted`]; `app` says which signal and exits with it.
-pub(crate) fn interrupted() -> bool {
-    signals::interrupted()
-}
-
-pub(crate) fn mode_of(m: crate::cli::InvalidationMode) -> Mode {
-    match m {
-        crate::cli::InvalidationMode::Timestamp => Mode::Timestamp,
-        crate::cli::InvalidationMode::CheckedHash => Mode::CheckedHash,
-        crate::cli::InvalidationMode::UncheckedHash => Mode::UncheckedHash,
-    }
-}
-
-/// The interpreters for `fix` and `compile`, and the deep configuration that found them.
-pub(crate) fn interpreters_for(
-    scan: &ScanConfig,
-    pythons: &[std::path::PathBuf],
-    timeout: f64,
-    progress: bool,
-) -> Result<(DeepConfig, Interpreters), ExitCode> {
-    let config = DeepConfig {
-        pythons: pythons.to_vec(),
-        roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
-        workers: scan.walk.threads,
-        timeout: Duration::from_secs_f64(timeout),
-        cache_dir: scan.cache_dir.clone(),
-        progress,
+/// Run a parsed command line to completion: the whole program after parsing.
+pub fn run(cli: Cli) -> ExitStatus {
+    // Before anything can block: SIGINT and SIGTERM end every command promptly.
+    signals::install_signal_handlers();
+    let env = Environment::from_process();
+    crate::interpreters::child::pass_test_variables(env.test_variables.clone());
+    let status = match settings::resolve(cli, &env) {
+        Ok(settings) => {
+            set_color(settings.color);
+            match dispatch(settings.command) {
+                Ok(finished) => finished.policy.status(&finished.tally),
+                Err(err) => fail(&err),
+            }
+        }
+        Err(err) => fail(&CommandError::Settings(err)),
     };
-    let interpreters = prove::discover(&config);
-    if let Some(bad) = interpreters.rejected_flag() {
-        eprintln!(
-            "pycguard: error: --python {}: {}",
-            escape::path(&bad.path),
-            escape::text(&bad.message)
-        );
-        return Err(ExitCode::Usage);
+    if status == ExitStatus::Interrupted || signals::interrupted() {
+        return stopped();
     }
-    Ok((config, interpreters))
+    status
 }
 
-pub(crate) fn usage_error(err: &dyn std::error::Error) -> ExitCode {
+fn set_color(color: ColorWhen) {
+    match color {
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+        ColorWhen::Auto => {}
+    }
+}
+
+fn dispatch(command: CommandConfig) -> CommandResult {
+    match command {
+        CommandConfig::Check(config) => check::run(&config),
+        CommandConfig::Fix(config) => fix::run(&config),
+        CommandConfig::Clean(config) => clean::run(&config),
+        CommandConfig::Compile(config) => compile::run(&config),
+        CommandConfig::Inspect(config) => inspect::run(&config),
+        CommandConfig::Interpreters(config) => interpreters::run(&config),
+    }
+}
+
+/// Print an error that ended the command (the only place errors are printed) and return
+/// its exit status.
+fn fail(err: &CommandError) -> ExitStatus {
+    match err {
+        CommandError::Interrupted(_) => return ExitStatus::Interrupted,
+        CommandError::Output(e) if output::is_broken_pipe(e) => return ExitStatus::Success,
+        _ => {}
+    }
+    // Nothing more can be done when stderr itself is gone.
+    let _ = writeln!(
+        io::stderr(),
+        "pycguard: error: {}",
+        escape::text(&cause_chain(err))
+    );
+    match err {
+        CommandError::Output(_) => ExitStatus::Problems,
+        _ => ExitStatus::Usage,
+    }
+}
+
+/// `error: cause: its cause…` on one line.
+fn cause_chain(err: &dyn std::error::Error) -> String {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
         source = cause.source();
     }
-    eprintln!("pycguard: error: {}", escape::text(&message));
-    ExitCode::Usage
+    message
+}
+
+/// The exit of a run stopped by a signal: 130 for SIGINT, 143 for SIGTERM.
+fn stopped() -> ExitStatus {
+    let (word, status) = if signals::received_signal() == Some(signal_hook::consts::SIGTERM) {
+        ("terminated", ExitStatus::Terminated)
+    } else {
+        ("interrupted", ExitStatus::Interrupted)
+    };
+    let _ = writeln!(io::stderr(), "pycguard: {word}");
+    status
+}
+
+/// Stop with [`Interrupted`] when a signal has arrived (the walks and pools it stopped
+/// leave nothing that looks like a result).
+fn stop_if_interrupted() -> Result<(), Interrupted> {
+    if signals::interrupted() {
+        Err(Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Find the interpreters; a `--python` that is not usable is a usage error.
+fn discover(discovery: &Discovery) -> Result<Interpreters, CommandError> {
+    let interpreters = Interpreters::discover(discovery);
+    match interpreters.rejected_flag() {
+        Some(bad) => Err(CommandError::BadPython(bad.clone())),
+        None => Ok(interpreters),
+    }
 }

@@ -383,6 +383,7 @@ impl<'a> Flock<'a> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             // SAFETY: flock on a valid, open descriptor owned by `file`.
+            #[allow(unsafe_code)] // until the store takes rustix's flock
             let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if r == 0 {
                 return Ok(Flock(file));
@@ -402,6 +403,7 @@ impl<'a> Flock<'a> {
 }
 
 impl Drop for Flock<'_> {
+    #[allow(unsafe_code)] // until the store takes rustix's flock
     fn drop(&mut self) {
         // SAFETY: as above.
         unsafe {

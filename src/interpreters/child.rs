@@ -18,8 +18,10 @@
 //!   no `HOME` (no user site), no `LD_*` (an interpreter that needs `LD_LIBRARY_PATH` to
 //!   start is not one pycguard can run safely). pycguard's own tests inject faults into
 //!   workers with `PYCGUARD_TEST_WORKER_FAULT=1`; only when that is set are it,
-//!   `PYCGUARD_TEST_WORKER_FLAG` and `PYCGUARD_TEST_MARKER` passed on.
+//!   `PYCGUARD_TEST_WORKER_FLAG` and `PYCGUARD_TEST_MARKER` passed on (the settings
+//!   layer reads them and hands them over with [`pass_test_variables`]).
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -28,7 +30,7 @@ use std::process::{Command, Stdio};
 pub const PATH_GUARD: &str = "import sys\nsys.path[:] = [p for p in sys.path if p[:1] == '/']\n";
 
 /// The variables passed on when fault injection is on (tests only; see `worker.py`).
-const TEST_VARIABLES: &[&str] = &[
+pub const TEST_VARIABLES: &[&str] = &[
     "PYCGUARD_TEST_WORKER_FAULT",
     "PYCGUARD_TEST_WORKER_FLAG",
     "PYCGUARD_TEST_MARKER",
@@ -71,14 +73,23 @@ pub fn command(executable: &Path, flags: Flags, program: &str) -> Command {
         .env_clear()
         .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::null());
-    if std::env::var_os("PYCGUARD_TEST_WORKER_FAULT").is_some_and(|v| v == "1") {
-        for name in TEST_VARIABLES {
-            if let Some(value) = std::env::var_os(name) {
-                cmd.env(name, value);
-            }
-        }
+    if let Some(variables) = TEST_ENVIRONMENT.get() {
+        cmd.envs(variables.iter().map(|(k, v)| (k, v)));
     }
     cmd
+}
+
+/// The fault-injection variables to pass on (see [`pass_test_variables`]).
+static TEST_ENVIRONMENT: std::sync::OnceLock<Vec<(OsString, OsString)>> =
+    std::sync::OnceLock::new();
+
+/// Pass these variables on to every child (pycguard's own tests inject faults into
+/// workers this way; [`crate::settings::Environment`] collects them, once, only when
+/// `PYCGUARD_TEST_WORKER_FAULT=1`). Set once per process; an empty list passes nothing.
+pub fn pass_test_variables(variables: Vec<(OsString, OsString)>) {
+    if !variables.is_empty() {
+        let _ = TEST_ENVIRONMENT.set(variables);
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //! keeps its header verdict; so does a cache whose interpreter is absent. The
 //! [`DeepSummary`] counts those left judged by header. Ctrl-C or SIGTERM stops the workers
 //! (killed and reaped) and the run ends with exit 130 or 143 (see
-//! [`install_signal_handlers`]).
+//! [`crate::signals`]).
 
 pub mod compare;
 
@@ -33,84 +33,29 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::DeepArgs;
-use crate::interpreters::{Discovery, Interpreter, Interpreters};
+use crate::interpreters::{Interpreter, Interpreters};
 use crate::layout::CacheName;
 use crate::proof_store as store;
 use crate::pyc::{header, magic};
 use crate::read::{self, Follow, ReadError, MAX_FILE_BYTES};
 use crate::report::{Entry, Report, ScanError, Summary};
-use crate::settings::CheckConfig;
-use crate::signals::interrupt_flag;
+use crate::signals::{interrupt_flag, Interrupted};
 use crate::verdict::{Checked, State};
 use crate::worker::pool::{Job, JobOutcome, Pool, PoolError};
 use store::{FileFacts, Proof, Store};
 
-/// The resolved configuration of the deep stage.
+/// How the deep stage runs (resolved by [`crate::settings`]).
 #[derive(Clone, Debug)]
-pub struct DeepConfig {
-    /// `--python PATH`, in order.
-    pub pythons: Vec<PathBuf>,
-    /// The checked paths (virtualenvs inside them are found).
-    pub roots: Vec<PathBuf>,
+pub struct ProveConfig {
     /// Worker processes per interpreter (`--jobs`, default one per core).
     pub workers: usize,
     /// Per-file time limit of a worker.
     pub timeout: Duration,
-    /// pycguard's cache directory (store and interpreter memo); `None` with `--no-cache`.
+    /// pycguard's cache directory (the proof store); `None` with `--no-cache`.
     pub cache_dir: Option<PathBuf>,
     /// Show a progress bar on stderr (when it is a terminal).
     pub progress: bool,
 }
-
-/// Why the deep stage of `check` did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    /// A `--python PATH` that is not a usable interpreter (exit 2).
-    #[error("--python {}: {message}", crate::output::escape::path(path))]
-    Usage { path: PathBuf, message: String },
-    /// Ctrl-C; the workers are stopped and reaped.
-    #[error("interrupted")]
-    Interrupted,
-}
-
-impl DeepConfig {
-    pub fn resolve(args: &DeepArgs, check: &CheckConfig) -> DeepConfig {
-        DeepConfig {
-            pythons: args.python.pythons.clone(),
-            roots: check.scan.roots.iter().map(|r| r.path.clone()).collect(),
-            workers: check.scan.walk.threads,
-            timeout: Duration::from_secs_f64(args.timeout),
-            cache_dir: check.scan.cache_dir.clone(),
-            progress: !check.quiet,
-        }
-    }
-}
-
-/// The deep stage of `check`: find the interpreters, then [`run`].
-pub fn run_stage(
-    report: &mut Report,
-    args: &DeepArgs,
-    check: &CheckConfig,
-) -> Result<DeepSummary, StageError> {
-    let config = DeepConfig::resolve(args, check);
-    // Before discovery: a Ctrl-C while interpreters are probed is handled too.
-    let interrupt = interrupt_flag();
-    let interpreters = discover(&config);
-    if let Some(bad) = interpreters.rejected_flag() {
-        return Err(StageError::Usage {
-            path: bad.path.clone(),
-            message: bad.message.clone(),
-        });
-    }
-    run_with(report, &config, &interpreters, &interrupt)
-        .map_err(|Interrupted| StageError::Interrupted)
-}
-
-/// The deep stage was interrupted (Ctrl-C); the workers are stopped.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted;
 
 /// What the deep stage did, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -158,37 +103,19 @@ enum Looked {
     Unreadable(String),
 }
 
-/// Prove the caches of `report` (see the module docs). The report's summary is
-/// recomputed; every entry must have been kept (`Keep::All`).
+/// Prove the caches of `report` (see the module docs) with `interpreters`. The report's
+/// summary is recomputed; every entry must have been kept (`Keep::All`).
 pub fn run(
     report: &mut Report,
-    config: &DeepConfig,
+    config: &ProveConfig,
     interpreters: &Interpreters,
 ) -> Result<DeepSummary, Interrupted> {
-    run_with(report, config, interpreters, &interrupt_flag())
-}
-
-fn run_with(
-    report: &mut Report,
-    config: &DeepConfig,
-    interpreters: &Interpreters,
-    interrupt: &Arc<AtomicBool>,
-) -> Result<DeepSummary, Interrupted> {
-    let result = prove_all(report, config, interpreters, interrupt);
+    let result = prove_all(report, config, interpreters, &interrupt_flag());
     report.summary = Summary::default();
     for entry in &report.entries {
         report.summary.add(&entry.verdict);
     }
     result
-}
-
-/// The interpreters `check --deep` uses for `config`.
-pub fn discover(config: &DeepConfig) -> Interpreters {
-    Interpreters::discover(&Discovery {
-        pythons: config.pythons.clone(),
-        roots: config.roots.clone(),
-        cache_dir: config.cache_dir.clone(),
-    })
 }
 
 /// Would the interpreter run this cache instead of compiling its source (header verdict
@@ -198,13 +125,18 @@ pub fn provable(entry: &Entry) -> bool {
     matches!(entry.verdict.state, State::Fresh | State::Suspect) && entry.source.is_some()
 }
 
+/// A cache whose code a plain `compile()` cannot reproduce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unprovable {
+    #[error("a Python 2 .pyo needs `python -O`, which a plain compile() cannot reproduce")]
+    Python2Pyo,
+}
+
 /// The optimisation levels to compile a cache at: the one in its name, or for a legacy
 /// cache (which records none) every level; an error when it cannot be reproduced.
-pub fn levels_for(name: &CacheName, major: u8) -> Result<Vec<u8>, String> {
+pub fn levels_for(name: &CacheName, major: u8) -> Result<Vec<u8>, Unprovable> {
     match name {
-        CacheName::Legacy { pyo: true, .. } if major == 2 => Err(
-            "a Python 2 .pyo needs `python -O`, which a plain compile() cannot reproduce".into(),
-        ),
+        CacheName::Legacy { pyo: true, .. } if major == 2 => Err(Unprovable::Python2Pyo),
         CacheName::Legacy { .. } if major == 2 => Ok(vec![0]),
         _ => Ok(name
             .optimization()
@@ -214,11 +146,56 @@ pub fn levels_for(name: &CacheName, major: u8) -> Result<Vec<u8>, String> {
 
 fn prove_all(
     report: &mut Report,
-    config: &DeepConfig,
+    config: &ProveConfig,
     interpreters: &Interpreters,
     interrupt: &Arc<AtomicBool>,
 ) -> Result<DeepSummary, Interrupted> {
     let mut summary = DeepSummary::default();
+    let wanted = select(report, &mut summary);
+    let store = match &config.cache_dir {
+        Some(dir) => Store::load(dir),
+        None => Store::disabled(),
+    };
+    let bar = progress_bar(config.progress, wanted.len() as u64);
+    bar.set_message("hashing");
+    // Phase 1: hash, find the interpreter, look up the store (in parallel).
+    let looked = look_up_all(
+        report,
+        &wanted,
+        interpreters,
+        &store,
+        config,
+        interrupt,
+        &bar,
+    );
+    if interrupt.load(Ordering::SeqCst) {
+        bar.finish_and_clear();
+        return Err(Interrupted);
+    }
+    let mut store = store;
+    let groups = apply_looked(report, looked, interpreters, &mut store, &mut summary);
+    // Phase 2: compile and compare what the store did not know.
+    bar.set_message("compiling");
+    let proven = prove_groups(
+        report,
+        groups,
+        interpreters,
+        config,
+        interrupt,
+        &mut store,
+        &bar,
+        &mut summary,
+    );
+    store.save();
+    bar.finish_and_clear();
+    proven?;
+    report.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    summary.failed.sort();
+    Ok(summary)
+}
+
+/// The entries to prove; pytest's caches are counted (or, checked by hash, need nothing).
+fn select(report: &mut Report, summary: &mut DeepSummary) -> Vec<usize> {
     let mut wanted = Vec::new();
     for (i, entry) in report.entries.iter_mut().enumerate() {
         if !provable(entry) {
@@ -239,57 +216,65 @@ fn prove_all(
         }
         wanted.push(i);
     }
-    let store = match &config.cache_dir {
-        Some(dir) => Store::load(dir),
-        None => Store::disabled(),
-    };
+    wanted
+}
+
+/// Phase 1 over every wanted entry, on `config.workers` threads.
+fn look_up_all(
+    report: &Report,
+    wanted: &[usize],
+    interpreters: &Interpreters,
+    store: &Store,
+    config: &ProveConfig,
+    interrupt: &AtomicBool,
+    bar: &ProgressBar,
+) -> Vec<(usize, Looked, Learned)> {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128);
-    let bar = progress_bar(config.progress, wanted.len() as u64);
-    bar.set_message("hashing");
-
-    // Phase 1: hash, find the interpreter, look up the store (in parallel).
-    let looked = {
-        let entries = &report.entries;
-        let next = AtomicUsize::new(0);
-        let out: Mutex<Vec<(usize, Looked, Learned)>> =
-            Mutex::new(Vec::with_capacity(wanted.len()));
-        std::thread::scope(|s| {
-            for _ in 0..config.workers.max(1) {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        if interrupt.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = wanted.get(n) else { break };
-                        let entry = &entries[i];
-                        let (looked, file) = look_up(
-                            &entry.path,
-                            entry.source.as_deref().expect("filtered"),
-                            &entry.name,
-                            interpreters,
-                            &store,
-                            now_ns,
-                        );
-                        if !matches!(looked, Looked::Miss(..)) {
-                            bar.inc(1);
-                        }
-                        mine.push((i, looked, file));
+    let entries = &report.entries;
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, Looked, Learned)>> = Mutex::new(Vec::with_capacity(wanted.len()));
+    std::thread::scope(|s| {
+        for _ in 0..config.workers.max(1) {
+            s.spawn(|| {
+                let mut mine = Vec::new();
+                loop {
+                    if interrupt.load(Ordering::Relaxed) {
+                        break;
                     }
-                    out.lock().expect("poisoned").extend(mine);
-                });
-            }
-        });
-        out.into_inner().expect("poisoned")
-    };
-    if interrupt.load(Ordering::SeqCst) {
-        bar.finish_and_clear();
-        return Err(Interrupted);
-    }
-    let mut store = store;
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = wanted.get(n) else { break };
+                    let entry = &entries[i];
+                    let (looked, file) = look_up(
+                        &entry.path,
+                        entry.source.as_deref().expect("filtered"),
+                        &entry.name,
+                        interpreters,
+                        store,
+                        now_ns,
+                    );
+                    if !matches!(looked, Looked::Miss(..)) {
+                        bar.inc(1);
+                    }
+                    mine.push((i, looked, file));
+                }
+                out.lock().expect("poisoned").extend(mine);
+            });
+        }
+    });
+    out.into_inner().expect("poisoned")
+}
+
+/// Apply what phase 1 found (store hits, missing interpreters, skips, unreadable files);
+/// the misses, grouped by interpreter, are left for phase 2.
+fn apply_looked(
+    report: &mut Report,
+    looked: Vec<(usize, Looked, Learned)>,
+    interpreters: &Interpreters,
+    store: &mut Store,
+    summary: &mut DeepSummary,
+) -> BTreeMap<usize, Vec<Pending>> {
     let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
     for (i, looked, file) in looked {
         if let Some((key, facts)) = file {
@@ -322,45 +307,48 @@ fn prove_all(
             }
         }
     }
+    groups
+}
 
-    // Phase 2: compile and compare what the store did not know.
-    bar.set_message("compiling");
+/// Phase 2: each interpreter's pending caches through a pool of its workers.
+#[allow(clippy::too_many_arguments)]
+fn prove_groups(
+    report: &mut Report,
+    groups: BTreeMap<usize, Vec<Pending>>,
+    interpreters: &Interpreters,
+    config: &ProveConfig,
+    interrupt: &Arc<AtomicBool>,
+    store: &mut Store,
+    bar: &ProgressBar,
+    summary: &mut DeepSummary,
+) -> Result<(), Interrupted> {
     for (interp, mut pending) in groups {
         pending.sort_by_key(|p| p.entry);
-        let interpreter = &interpreters.all()[interp];
-        let outcome = prove_group(
-            report,
-            &pending,
-            interpreter,
+        let group = Group {
+            pending: &pending,
+            interpreter: &interpreters.all()[interp],
             config,
             interrupt,
-            &mut store,
-            &bar,
-            &mut summary,
-        );
-        if let Err(PoolError::Start {
-            interpreter,
-            message,
-        }) = &outcome
-        {
-            let why = format!("{interpreter} could not run pycguard's worker: {message}");
-            for p in &pending {
-                let entry = &mut report.entries[p.entry];
-                compare::not_proven(&mut entry.verdict, &why);
-                summary.failed.push((entry.path.clone(), why.clone()));
-                bar.inc(1);
+            bar,
+        };
+        match prove_group(report, &group, store, summary) {
+            Ok(()) => {}
+            Err(PoolError::Start {
+                interpreter,
+                message,
+            }) => {
+                let why = format!("{interpreter} could not run pycguard's worker: {message}");
+                for p in &pending {
+                    let entry = &mut report.entries[p.entry];
+                    compare::not_proven(&mut entry.verdict, &why);
+                    summary.failed.push((entry.path.clone(), why.clone()));
+                    bar.inc(1);
+                }
             }
-        }
-        if let Err(PoolError::Interrupted) = outcome {
-            store.save();
-            bar.finish_and_clear();
-            return Err(Interrupted);
+            Err(PoolError::Interrupted) => return Err(Interrupted),
         }
     }
-    store.save();
-    bar.finish_and_clear();
-    report.errors.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(summary)
+    Ok(())
 }
 
 fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
@@ -442,7 +430,7 @@ fn look_up(
     let interpreter = &interpreters.all()[index];
     let levels = match levels_for(name, series.major) {
         Ok(l) => l,
-        Err(why) => return (Looked::Skip(why), learned),
+        Err(why) => return (Looked::Skip(why.to_string()), learned),
     };
     let source = match read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES) {
         Ok(b) => b,
@@ -468,20 +456,30 @@ fn look_up(
     (looked, learned)
 }
 
+/// Why a cache could not be sent to be proven (it is reported as not proven).
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error("cannot read the cache: {0}")]
+    Cache(#[source] ReadError),
+    #[error("cannot read its source: {0}")]
+    Source(#[source] ReadError),
+    #[error("its header changed during the check: {0}")]
+    Header(#[source] header::HeaderError),
+}
+
 /// The job for one pending cache, read again now (so the bytes proven are the bytes
-/// hashed): the job, and the key of exactly those bytes (`None` if unreadable).
+/// hashed): the job, and the key of exactly those bytes.
 fn make_job(
     cache_path: &Path,
     source_path: &Path,
     levels: &[u8],
     interpreter: &Interpreter,
-) -> Result<(Job, store::Key), String> {
+) -> Result<(Job, store::Key), JobError> {
     let cache = read::read(cache_path, Follow::Yes, "the cache", MAX_FILE_BYTES)
-        .map_err(|e| format!("cannot read the cache: {e}"))?;
+        .map_err(JobError::Cache)?;
     let source = read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES)
-        .map_err(|e| format!("cannot read its source: {e}"))?;
-    let h =
-        header::parse(&cache).map_err(|e| format!("its header changed during the check: {e}"))?;
+        .map_err(JobError::Source)?;
+    let h = header::parse(&cache).map_err(JobError::Header)?;
     let key = store::key(
         interpreter,
         levels,
@@ -500,25 +498,31 @@ fn make_job(
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one group of pending caches needs while its pool runs.
+struct Group<'a> {
+    pending: &'a [Pending],
+    interpreter: &'a Interpreter,
+    config: &'a ProveConfig,
+    interrupt: &'a Arc<AtomicBool>,
+    bar: &'a ProgressBar,
+}
+
+/// Prove one interpreter's pending caches with a pool of its workers.
 fn prove_group(
     report: &mut Report,
-    pending: &[Pending],
-    interpreter: &Interpreter,
-    config: &DeepConfig,
-    interrupt: &Arc<AtomicBool>,
+    group: &Group<'_>,
     store: &mut Store,
-    bar: &ProgressBar,
     summary: &mut DeepSummary,
 ) -> Result<(), PoolError> {
-    let workers = config.workers.max(1).min(pending.len());
-    let mut pool = Pool::start(interpreter, workers, config.timeout)?;
-    pool.set_interrupt(Arc::clone(interrupt));
+    let pending = group.pending;
+    let workers = group.config.workers.max(1).min(pending.len());
+    let mut pool = Pool::start(group.interpreter, workers, group.config.timeout)?;
+    pool.set_interrupt(Arc::clone(group.interrupt));
     // The worker's own hello may have corrected a remembered version.
     let prover = pool.interpreter().display_name();
-    // Keys of the bytes actually sent (the file may have changed since phase 1), and
-    // reasons for jobs that could not even be made.
-    let sent: RefCell<HashMap<usize, Result<store::Key, String>>> = RefCell::new(HashMap::new());
+    // Keys of the bytes actually sent (the file may have changed since phase 1).
+    let sent: RefCell<HashMap<usize, store::Key>> = RefCell::new(HashMap::new());
+    let unsent: RefCell<Vec<(usize, JobError)>> = RefCell::new(Vec::new());
     let entries = &mut report.entries;
     let paths: Vec<(PathBuf, PathBuf)> = pending
         .iter()
@@ -527,35 +531,23 @@ fn prove_group(
             (e.path.clone(), e.source.clone().expect("filtered"))
         })
         .collect();
-    let make = |i: usize| match make_job(&paths[i].0, &paths[i].1, &pending[i].levels, interpreter)
-    {
-        Ok((job, key)) => {
-            sent.borrow_mut().insert(i, Ok(key));
-            job
-        }
-        Err(why) => {
-            sent.borrow_mut().insert(i, Err(why));
-            // An empty body fails in the worker; the reason recorded above is reported.
-            Job::Prove {
-                source: Vec::new(),
-                filename: paths[i].1.clone(),
-                body: Vec::new(),
-                optimize_levels: vec![0],
+    let make = |i: usize| {
+        let (cache, source) = &paths[i];
+        match make_job(cache, source, &pending[i].levels, group.interpreter) {
+            Ok((job, key)) => {
+                sent.borrow_mut().insert(i, key);
+                Some(job)
+            }
+            Err(why) => {
+                unsent.borrow_mut().push((i, why));
+                None
             }
         }
     };
     let on_done = |i: usize, outcome: JobOutcome| {
-        bar.inc(1);
+        group.bar.inc(1);
         let entry = &mut entries[pending[i].entry];
-        let key = match sent.borrow_mut().remove(&i) {
-            Some(Ok(key)) => key,
-            Some(Err(why)) => {
-                compare::not_proven(&mut entry.verdict, &why);
-                summary.failed.push((entry.path.clone(), why));
-                return;
-            }
-            None => pending[i].key,
-        };
+        let key = sent.borrow_mut().remove(&i).unwrap_or(pending[i].key);
         let proof = match outcome {
             JobOutcome::Proven { equal: true, .. } => Proof::Equal,
             JobOutcome::Proven { difference, .. } => Proof::Different(difference),
@@ -575,7 +567,15 @@ fn prove_group(
         summary.compiled += 1;
         store.insert(key, proof);
     };
-    pool.run_with(pending.len(), make, on_done)
+    let outcome = pool.run_with(pending.len(), make, on_done);
+    for (i, why) in unsent.into_inner() {
+        group.bar.inc(1);
+        let entry = &mut report.entries[pending[i].entry];
+        let why = why.to_string();
+        compare::not_proven(&mut entry.verdict, &why);
+        summary.failed.push((entry.path.clone(), why));
+    }
+    outcome
 }
 
 #[cfg(test)]

@@ -1,21 +1,60 @@
-//! The resolved, immutable configuration of a run: paths checked to exist, globs compiled,
-//! the pycache prefix made absolute, thread count fixed. Everything after this point takes
-//! a `&…Config` and never looks at the command line or the environment again.
+//! Settings: one immutable configuration per command, resolved once from four layers —
+//! defaults < config file ([`file`]) < environment ([`Environment`]) < command line.
+//!
+//! Everything after this point takes a `&…Config` and never looks at the command line,
+//! the config file or the environment again: paths are checked to exist and made
+//! absolute, globs compiled, the pycache prefix and pycguard's cache directory decided,
+//! the thread count fixed, state and tag names checked.
+//!
+//! Where the layers meet:
+//! - a flag given on the command line wins; a list flag (`--exclude`, `--python`,
+//!   `--state`, `--tag`, `--include`) given replaces the file's list;
+//! - `PYTHONPYCACHEPREFIX` overrides the file's `pycache-prefix`, `PYCGUARD_CACHE_DIR`
+//!   its `cache-dir` (where the cache is; whether there is one, `no-cache`, is the
+//!   file's or the flags' to say);
+//! - `SOURCE_DATE_EPOCH` changes the default invalidation mode to checked-hash, as it
+//!   does for `py_compile` (a default, so a file's `invalidation-mode` still decides);
+//! - a boolean a file sets is turned back by its opposite flag where one exists
+//!   (`check --shallow` after `deep = true`, `fix --deep` after `shallow = true`,
+//!   `--exit-zero` after `strict = true` and back, `--cache-dir` after `no-cache`), else
+//!   by `--isolated`.
 
-use std::ffi::OsString;
+pub mod environment;
+pub mod file;
+
 use std::path::{Path, PathBuf};
-
-use crate::layout::lexically_absolute;
+use std::time::Duration;
 
 use globset::{Glob, GlobSetBuilder};
 
-use crate::cli::{CacheArgs, CheckArgs, Format, WalkArgs};
+use crate::actions::clean::CleanOptions;
+use crate::actions::compile::CompileOptions;
+use crate::actions::fix::FixOptions;
+use crate::actions::recompile::{Mode, WriteOptions};
+use crate::cli::{
+    CacheArgs, CheckArgs, CleanArgs, Cli, ColorWhen, Command, CompileArgs, DeepArgs, FixArgs,
+    Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, WalkArgs,
+};
+use crate::escape;
+use crate::exit::Policy;
+use crate::interpreters::Discovery;
+use crate::layout::lexically_absolute;
+use crate::prove::ProveConfig;
+use crate::scan::TagError;
+use crate::verdict::State;
 use crate::walk::{Root, WalkOptions};
+pub use environment::Environment;
+use file::{CommandName, ConfigFile, FileError, Layer, Lookup};
 
-/// A command line that cannot run (exit 2).
+/// The default `--timeout`, in seconds.
+const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+
+/// Settings that cannot be used (exit 2).
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {}: {}", crate::output::escape::path(.path), crate::facts::io_message(.err))]
+pub enum SettingsError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("cannot read {}: {}", escape::path(.path), crate::facts::io_message(.err))]
     UnreadableRoot { path: PathBuf, err: std::io::Error },
     #[error("invalid --exclude glob {glob:?}")]
     BadGlob {
@@ -23,12 +62,38 @@ pub enum ConfigError {
         #[source]
         err: globset::Error,
     },
-    #[error("{} is {}: give a directory, a cache file (.pyc, .pyo) or a source file (.py)", crate::output::escape::path(.path), .what)]
+    #[error("{} is {}: give a directory, a cache file (.pyc, .pyo) or a source file (.py)", escape::path(.path), .what)]
     NotScannable { path: PathBuf, what: &'static str },
-    #[error("--jobs must be at least 1")]
-    ZeroJobs,
     #[error("cannot determine the current directory")]
     NoCurrentDir(#[source] std::io::Error),
+    #[error("unknown state {0:?} (states: fresh, stale, suspect, hidden-stale, ghost, sourceless, orphan, corrupt, unknown)")]
+    UnknownState(String),
+    #[error("--tag {tag:?}")]
+    BadTag {
+        tag: String,
+        #[source]
+        err: TagError,
+    },
+    #[error("-O may be given at most twice (-OO)")]
+    TooOptimized,
+}
+
+/// A resolved command line: the colour choice and the command's configuration.
+#[derive(Debug)]
+pub struct Settings {
+    pub color: ColorWhen,
+    pub command: CommandConfig,
+}
+
+/// One command's configuration.
+#[derive(Debug)]
+pub enum CommandConfig {
+    Check(CheckConfig),
+    Fix(FixConfig),
+    Clean(CleanConfig),
+    Compile(CompileConfig),
+    Inspect(InspectConfig),
+    Interpreters(InterpretersConfig),
 }
 
 /// What to scan and how.
@@ -46,85 +111,478 @@ pub struct CheckConfig {
     pub scan: ScanConfig,
     pub format: Format,
     pub quiet: bool,
-    pub strict: bool,
-    pub exit_zero: bool,
+    pub policy: Policy,
+    /// Prove the caches (`--deep`).
+    pub deep: bool,
+    pub discovery: Discovery,
+    pub prove: ProveConfig,
 }
 
-impl CheckConfig {
-    pub fn resolve(args: &CheckArgs) -> Result<CheckConfig, ConfigError> {
-        Ok(CheckConfig {
-            scan: ScanConfig::resolve(&args.walk)?,
-            format: args.format,
-            quiet: args.quiet,
-            strict: args.strict,
-            exit_zero: args.exit_zero,
-        })
+/// `pycguard fix`.
+#[derive(Clone, Debug)]
+pub struct FixConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    pub quiet: bool,
+    /// Prove before repairing (the default; `--shallow` turns it off).
+    pub prove_first: bool,
+    pub discovery: Discovery,
+    pub prove: ProveConfig,
+    pub options: FixOptions,
+    pub write: WriteOptions,
+}
+
+/// `pycguard clean`.
+#[derive(Clone, Debug)]
+pub struct CleanConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    pub quiet: bool,
+    /// List every removed path (`--verbose`, and always in a dry run).
+    pub list: bool,
+    pub options: CleanOptions,
+}
+
+/// `pycguard compile`.
+#[derive(Clone, Debug)]
+pub struct CompileConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    pub quiet: bool,
+    pub discovery: Discovery,
+    pub options: CompileOptions,
+    pub write: WriteOptions,
+}
+
+/// `pycguard inspect`.
+#[derive(Clone, Debug)]
+pub struct InspectConfig {
+    /// Each file as given, and lexically absolute.
+    pub files: Vec<(PathBuf, PathBuf)>,
+    /// The absolute pycache prefix the files may live under.
+    pub prefix: Option<PathBuf>,
+    pub format: Format,
+}
+
+/// `pycguard interpreters`.
+#[derive(Clone, Debug)]
+pub struct InterpretersConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    pub discovery: Discovery,
+}
+
+/// Resolve a parsed command line against the config file and the environment.
+pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
+    let first_path = match &cli.command {
+        Command::Check(a) => first(&a.walk.paths),
+        Command::Fix(a) => first(&a.walk.paths),
+        Command::Clean(a) => first(&a.walk.paths),
+        Command::Compile(a) => first(&a.walk.paths),
+        Command::Interpreters(a) => first(&a.walk.paths),
+        Command::Inspect(a) => first(&a.files),
+    };
+    let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
+    let command = match &cli.command {
+        Command::Check(args) => CommandConfig::Check(check(args, &file, env)?),
+        Command::Fix(args) => CommandConfig::Fix(fix(args, &file, env)?),
+        Command::Clean(args) => CommandConfig::Clean(clean(args, &file, env)?),
+        Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env)?),
+        Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
+        Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
+    };
+    Ok(Settings {
+        color: cli.color,
+        command,
+    })
+}
+
+fn first(paths: &[PathBuf]) -> PathBuf {
+    paths.first().cloned().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The config file: `--config`, none with `--isolated`, else the closest at or above
+/// the first PATH (its directory, for a file).
+fn load_config(
+    flag: Option<&Path>,
+    isolated: bool,
+    first_path: &Path,
+    env: &Environment,
+) -> Result<ConfigFile, SettingsError> {
+    let absolute = |p: &Path| -> Result<PathBuf, SettingsError> {
+        if p.is_absolute() {
+            Ok(lexically_absolute(Path::new("/"), p))
+        } else {
+            let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?;
+            Ok(lexically_absolute(cwd, p))
+        }
+    };
+    if isolated {
+        return Ok(file::load(Lookup::None)?);
+    }
+    if let Some(path) = flag {
+        return Ok(file::load(Lookup::File(&absolute(path)?))?);
+    }
+    // Without a current directory a relative PATH cannot be walked either; that error
+    // comes when the roots are resolved.
+    let Ok(start) = absolute(first_path) else {
+        return Ok(ConfigFile::default());
+    };
+    let dir = if std::fs::metadata(&start).is_ok_and(|m| m.is_dir()) {
+        start
+    } else {
+        start.parent().map_or(start.clone(), Path::to_path_buf)
+    };
+    Ok(file::load(Lookup::Above(&dir))?)
+}
+
+fn format_of(args: &OutputArgs, layer: &Layer) -> Format {
+    args.format
+        .or(layer.output_format.map(|c| c.0))
+        .unwrap_or_default()
+}
+
+fn timeout_of(flag: Option<f64>, layer: &Layer) -> Duration {
+    let secs = flag
+        .or(layer.timeout.map(|t| t.0))
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    Duration::from_secs_f64(secs)
+}
+
+/// The default invalidation mode of written caches: checked-hash when
+/// `SOURCE_DATE_EPOCH` is set, else timestamp (`py_compile`'s rule).
+fn default_mode(env: &Environment) -> Mode {
+    if env.source_date_epoch {
+        Mode::CheckedHash
+    } else {
+        Mode::Timestamp
     }
 }
 
-impl ScanConfig {
-    pub fn resolve(args: &WalkArgs) -> Result<ScanConfig, ConfigError> {
-        let cwd = std::env::current_dir().map_err(ConfigError::NoCurrentDir)?;
-        let mut roots = Vec::with_capacity(args.paths.len());
-        for path in &args.paths {
-            // stat only (never an open): a FIFO given as PATH cannot block.
-            let meta = std::fs::metadata(path).map_err(|err| ConfigError::UnreadableRoot {
-                path: path.clone(),
+fn mode_of(m: InvalidationMode) -> Mode {
+    match m {
+        InvalidationMode::Timestamp => Mode::Timestamp,
+        InvalidationMode::CheckedHash => Mode::CheckedHash,
+        InvalidationMode::UncheckedHash => Mode::UncheckedHash,
+    }
+}
+
+fn mode_flag(flag: Option<InvalidationMode>, layer: &Layer) -> Option<Mode> {
+    flag.or(layer.invalidation_mode.map(|c| c.0)).map(mode_of)
+}
+
+/// `--python` (relative paths are resolved by discovery against the current directory),
+/// else the file's `python` (already absolute).
+fn discovery_of(
+    pythons: &[PathBuf],
+    layer: &Layer,
+    scan: &ScanConfig,
+    env: &Environment,
+) -> Discovery {
+    Discovery {
+        pythons: if pythons.is_empty() {
+            layer.python.clone().unwrap_or_default()
+        } else {
+            pythons.to_vec()
+        },
+        roots: scan.roots.iter().map(|r| r.path.clone()).collect(),
+        cache_dir: scan.cache_dir.clone(),
+        search: env.search_path(),
+    }
+}
+
+fn prove_of(scan: &ScanConfig, timeout: Duration, quiet: bool) -> ProveConfig {
+    ProveConfig {
+        workers: scan.walk.threads,
+        timeout,
+        cache_dir: scan.cache_dir.clone(),
+        progress: !quiet,
+    }
+}
+
+fn write_of(scan: &ScanConfig, timeout: Duration, env: &Environment) -> WriteOptions {
+    WriteOptions {
+        workers: scan.walk.threads,
+        timeout,
+        cwd: env.cwd_or_root(),
+    }
+}
+
+fn check(
+    args: &CheckArgs,
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<CheckConfig, SettingsError> {
+    let layer = file.layer(CommandName::Check);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    let file_bool = |b: &Option<toml::Spanned<bool>>| b.as_ref().is_some_and(|s| *s.get_ref());
+    let policy = if args.strict {
+        Policy {
+            strict: true,
+            exit_zero: false,
+        }
+    } else if args.exit_zero {
+        Policy {
+            strict: false,
+            exit_zero: true,
+        }
+    } else {
+        Policy {
+            strict: file_bool(&layer.strict),
+            exit_zero: file_bool(&layer.exit_zero),
+        }
+    };
+    let deep = proving(&args.deep, &layer, false);
+    let timeout = timeout_of(args.deep.timeout, &layer);
+    Ok(CheckConfig {
+        format: format_of(&args.output, &layer),
+        quiet: args.quiet,
+        policy,
+        deep,
+        discovery: discovery_of(&args.deep.python.pythons, &layer, &scan, env),
+        prove: prove_of(&scan, timeout, args.quiet),
+        scan,
+    })
+}
+
+/// Does the command prove (`--deep`, `--shallow`, the file's `deep`/`shallow`, else
+/// `default`)?
+fn proving(args: &DeepArgs, layer: &Layer, default: bool) -> bool {
+    if args.deep {
+        return true;
+    }
+    if args.shallow {
+        return false;
+    }
+    match (&layer.deep, &layer.shallow) {
+        (Some(deep), _) => *deep.get_ref(),
+        (None, Some(shallow)) => !*shallow.get_ref(),
+        (None, None) => default,
+    }
+}
+
+fn states_of(
+    names: &[String],
+    layer: Option<&Vec<file::StateName>>,
+) -> Result<Option<Vec<State>>, SettingsError> {
+    if names.is_empty() {
+        return Ok(layer.map(|list| list.iter().map(|s| s.0).collect()));
+    }
+    names
+        .iter()
+        .map(|n| State::from_name(n.trim()).ok_or_else(|| SettingsError::UnknownState(n.clone())))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn fix(args: &FixArgs, file: &ConfigFile, env: &Environment) -> Result<FixConfig, SettingsError> {
+    let layer = file.layer(CommandName::Fix);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    let timeout = timeout_of(args.deep.timeout, &layer);
+    let options = FixOptions {
+        delete: args.delete || layer.delete == Some(true),
+        include: states_of(&args.include, layer.include.as_ref())?.unwrap_or_default(),
+        mode: mode_flag(args.invalidation_mode, &layer),
+        default_mode: default_mode(env),
+        dry_run: args.dry_run,
+    };
+    Ok(FixConfig {
+        format: format_of(&args.output, &layer),
+        quiet: args.quiet,
+        // Proving is the default: a fix that leaves hidden-stale code is not a fix. The
+        // proofs are remembered, so a second run only hashes.
+        prove_first: proving(&args.deep, &layer, true),
+        discovery: discovery_of(&args.deep.python.pythons, &layer, &scan, env),
+        prove: prove_of(&scan, timeout, args.quiet),
+        write: write_of(&scan, timeout, env),
+        options,
+        scan,
+    })
+}
+
+fn clean(
+    args: &CleanArgs,
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<CleanConfig, SettingsError> {
+    let layer = file.layer(CommandName::Clean);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    let given: Vec<String> = args
+        .tag
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let tags = if given.is_empty() {
+        layer
+            .tag
+            .as_ref()
+            .map(|list| list.iter().map(|t| t.0.clone()).collect())
+            .unwrap_or_default()
+    } else {
+        for tag in &given {
+            crate::scan::check_tag(tag).map_err(|err| SettingsError::BadTag {
+                tag: tag.clone(),
                 err,
             })?;
-            if !meta.is_dir() && !names_a_cache_or_source(path) {
-                use std::os::unix::fs::MetadataExt;
-                return Err(ConfigError::NotScannable {
-                    path: path.clone(),
-                    what: match crate::read::FileKind::from_mode(meta.mode()) {
-                        crate::read::FileKind::Regular => {
-                            "a file that is neither a cache nor a source"
-                        }
-                        kind => kind.describe(),
-                    },
-                });
-            }
-            let lexical = lexically_absolute(&cwd, path);
-            let mut absolute_forms = vec![lexical.clone()];
-            if let Ok(real) = std::fs::canonicalize(path) {
-                if real != lexical {
-                    absolute_forms.push(real);
-                }
-            }
-            roots.push(Root {
-                path: path.clone(),
-                absolute_forms,
-            });
         }
+        given
+    };
+    Ok(CleanConfig {
+        format: format_of(&args.output, &layer),
+        quiet: args.quiet,
+        list: args.verbose || args.dry_run,
+        options: CleanOptions {
+            states: states_of(&args.state, layer.state.as_ref())?,
+            tags,
+            debris: args.debris || layer.debris == Some(true),
+            dry_run: args.dry_run,
+        },
+        scan,
+    })
+}
+
+fn compile(
+    args: &CompileArgs,
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<CompileConfig, SettingsError> {
+    let layer = file.layer(CommandName::Compile);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    if args.optimize > 2 {
+        return Err(SettingsError::TooOptimized);
+    }
+    let timeout = timeout_of(args.timeout, &layer);
+    let options = CompileOptions {
+        levels: vec![args.optimize],
+        mode: mode_flag(args.invalidation_mode, &layer).unwrap_or_else(|| default_mode(env)),
+        force: args.force,
+        dry_run: args.dry_run,
+        prefix: scan.walk.pycache_prefix.clone(),
+    };
+    Ok(CompileConfig {
+        format: format_of(&args.output, &layer),
+        quiet: args.quiet,
+        discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
+        write: write_of(&scan, timeout, env),
+        options,
+        scan,
+    })
+}
+
+fn inspect(
+    args: &InspectArgs,
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<InspectConfig, SettingsError> {
+    let layer = file.layer(CommandName::Inspect);
+    let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?;
+    Ok(InspectConfig {
+        files: args
+            .files
+            .iter()
+            .map(|f| (f.clone(), lexically_absolute(cwd, f)))
+            .collect(),
+        prefix: pycache_prefix(args.pycache_prefix.as_deref(), &layer, env, cwd),
+        format: format_of(&args.output, &layer),
+    })
+}
+
+fn interpreters(
+    args: &InterpretersArgs,
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<InterpretersConfig, SettingsError> {
+    let layer = file.layer(CommandName::Interpreters);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    Ok(InterpretersConfig {
+        format: format_of(&args.output, &layer),
+        discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
+        scan,
+    })
+}
+
+impl ScanConfig {
+    fn resolve(
+        args: &WalkArgs,
+        layer: &Layer,
+        env: &Environment,
+    ) -> Result<ScanConfig, SettingsError> {
+        let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?;
+        let roots = args
+            .paths
+            .iter()
+            .map(|path| root(path, cwd))
+            .collect::<Result<Vec<_>, _>>()?;
+        let excludes: Vec<String> = if args.exclude.is_empty() {
+            layer
+                .exclude
+                .as_ref()
+                .map(|list| list.iter().map(|g| g.0.clone()).collect())
+                .unwrap_or_default()
+        } else {
+            args.exclude.clone()
+        };
         let mut globs = GlobSetBuilder::new();
-        for glob in &args.exclude {
-            globs.add(Glob::new(glob).map_err(|err| ConfigError::BadGlob {
+        for glob in &excludes {
+            globs.add(Glob::new(glob).map_err(|err| SettingsError::BadGlob {
                 glob: glob.clone(),
                 err,
             })?);
         }
-        let excludes = globs.build().map_err(|err| ConfigError::BadGlob {
-            glob: args.exclude.join(" "),
+        let excludes = globs.build().map_err(|err| SettingsError::BadGlob {
+            glob: excludes.join(" "),
             err,
         })?;
-        let threads = match args.jobs {
-            Some(0) => return Err(ConfigError::ZeroJobs),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
+        let threads = args
+            .jobs
+            .or(layer.jobs.map(|j| j.0))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         Ok(ScanConfig {
             roots,
             walk: WalkOptions {
                 threads,
                 excludes,
-                pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &cwd),
+                pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), layer, env, cwd),
                 report_debris: false,
                 report_sources: false,
-                include_envs: args.include_venvs,
+                include_envs: args.include_venvs || layer.include_venvs == Some(true),
+                // The walk engine (`PYCGUARD_WALK_ENGINE`, from `env`) is chosen here
+                // once the walker has more than one.
             },
-            cache_dir: cache_dir(&args.cache, &cwd),
+            cache_dir: cache_dir(&args.cache, layer, env, cwd),
         })
     }
+}
+
+/// One PATH argument, checked: stat only (never an open: a FIFO given as PATH cannot
+/// block), a directory or a file named like a cache or a source.
+fn root(path: &Path, cwd: &Path) -> Result<Root, SettingsError> {
+    let meta = std::fs::metadata(path).map_err(|err| SettingsError::UnreadableRoot {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    if !meta.is_dir() && !names_a_cache_or_source(path) {
+        use std::os::unix::fs::MetadataExt;
+        return Err(SettingsError::NotScannable {
+            path: path.to_path_buf(),
+            what: match crate::read::FileKind::from_mode(meta.mode()) {
+                crate::read::FileKind::Regular => "a file that is neither a cache nor a source",
+                kind => kind.describe(),
+            },
+        });
+    }
+    let lexical = lexically_absolute(cwd, path);
+    let mut absolute_forms = vec![lexical.clone()];
+    if let Ok(real) = std::fs::canonicalize(path) {
+        if real != lexical {
+            absolute_forms.push(real);
+        }
+    }
+    Ok(Root {
+        path: path.to_path_buf(),
+        absolute_forms,
+    })
 }
 
 /// Can a file of this name be a cache or a source (a PATH that is not a directory)?
@@ -137,36 +595,40 @@ fn names_a_cache_or_source(path: &Path) -> bool {
     })
 }
 
-/// pycguard's own cache directory: `--cache-dir`, else `$PYCGUARD_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/pycguard`, else `~/.cache/pycguard`; `None` with `--no-cache`.
-pub fn cache_dir(args: &CacheArgs, cwd: &Path) -> Option<PathBuf> {
+/// pycguard's own cache directory: `--cache-dir`, else `$PYCGUARD_CACHE_DIR`, else the
+/// file's `cache-dir`, else `$XDG_CACHE_HOME/pycguard`, else `~/.cache/pycguard`; `None`
+/// with `--no-cache` or the file's `no-cache = true` (unless `--cache-dir` is given).
+fn cache_dir(args: &CacheArgs, layer: &Layer, env: &Environment, cwd: &Path) -> Option<PathBuf> {
     if args.no_cache {
         return None;
     }
-    let env = |name| {
-        std::env::var_os(name)
-            .filter(|v: &OsString| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = args
-        .cache_dir
+    if let Some(dir) = &args.cache_dir {
+        return Some(lexically_absolute(cwd, dir));
+    }
+    if layer.no_cache.as_ref().is_some_and(|s| *s.get_ref()) {
+        return None;
+    }
+    let dir = env
+        .pycguard_cache_dir
         .clone()
-        .or_else(|| env("PYCGUARD_CACHE_DIR"))
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("pycguard")))
-        .or_else(|| env("HOME").map(|h| h.join(".cache").join("pycguard")))?;
+        .or_else(|| layer.cache_dir.as_ref().map(|s| s.get_ref().clone()))
+        .or_else(|| env.default_cache_dir())?;
     Some(lexically_absolute(cwd, &dir))
 }
 
-/// The pycache prefix: the flag, else a non-empty `$PYTHONPYCACHEPREFIX`, made absolute
-/// against the current directory as Python does at startup.
-pub fn pycache_prefix(flag: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
-    let raw: PathBuf = match flag {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let env = std::env::var_os("PYTHONPYCACHEPREFIX").filter(|v| !v.is_empty())?;
-            PathBuf::from(env)
-        }
-    };
+/// The pycache prefix: the flag, else a non-empty `$PYTHONPYCACHEPREFIX`, else the file's
+/// `pycache-prefix`, made absolute against the current directory as Python does at
+/// startup.
+fn pycache_prefix(
+    flag: Option<&Path>,
+    layer: &Layer,
+    env: &Environment,
+    cwd: &Path,
+) -> Option<PathBuf> {
+    let raw = flag
+        .map(Path::to_path_buf)
+        .or_else(|| env.pycache_prefix.clone())
+        .or_else(|| layer.pycache_prefix.clone())?;
     Some(lexically_absolute(cwd, &raw))
 }
 
@@ -174,12 +636,79 @@ pub fn pycache_prefix(flag: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment::from_lookup(Ok(PathBuf::from("/w")), move |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.into())
+        })
+    }
+
     #[test]
     fn prefix_flag_wins_and_is_absolute() {
+        let layer = Layer {
+            pycache_prefix: Some(PathBuf::from("/from/file")),
+            ..Layer::default()
+        };
         let cwd = Path::new("/w");
+        let with_env = env(&[("PYTHONPYCACHEPREFIX", "envdir")]);
         assert_eq!(
-            pycache_prefix(Some(Path::new("cache")), cwd),
+            pycache_prefix(Some(Path::new("cache")), &layer, &with_env, cwd),
             Some(PathBuf::from("/w/cache"))
+        );
+        assert_eq!(
+            pycache_prefix(None, &layer, &with_env, cwd),
+            Some(PathBuf::from("/w/envdir"))
+        );
+        assert_eq!(
+            pycache_prefix(None, &layer, &env(&[]), cwd),
+            Some(PathBuf::from("/from/file"))
+        );
+    }
+
+    #[test]
+    fn cache_dir_layers() {
+        let cwd = Path::new("/w");
+        let none = CacheArgs {
+            no_cache: false,
+            cache_dir: None,
+        };
+        let file = Layer {
+            cache_dir: Some(toml::Spanned::new(0..1, PathBuf::from("/file/cache"))),
+            ..Layer::default()
+        };
+        let home = env(&[("HOME", "/home/u")]);
+        assert_eq!(
+            cache_dir(&none, &Layer::default(), &home, cwd),
+            Some(PathBuf::from("/home/u/.cache/pycguard"))
+        );
+        assert_eq!(
+            cache_dir(&none, &file, &home, cwd),
+            Some(PathBuf::from("/file/cache"))
+        );
+        let both = env(&[("HOME", "/home/u"), ("PYCGUARD_CACHE_DIR", "/env/cache")]);
+        assert_eq!(
+            cache_dir(&none, &file, &both, cwd),
+            Some(PathBuf::from("/env/cache"))
+        );
+        let flag = CacheArgs {
+            no_cache: false,
+            cache_dir: Some(PathBuf::from("c")),
+        };
+        assert_eq!(
+            cache_dir(&flag, &file, &both, cwd),
+            Some(PathBuf::from("/w/c"))
+        );
+        let off = Layer {
+            no_cache: Some(toml::Spanned::new(0..1, true)),
+            ..Layer::default()
+        };
+        assert_eq!(cache_dir(&none, &off, &both, cwd), None);
+        assert_eq!(
+            cache_dir(&flag, &off, &both, cwd),
+            Some(PathBuf::from("/w/c"))
         );
     }
 }

@@ -113,6 +113,13 @@ pub enum PoolError {
     Interrupted,
 }
 
+/// The jobs of one run: waiting, failed attempts per job, not yet answered.
+struct Jobs {
+    queue: VecDeque<usize>,
+    failures: Vec<u8>,
+    remaining: usize,
+}
+
 enum Event {
     Frame {
         slot: usize,
@@ -232,17 +239,27 @@ impl Pool {
         jobs: Vec<Job>,
         on_done: F,
     ) -> Result<(), PoolError> {
-        self.run_frames(jobs.len(), |i| protocol::encode_job(&jobs[i]), on_done)
+        self.run_frames(
+            jobs.len(),
+            |i| Some(protocol::encode_job(&jobs[i])),
+            on_done,
+        )
     }
 
     /// Like [`Pool::run`], but each job is made only when a worker is free for it (and made
     /// again for its retry), so the bytes of thousands of files are never held at once.
+    /// `make` returns `None` for a job that cannot be made (its file vanished…): it is
+    /// not sent, counts as done, and `on_done` is not called for it (the caller knows why).
     pub fn run_with<M, F>(&mut self, count: usize, mut make: M, on_done: F) -> Result<(), PoolError>
     where
-        M: FnMut(usize) -> Job,
+        M: FnMut(usize) -> Option<Job>,
         F: FnMut(usize, JobOutcome),
     {
-        self.run_frames(count, |i| protocol::encode_job(&make(i)), on_done)
+        self.run_frames(
+            count,
+            |i| make(i).map(|job| protocol::encode_job(&job)),
+            on_done,
+        )
     }
 
     fn run_frames<M, F>(
@@ -252,14 +269,16 @@ impl Pool {
         mut on_done: F,
     ) -> Result<(), PoolError>
     where
-        M: FnMut(usize) -> Vec<u8>,
+        M: FnMut(usize) -> Option<Vec<u8>>,
         F: FnMut(usize, JobOutcome),
     {
-        let mut queue: VecDeque<usize> = (0..count).collect();
-        let mut failures = vec![0u8; count];
-        let mut remaining = count;
+        let mut jobs = Jobs {
+            queue: (0..count).collect(),
+            failures: vec![0u8; count],
+            remaining: count,
+        };
         let name = self.interpreter.display_name();
-        while remaining > 0 {
+        while jobs.remaining > 0 {
             if self.interrupted() {
                 self.shutdown(true);
                 return Err(PoolError::Interrupted);
@@ -276,30 +295,15 @@ impl Pool {
                     .clone()
                     .unwrap_or_else(|| "no worker could be started".into());
                 // Jobs in flight died with their workers and were queued again.
-                for job in queue.drain(..) {
+                for job in jobs.queue.drain(..) {
                     on_done(job, JobOutcome::Failed(format!("{name}: {why}")));
                 }
                 return Ok(());
             }
-            for slot in 0..self.slots.len() {
-                let Some(worker) = &mut self.slots[slot] else {
-                    continue;
-                };
-                if !matches!(worker.status, Status::Idle) {
-                    continue;
-                }
-                let Some(job) = queue.pop_front() else {
-                    break;
-                };
-                let frame = make(job);
-                worker.status = Status::Busy {
-                    job,
-                    since: Instant::now(),
-                };
-                if let Some(input) = &worker.input {
-                    // A closed pipe shows up as the worker closing its stdout.
-                    let _ = input.send(frame);
-                }
+            self.dispatch(&mut jobs, &mut make);
+            if jobs.remaining == 0 {
+                // The last jobs could not be made: nothing is in flight.
+                break;
             }
             let wait = self.next_wake();
             let event = match self.events.recv_timeout(wait) {
@@ -307,98 +311,144 @@ impl Pool {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the pool holds a sender"),
             };
-            match event {
-                Some(Event::Frame {
-                    slot,
-                    generation,
-                    fields,
-                }) => {
-                    let Some(status) = self.current(slot, generation) else {
-                        continue;
-                    };
-                    match status {
-                        Status::Starting(_) => {
-                            if let Err(message) = self.hello(slot, generation, &fields) {
-                                self.kill(slot);
-                                self.note_start_failure(slot, message);
-                            }
-                        }
-                        Status::Busy { job, .. } => {
-                            self.set_status(slot, Status::Idle);
-                            on_done(job, protocol::decode_answer(fields));
-                            remaining -= 1;
-                        }
-                        Status::Idle => {
-                            self.kill(slot);
-                        }
-                    }
-                }
-                Some(Event::Closed {
-                    slot,
-                    generation,
-                    error,
-                }) => {
-                    let Some(status) = self.current(slot, generation) else {
-                        continue;
-                    };
-                    let message = self.reap(slot, error);
-                    match status {
-                        Status::Busy { job, .. } => {
-                            self.retry_or_fail(
-                                job,
-                                &mut failures,
-                                &mut queue,
-                                &mut remaining,
-                                &mut on_done,
-                                || format!("the {name} worker died on this file twice ({message})"),
-                            );
-                        }
-                        Status::Starting(_) => self.note_start_failure(slot, message),
-                        Status::Idle => {}
-                    }
-                }
-                None => {}
+            if let Some(event) = event {
+                self.handle(event, &mut jobs, &mut on_done, &name);
             }
-            // Deadlines: hung jobs and workers that never said hello.
-            let now = Instant::now();
-            for slot in 0..self.slots.len() {
-                let Some(worker) = &self.slots[slot] else {
-                    continue;
+            self.enforce_deadlines(&mut jobs, &mut on_done, &name);
+        }
+        Ok(())
+    }
+
+    /// Give every idle worker the next job that can be made (one that cannot is done).
+    fn dispatch<M: FnMut(usize) -> Option<Vec<u8>>>(&mut self, jobs: &mut Jobs, make: &mut M) {
+        for slot in 0..self.slots.len() {
+            let Some(worker) = &mut self.slots[slot] else {
+                continue;
+            };
+            if !matches!(worker.status, Status::Idle) {
+                continue;
+            }
+            let next = loop {
+                let Some(job) = jobs.queue.pop_front() else {
+                    break None;
                 };
-                match worker.status {
-                    Status::Busy { job, since } if now.duration_since(since) >= self.timeout => {
+                match make(job) {
+                    Some(frame) => break Some((job, frame)),
+                    None => jobs.remaining -= 1,
+                }
+            };
+            let Some((job, frame)) = next else {
+                break;
+            };
+            worker.status = Status::Busy {
+                job,
+                since: Instant::now(),
+            };
+            if let Some(input) = &worker.input {
+                // A closed pipe shows up as the worker closing its stdout.
+                let _ = input.send(frame);
+            }
+        }
+    }
+
+    /// A worker's frame (its hello, or an answer) or the end of its output.
+    fn handle<F: FnMut(usize, JobOutcome)>(
+        &mut self,
+        event: Event,
+        jobs: &mut Jobs,
+        on_done: &mut F,
+        name: &str,
+    ) {
+        match event {
+            Event::Frame {
+                slot,
+                generation,
+                fields,
+            } => {
+                let Some(status) = self.current(slot, generation) else {
+                    return;
+                };
+                match status {
+                    Status::Starting(_) => {
+                        if let Err(message) = self.hello(slot, generation, &fields) {
+                            self.kill(slot);
+                            self.note_start_failure(slot, message);
+                        }
+                    }
+                    Status::Busy { job, .. } => {
+                        self.set_status(slot, Status::Idle);
+                        on_done(job, protocol::decode_answer(fields));
+                        jobs.remaining -= 1;
+                    }
+                    Status::Idle => {
                         self.kill(slot);
-                        let secs = self.timeout.as_secs_f64();
-                        self.retry_or_fail(job, &mut failures, &mut queue, &mut remaining, &mut on_done, || {
-                            format!("the {name} worker gave no answer within {secs} s, twice; it was stopped")
+                    }
+                }
+            }
+            Event::Closed {
+                slot,
+                generation,
+                error,
+            } => {
+                let Some(status) = self.current(slot, generation) else {
+                    return;
+                };
+                let message = self.reap(slot, error);
+                match status {
+                    Status::Busy { job, .. } => {
+                        self.retry_or_fail(job, jobs, on_done, || {
+                            format!("the {name} worker died on this file twice ({message})")
                         });
                     }
-                    Status::Starting(since) if now.duration_since(since) >= START_TIMEOUT => {
-                        self.kill(slot);
-                        self.note_start_failure(slot, "the worker did not start".into());
-                    }
-                    _ => {}
+                    Status::Starting(_) => self.note_start_failure(slot, message),
+                    Status::Idle => {}
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Stop hung jobs and workers that never said hello.
+    fn enforce_deadlines<F: FnMut(usize, JobOutcome)>(
+        &mut self,
+        jobs: &mut Jobs,
+        on_done: &mut F,
+        name: &str,
+    ) {
+        let now = Instant::now();
+        for slot in 0..self.slots.len() {
+            let Some(worker) = &self.slots[slot] else {
+                continue;
+            };
+            match worker.status {
+                Status::Busy { job, since } if now.duration_since(since) >= self.timeout => {
+                    self.kill(slot);
+                    let secs = self.timeout.as_secs_f64();
+                    self.retry_or_fail(job, jobs, on_done, || {
+                        format!("the {name} worker gave no answer within {secs} s, twice; it was stopped")
+                    });
+                }
+                Status::Starting(since) if now.duration_since(since) >= START_TIMEOUT => {
+                    self.kill(slot);
+                    self.note_start_failure(slot, "the worker did not start".into());
+                }
+                _ => {}
+            }
+        }
     }
 
     fn retry_or_fail<F: FnMut(usize, JobOutcome)>(
         &self,
         job: usize,
-        failures: &mut [u8],
-        queue: &mut VecDeque<usize>,
-        remaining: &mut usize,
+        jobs: &mut Jobs,
         on_done: &mut F,
         message: impl FnOnce() -> String,
     ) {
-        failures[job] += 1;
-        if failures[job] >= 2 {
+        jobs.failures[job] += 1;
+        if jobs.failures[job] >= 2 {
             on_done(job, JobOutcome::Failed(message()));
-            *remaining -= 1;
+            jobs.remaining -= 1;
         } else {
-            queue.push_front(job);
+            jobs.queue.push_front(job);
         }
     }
 

@@ -9,7 +9,7 @@
 //! are shown as `\xNN` (readable, and distinct from the U+FFFD a lossy conversion would
 //! give) and a backslash is doubled, so every distinct name prints distinctly. Printable
 //! text, including non-ASCII, is left as it is. JSON needs none of this: serde escapes
-//! controls, and paths there use surrogateescape (see [`super::json`]).
+//! controls, and paths there use surrogateescape (see [`crate::output::json`]).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};

@@ -1,0 +1,144 @@
+//! `pycguard clean`'s printer.
+//!
+//! Human: with `--verbose` or `--dry-run`, every path removed (`removed PATH`, a
+//! directory with a trailing `/`); `failed PATH: why` and `unreadable PATH: why`; the
+//! summary line; the environments skipped.
+//!
+//! JSON (`--output-format json`), one document:
+//!
+//! ```text
+//! {"schema": 1,
+//!  "dry_run": false,
+//!  "removed": [P, …],          caches removed (dry run: that would be)
+//!  "debris_removed": [P, …],   tool-cache directories (--debris)
+//!  "dirs_removed": [P, …],     __pycache__ directories this run emptied
+//!  "kept_sourceless": N,       legacy caches of sourceless distributions left alone
+//!  "failed": [{"path": P, "message": M}, …],
+//!  "errors": [{"path": P, "message": M}, …],   entries that could not be read
+//!  "skipped": [{"path": P, "venv": true}, …]}
+//! ```
+//!
+//! Every list is sorted by path.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::actions::clean::CleanOutcome;
+use crate::cli::Format;
+use crate::escape;
+use crate::output::human::severity_style;
+use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
+use crate::verdict::Severity;
+
+/// What a clean did, to print.
+pub struct CleanOutput<'a> {
+    pub outcome: &'a CleanOutcome,
+    pub dry_run: bool,
+    /// List every path removed.
+    pub list: bool,
+    pub quiet: bool,
+    pub format: Format,
+}
+
+/// Print a clean.
+pub fn print<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
+    match c.format {
+        Format::Human => write_human(out, c)?,
+        Format::Json => write_json(out, &json(c))?,
+    }
+    out.flush()
+}
+
+fn write_human<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
+    let o = c.outcome;
+    let verb = if c.dry_run { "would remove" } else { "removed" };
+    if c.list && !c.quiet {
+        for p in &o.removed {
+            writeln!(out, "{verb} {}", escape::path(p))?;
+        }
+        for p in &o.debris_removed {
+            writeln!(out, "{verb} {}/", escape::path(p))?;
+        }
+        for p in &o.dirs_removed {
+            writeln!(out, "{verb} {}/", escape::path(p))?;
+        }
+    }
+    let err = severity_style(Severity::Error);
+    for (p, e) in &o.failed {
+        writeln!(
+            out,
+            "{err}failed{err:#} {}: {}",
+            escape::path(p),
+            escape::text(&e.to_string())
+        )?;
+    }
+    for e in &o.scan_errors {
+        writeln!(
+            out,
+            "{err}unreadable{err:#} {}: {}",
+            escape::path(&e.path),
+            escape::text(&e.message)
+        )?;
+    }
+    let mut parts = vec![format!(
+        "{verb} {} {}",
+        o.removed.len(),
+        if o.removed.len() == 1 {
+            "cache"
+        } else {
+            "caches"
+        }
+    )];
+    if !o.dirs_removed.is_empty() {
+        parts.push(format!(
+            "{} empty __pycache__ directories",
+            o.dirs_removed.len()
+        ));
+    }
+    if !o.debris_removed.is_empty() {
+        parts.push(format!("{} tool-cache directories", o.debris_removed.len()));
+    }
+    if o.kept_sourceless > 0 {
+        parts.push(format!(
+            "kept {} sourceless (use --state sourceless to remove them)",
+            o.kept_sourceless
+        ));
+    }
+    if !o.failed.is_empty() {
+        parts.push(format!("{err}{} failed{err:#}", o.failed.len()));
+    }
+    writeln!(out, "{}", parts.join(", "))?;
+    match o.walk.skipped_line() {
+        Some(line) if !c.quiet => writeln!(out, "{line}"),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Serialize)]
+struct JsonClean<'a> {
+    schema: u32,
+    dry_run: bool,
+    removed: Vec<JsonPath<'a>>,
+    debris_removed: Vec<JsonPath<'a>>,
+    dirs_removed: Vec<JsonPath<'a>>,
+    kept_sourceless: usize,
+    failed: Vec<JsonError<'a>>,
+    errors: Vec<JsonError<'a>>,
+    skipped: Vec<JsonSkipped<'a>>,
+}
+
+fn json<'a>(c: &'a CleanOutput<'a>) -> JsonClean<'a> {
+    let o = c.outcome;
+    JsonClean {
+        schema: SCHEMA,
+        dry_run: c.dry_run,
+        removed: json_paths(&o.removed),
+        debris_removed: json_paths(&o.debris_removed),
+        dirs_removed: json_paths(&o.dirs_removed),
+        kept_sourceless: o.kept_sourceless,
+        failed: o.failed.iter().map(|(p, e)| JsonError::new(p, e)).collect(),
+        errors: JsonError::scan(&o.scan_errors),
+        skipped: JsonSkipped::all(&o.walk),
+    }
+}
