@@ -13,7 +13,7 @@ use crate::facts::{self, DirSources};
 use crate::memo::Memo;
 use crate::report::{Entry, Report, ScanError};
 use crate::verdict::{self, CacheFacts, State};
-use crate::walk::{self, Candidate, WalkEvent};
+use crate::walk::{self, Candidate, DirContext, WalkEvent};
 
 /// Which entries the report keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,15 +31,17 @@ thread_local! {
 /// Judge one found cache; the error says why it could not be judged.
 pub fn judge_candidate(
     candidate: Candidate,
+    dir: DirContext<'_>,
     dirs: &DirSources,
     memo: &Memo,
 ) -> Result<Entry, ScanError> {
     READ_BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let gathered = facts::gather(&candidate, &mut buf, dirs, memo).map_err(|e| ScanError {
-            path: candidate.path.clone(),
-            message: e.to_string(),
-        })?;
+        let gathered =
+            facts::gather(&candidate, dir, &mut buf, dirs, memo).map_err(|e| ScanError {
+                path: candidate.path.clone(),
+                message: e.to_string(),
+            })?;
         let source_name = candidate.source.as_deref().and_then(|s| s.file_name());
         let verdict = match gathered.not_a_file {
             Some(found) => {
@@ -87,10 +89,13 @@ pub fn run(config: &ScanConfig, keep: Keep) -> Report {
         Some(dir) => Memo::load(dir),
         None => Memo::disabled(),
     };
-    let sink = |event: WalkEvent| {
+    let sink = |event: WalkEvent, dir: DirContext<'_>| {
         let outcome = match event {
-            WalkEvent::Cache(candidate) => judge_candidate(candidate, &dirs, &memo),
-            WalkEvent::Error { path, message } => Err(ScanError { path, message }),
+            WalkEvent::Cache(candidate) => judge_candidate(candidate, dir, &dirs, &memo),
+            WalkEvent::Error { path, error } => Err(ScanError {
+                path,
+                message: crate::read::io_message(&error),
+            }),
             WalkEvent::Debris { .. } | WalkEvent::Source { .. } => return,
         };
         let mut report = report.lock().expect("poisoned");

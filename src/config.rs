@@ -8,12 +8,12 @@ use std::path::{Component, Path, PathBuf};
 use globset::{Glob, GlobSetBuilder};
 
 use crate::cli::{CacheArgs, CheckArgs, Format, WalkArgs};
-use crate::walk::{Root, WalkOptions};
+use crate::walk::{Engine, Root, UnknownEngine, WalkOptions};
 
 /// A command line that cannot run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {}", crate::output::escape::path(.path), crate::facts::io_message(.err))]
+    #[error("cannot read {}: {}", crate::output::escape::path(.path), crate::read::io_message(.err))]
     UnreadableRoot { path: PathBuf, err: std::io::Error },
     #[error("invalid --exclude glob {glob:?}")]
     BadGlob {
@@ -25,6 +25,8 @@ pub enum ConfigError {
     NotScannable { path: PathBuf, what: &'static str },
     #[error("--jobs must be at least 1")]
     ZeroJobs,
+    #[error(transparent)]
+    WalkEngine(#[from] UnknownEngine),
     #[error("cannot determine the current directory")]
     NoCurrentDir(#[source] std::io::Error),
 }
@@ -113,6 +115,8 @@ impl ScanConfig {
         Ok(ScanConfig {
             roots,
             walk: WalkOptions {
+                engine: Engine::from_setting(std::env::var_os("PYCGUARD_WALK_ENGINE").as_deref())?,
+                interrupt: crate::deep::interrupt_flag(),
                 threads,
                 excludes,
                 pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &cwd),

@@ -18,7 +18,7 @@ use crate::pyc::source_hash::stored_hex;
 use crate::read;
 use crate::report::Entry;
 use crate::timefmt;
-use crate::walk;
+use crate::walk::{self, DirContext};
 
 /// What `inspect` learned about one file.
 pub struct Inspection {
@@ -59,7 +59,12 @@ pub fn inspect(path: &Path, absolute: &Path, prefix: Option<&Path>) -> Inspectio
     // What is not a file still gets its verdict: what the importer does with it.
     if let (Some(candidate), true) = (candidate, read_error.is_none() || not_a_file) {
         source_exists = candidate.source.as_deref().is_some_and(Path::is_file);
-        match check::judge_candidate(candidate, &DirSources::default(), &Memo::disabled()) {
+        match check::judge_candidate(
+            candidate,
+            DirContext::NONE,
+            &DirSources::default(),
+            &Memo::disabled(),
+        ) {
             Ok(e) => entry = Some(e),
             Err(e) => return failed(path, e.message, header),
         }

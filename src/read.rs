@@ -74,10 +74,22 @@ impl FileKind {
     }
 }
 
+/// An I/O error as one short phrase ("permission denied", "no such file or directory").
+pub fn io_message(err: &io::Error) -> String {
+    let text = err.to_string();
+    // Drop Rust's " (os error N)" suffix and lowercase the first letter.
+    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{}", crate::facts::io_message(.0))]
+    #[error("{}", io_message(.0))]
     Io(#[from] io::Error),
     /// Not a regular file (after following a link, when links are followed).
     #[error("{} is {}, not a regular file", what, .kind.describe())]

@@ -24,16 +24,6 @@ use crate::pyc::magic;
 use crate::verdict::State;
 use crate::walk::{self, Candidate, WalkEvent};
 
-/// Tool caches `--debris` removes: regenerable caches only, never build outputs, virtual
-/// environments or anything holding user data.
-pub const DEBRIS_DIRS: &[&str] = &[
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytype",
-    ".pyre",
-];
-
 /// What to clean.
 #[derive(Clone, Debug, Default)]
 pub struct CleanOptions {
@@ -192,7 +182,7 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
         }
     } else {
         let dirs = DirSources::default();
-        let sink = |event: WalkEvent| match event {
+        let sink = |event: WalkEvent, _: walk::DirContext<'_>| match event {
             WalkEvent::Cache(candidate) => {
                 if !tag_ok(&candidate) {
                     return;
@@ -215,7 +205,8 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
                     Err(message) => out.failed.push((path, message)),
                 }
             }
-            WalkEvent::Error { path, message } => {
+            WalkEvent::Error { path, error } => {
+                let message = crate::read::io_message(&error);
                 outcome
                     .lock()
                     .expect("poisoned")

@@ -25,7 +25,7 @@ use crate::interpreters::Interpreter;
 use crate::layout;
 use crate::memo::Memo;
 use crate::verdict::State;
-use crate::walk::{self, WalkEvent};
+use crate::walk::{self, DirContext, WalkEvent};
 
 /// The state of each judged cache, keyed by its path's bytes (hashing a `Path` parses its
 /// components, which cost more than the rest of planning).
@@ -93,7 +93,7 @@ struct Collector<'a> {
 }
 
 impl Collector<'_> {
-    fn event(&mut self, event: WalkEvent) {
+    fn event(&mut self, event: WalkEvent, dir: DirContext<'_>) {
         let found = &mut self.local;
         match event {
             WalkEvent::Source { root, path } => found.sources.push((root, path)),
@@ -107,7 +107,7 @@ impl Collector<'_> {
                         self.last_tag = Some(tag.clone());
                     }
                 }
-                match check::judge_candidate(c, self.dirs, self.memo) {
+                match check::judge_candidate(c, dir, self.dirs, self.memo) {
                     Ok(entry) => {
                         self.states
                             .insert(entry.path.into_os_string(), entry.verdict.state);
@@ -115,7 +115,9 @@ impl Collector<'_> {
                     Err(e) => found.errors.push((e.path, e.message)),
                 }
             }
-            WalkEvent::Error { path, message } => found.errors.push((path, message)),
+            WalkEvent::Error { path, error } => {
+                found.errors.push((path, crate::read::io_message(&error)))
+            }
             WalkEvent::Debris { .. } => {}
         }
     }
@@ -158,7 +160,7 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
             dirs: &dirs,
             memo: &memo,
         };
-        move |event| collector.event(event)
+        move |event, dir: DirContext<'_>| collector.event(event, dir)
     };
     let mut walked = walk::WalkSummary::default();
     for root in &config.roots {
@@ -314,7 +316,7 @@ pub fn run(
                 let message = format!(
                     "cannot create the pycache prefix {}: {}",
                     prefix.display(),
-                    crate::facts::io_message(&e)
+                    crate::read::io_message(&e)
                 );
                 outcome.failed.push((prefix.clone(), message));
             }

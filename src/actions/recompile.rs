@@ -159,7 +159,7 @@ fn open_source(
             .map_err(|e| {
                 format!(
                     "cannot read source: {}",
-                    crate::facts::io_message(&std::io::Error::from(e))
+                    crate::read::io_message(&std::io::Error::from(e))
                 )
             })?
         }
@@ -178,7 +178,7 @@ fn job_for(
     let (file, owner) = open_source(task, access)?;
     let meta = file
         .metadata()
-        .map_err(|e| format!("cannot stat source: {}", crate::facts::io_message(&e)))?;
+        .map_err(|e| format!("cannot stat source: {}", crate::read::io_message(&e)))?;
     if !meta.is_file() {
         return Err("the source is not a regular file".into());
     }
@@ -192,7 +192,7 @@ fn job_for(
     let mut source = Vec::with_capacity(meta.size() as usize);
     file.take(MAX_SOURCE + 1)
         .read_to_end(&mut source)
-        .map_err(|e| format!("cannot read source: {}", crate::facts::io_message(&e)))?;
+        .map_err(|e| format!("cannot read source: {}", crate::read::io_message(&e)))?;
     if source.len() as u64 != meta.size() {
         return Err("the source changed while it was read; run again to repair it".into());
     }
@@ -261,7 +261,7 @@ pub fn write_all(
             Err(e) => {
                 results[i] = Written::Failed(format!(
                     "cannot stat source: {}",
-                    crate::facts::io_message(&e)
+                    crate::read::io_message(&e)
                 ));
                 false
             }
@@ -333,7 +333,7 @@ fn finish(task: &Task, pyc: &[u8], built: &Built, umask: u32) -> Written {
         Err(e) => {
             return Written::Failed(format!(
                 "the source vanished while it was compiled: {}",
-                crate::facts::io_message(&e)
+                crate::read::io_message(&e)
             ))
         }
     }
