@@ -50,6 +50,12 @@ fn events(start: &Path, base: &Path, options: &WalkOptions) -> BTreeSet<String> 
     seen.into_inner().unwrap()
 }
 
+/// A FIFO at `path` (`mkfifo(1)`: rustix has no `mkfifoat` or `mknodat` on macOS).
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {path:?}");
+}
+
 fn tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path();
@@ -80,14 +86,7 @@ fn tree() -> tempfile::TempDir {
     symlink("..", t.join("pkg/loop")).unwrap();
     symlink("a.py", t.join("pkg/alias.py")).unwrap();
     symlink("__pycache__/a.cpython-312.pyc", t.join("pkg/link.pyc")).unwrap();
-    rfs::mknodat(
-        rfs::CWD,
-        t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
-        FileType::Fifo,
-        rfs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    mkfifo(&t.join("pkg/__pycache__/fifo.cpython-312.pyc"));
     fs::create_dir_all(t.join("pkg/__pycache__/dir.cpython-312.pyc")).unwrap();
     dir
 }
