@@ -22,7 +22,7 @@ use crate::pyc::source_hash;
 use crate::read::{self, FileKind, Follow, ReadError, MAX_FILE_BYTES};
 use crate::stat::FileStat;
 use crate::verdict::{BodyFacts, NotAFile, SourceFacts};
-use crate::walk::{self, Candidate, FoundAs};
+use crate::walk::{Candidate, DirContext, FoundAs};
 
 /// Why a cache could not be judged (vanished, unreadable…): reported on its entry.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum FactsError {
     ReadCache(#[source] ReadError),
     #[error("cache vanished during the scan")]
     CacheVanished,
-    #[error("cannot stat source {}: {}", crate::escape::path(.path), io_message(.err))]
+    #[error("cannot stat source {}: {}", crate::escape::path(.path), read::io_message(.err))]
     StatSource {
         path: PathBuf,
         #[source]
@@ -43,18 +43,6 @@ pub enum FactsError {
         #[source]
         err: ReadError,
     },
-}
-
-/// An I/O error as one short phrase ("permission denied", "no such file or directory").
-pub fn io_message(err: &io::Error) -> String {
-    let text = err.to_string();
-    // Drop Rust's " (os error N)" suffix and lowercase the first letter.
-    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
 }
 
 /// The owned facts of one cache (its bytes, or just its header when the memo vouches for
@@ -103,20 +91,13 @@ pub fn source_stat(st: &FileStat) -> SourceStat {
     }
 }
 
-/// `stat` (or `lstat`) of `path`: relative to the directory the walker is reading when
-/// `path` lies in or beside it (one name to look up instead of the whole path).
-fn stat(path: &Path, follow: bool) -> io::Result<FileStat> {
-    match walk::stat_near(path, follow) {
-        Some(result) => result,
-        None if follow => fs::metadata(path).map(|m| FileStat::from(&m)),
-        None => fs::symlink_metadata(path).map(|m| FileStat::from(&m)),
-    }
-}
-
 /// Read the cache into `buf` and learn about its source. A cache the memo knows (same
-/// identity as when its body was last found well-formed) costs one `stat`.
+/// identity as when its body was last found well-formed) costs one `stat`. Stats go
+/// through `dir`, the directory the walk found the cache in (one name to look up instead
+/// of the whole path), or take the whole path with [`DirContext::NONE`].
 pub fn gather(
     candidate: &Candidate,
+    dir: DirContext<'_>,
     buf: &mut Vec<u8>,
     dirs: &DirSources,
     memo: &Memo,
@@ -138,7 +119,7 @@ pub fn gather(
             // A link is never looked up or remembered by identity: its own identity does
             // not change when its target does.
             let remembered = if memo.is_enabled() && !link {
-                let st = stat(&candidate.path, false).map_err(cache_error)?;
+                let st = dir.stat(&candidate.path, false).map_err(cache_error)?;
                 // Anything but a regular file now is found out by the read below.
                 st.is_file
                     .then(|| memo.lookup(&Identity::of(&st)))
@@ -165,7 +146,7 @@ pub fn gather(
             not_a_file,
         });
     };
-    let source = match stat(source_path, true) {
+    let source = match dir.stat(source_path, true) {
         Ok(st) if st.is_file => {
             let hash = match header::parse(buf) {
                 Ok(h) if matches!(h.invalidation, Invalidation::Hash { .. }) => {

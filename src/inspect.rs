@@ -54,7 +54,12 @@ pub fn inspect(path: &Path, absolute: &Path, prefix: Option<&Path>) -> Inspectio
     // What is not a file still gets its verdict: what the importer does with it.
     if let (Some(candidate), true) = (candidate, read_error.is_none() || not_a_file) {
         source_exists = candidate.source.as_deref().is_some_and(Path::is_file);
-        match scan::judge_candidate(candidate, &DirSources::default(), &Memo::disabled()) {
+        match scan::judge_candidate(
+            candidate,
+            walk::DirContext::NONE,
+            &DirSources::default(),
+            &Memo::disabled(),
+        ) {
             Ok(e) => entry = Some(e),
             Err(e) => return failed(path, e.message, header),
         }

@@ -637,7 +637,7 @@ fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
             Err(e) if explicit => {
                 let message = match e.kind() {
                     std::io::ErrorKind::NotFound => Refusal::Missing.to_string(),
-                    _ => crate::facts::io_message(&e),
+                    _ => crate::read::io_message(&e),
                 };
                 refuse(&mut rejected, message);
                 continue;
@@ -799,7 +799,7 @@ fn probe_with(resolved: &Path, flags: Flags) -> Result<Answer, ProbeFailure> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            ProbeFailure::Other(format!("cannot run it: {}", crate::facts::io_message(&e)))
+            ProbeFailure::Other(format!("cannot run it: {}", crate::read::io_message(&e)))
         })?;
     // Read both pipes on their own threads (bounded), so a chatty child cannot block.
     let mut stdout = child.stdout.take().expect("piped");

@@ -14,6 +14,16 @@ use std::path::{Component, Path, PathBuf};
 /// The directory name of PEP 3147 caches.
 pub const PYCACHE_DIR: &str = "__pycache__";
 
+/// Tool caches `clean --debris` removes: regenerable caches only, never build outputs,
+/// virtual environments or anything holding user data.
+pub const DEBRIS_DIRS: &[&str] = &[
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytype",
+    ".pyre",
+];
+
 /// What a file's name and place say about it, before its bytes are read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheName {

@@ -55,8 +55,14 @@ impl FileKind {
         }
     }
 
+    /// From `std`'s `MetadataExt::mode` (always a `u32`).
     pub fn from_mode(mode: u32) -> FileKind {
         FileKind::from_file_type(FileType::from_raw_mode(mode as _))
+    }
+
+    /// From a raw `stat` (whose mode is a `u16` on macOS and the BSDs).
+    pub fn from_stat(st: &rfs::Stat) -> FileKind {
+        FileKind::from_file_type(FileType::from_raw_mode(st.st_mode))
     }
 
     /// "a FIFO (named pipe)", "a character device"…
@@ -74,10 +80,22 @@ impl FileKind {
     }
 }
 
+/// An I/O error as one short phrase ("permission denied", "no such file or directory").
+pub fn io_message(err: &io::Error) -> String {
+    let text = err.to_string();
+    // Drop Rust's " (os error N)" suffix and lowercase the first letter.
+    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{}", crate::facts::io_message(.0))]
+    #[error("{}", io_message(.0))]
     Io(#[from] io::Error),
     /// Not a regular file (after following a link, when links are followed).
     #[error("{} is {}, not a regular file", what, .kind.describe())]
@@ -137,7 +155,7 @@ fn flags(follow: Follow) -> OFlags {
 /// Check that an opened descriptor is a regular file; its stat.
 pub fn check_regular(fd: &OwnedFd, what: &'static str) -> Result<FileStat, ReadError> {
     let st = rfs::fstat(fd)?;
-    let kind = FileKind::from_mode(st.st_mode);
+    let kind = FileKind::from_stat(&st);
     if kind != FileKind::Regular {
         return Err(ReadError::NotRegular { kind, what });
     }
@@ -169,7 +187,7 @@ pub fn open(
         // this way, but a device may answer ENXIO: report it by its kind.
         Err(Errno::NXIO) => {
             let kind = rfs::stat(path)
-                .map(|st| FileKind::from_mode(st.st_mode))
+                .map(|st| FileKind::from_stat(&st))
                 .unwrap_or(FileKind::Unknown);
             return Err(ReadError::NotRegular { kind, what });
         }
@@ -297,14 +315,9 @@ mod tests {
     fn fifos_and_devices_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("x.cpython-312.pyc");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            FileType::Fifo,
-            Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        // mkfifo(1): rustix has no `mkfifoat` or `mknodat` on macOS.
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {fifo:?}");
         let err = read(&fifo, Follow::Yes, "the cache", 100).unwrap_err();
         assert_eq!(err.not_regular(), Some(FileKind::Fifo), "{err}");
         assert_eq!(

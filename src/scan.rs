@@ -27,7 +27,7 @@ use crate::pyc::magic::{self, Series};
 use crate::report::{Entry, Report, ScanError};
 use crate::settings::ScanConfig;
 use crate::verdict::{self, CacheFacts, SourceFacts, State};
-use crate::walk::{self, Candidate, FoundAs, WalkEvent, WalkSummary};
+use crate::walk::{self, Candidate, DirContext, FoundAs, WalkEvent, WalkSummary};
 
 /// Which entries the report keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,15 +162,17 @@ thread_local! {
 /// Judge one found cache; the error says why it could not be judged.
 pub fn judge_candidate(
     candidate: Candidate,
+    dir: DirContext<'_>,
     dirs: &DirSources,
     memo: &Memo,
 ) -> Result<Entry, ScanError> {
     READ_BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let gathered = facts::gather(&candidate, &mut buf, dirs, memo).map_err(|e| ScanError {
-            path: candidate.path.clone(),
-            message: e.to_string(),
-        })?;
+        let gathered =
+            facts::gather(&candidate, dir, &mut buf, dirs, memo).map_err(|e| ScanError {
+                path: candidate.path.clone(),
+                message: e.to_string(),
+            })?;
         let source_name = candidate.source.as_deref().and_then(|s| s.file_name());
         let verdict = match gathered.not_a_file {
             Some(found) => {
@@ -229,10 +231,10 @@ where
     let make_walk_sink = || {
         let mut sink = make_sink();
         let (dirs, memo) = (&dirs, &memo);
-        move |event: WalkEvent| {
+        move |event: WalkEvent, dir: DirContext<'_>| {
             sink(match event {
                 WalkEvent::Cache(candidate) if with.judge => {
-                    match judge_candidate(candidate, dirs, memo) {
+                    match judge_candidate(candidate, dir, dirs, memo) {
                         Ok(entry) => Scanned::Judged(entry),
                         Err(error) => Scanned::Error(error),
                     }
@@ -241,7 +243,10 @@ where
                     candidate,
                     dirs: Arc::clone(dirs),
                 }),
-                WalkEvent::Error { path, message } => Scanned::Error(ScanError { path, message }),
+                WalkEvent::Error { path, error } => Scanned::Error(ScanError {
+                    path,
+                    message: crate::read::io_message(&error),
+                }),
                 WalkEvent::Source { root, path } => Scanned::Source { root, path },
                 WalkEvent::Debris { root, path } => Scanned::Debris { root, path },
             })

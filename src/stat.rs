@@ -1,5 +1,5 @@
 //! The part of a file's `stat` that verdicts and the scan memo use, from either std's
-//! `Metadata` or a raw `stat` (see [`crate::walk::stat_near`]).
+//! `Metadata` or a raw `stat` (see [`crate::walk::DirContext::stat`]).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

@@ -23,16 +23,6 @@ use crate::settings::ScanConfig;
 use crate::verdict::State;
 use crate::walk;
 
-/// Tool caches `--debris` removes: regenerable caches only, never build outputs, virtual
-/// environments or anything holding user data.
-pub const DEBRIS_DIRS: &[&str] = &[
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytype",
-    ".pyre",
-];
-
 /// What to clean.
 #[derive(Clone, Debug, Default)]
 pub struct CleanOptions {

@@ -71,7 +71,7 @@ pub struct Planned {
 /// Why a cache was not compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    #[error("cannot create the pycache prefix {}: {}", .prefix.display(), crate::facts::io_message(.err))]
+    #[error("cannot create the pycache prefix {}: {}", .prefix.display(), crate::read::io_message(.err))]
     CreatePrefix { prefix: PathBuf, err: io::Error },
     #[error("cannot create it: {0}")]
     CreateDir(#[source] SafeFsError),

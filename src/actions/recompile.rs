@@ -43,9 +43,10 @@ use std::time::Duration;
 
 use crate::actions::as_owner::{self, AsOwnerError};
 use crate::actions::safe_fs;
-use crate::facts::{io_message, source_stat};
+use crate::facts::source_stat;
 use crate::interpreters::Interpreter;
 use crate::pyc::magic;
+use crate::read::io_message;
 use crate::worker::pool::{Invalidation, Job, JobOutcome, Pool, PoolError};
 
 /// How a written cache is invalidated (`--invalidation-mode`).

@@ -40,7 +40,7 @@ pub enum SafeFsError {
     /// Something that is not a cache file sits where one goes: never removed or replaced.
     #[error("it is {}, not a cache file; pycguard never removes or replaces it (remove it by hand)", .0.describe())]
     NotACacheFile(crate::read::FileKind),
-    #[error("{}", crate::facts::io_message(.0))]
+    #[error("{}", crate::read::io_message(.0))]
     Io(#[from] io::Error),
 }
 

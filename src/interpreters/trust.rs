@@ -80,7 +80,7 @@ impl Checker {
             Err(e) => {
                 return Err(Refusal::Unreadable {
                     path: resolved.to_path_buf(),
-                    message: crate::facts::io_message(&e),
+                    message: crate::read::io_message(&e),
                 })
             }
         };
@@ -123,7 +123,7 @@ impl Checker {
             Ok(meta) => self.owner_and_mode(dir, &meta, policy),
             Err(e) => Err(Refusal::Unreadable {
                 path: dir.to_path_buf(),
-                message: crate::facts::io_message(&e),
+                message: crate::read::io_message(&e),
             }),
         };
         self.checked.insert(key, result.clone());

@@ -18,6 +18,7 @@
 //! | `SOURCE_DATE_EPOCH` | set: written caches default to checked-hash, as with `py_compile` |
 //! | `PYENV_ROOT`, `PYENV_VERSION` | pyenv's versions, and the one its shims select |
 //! | `UV_PYTHON_INSTALL_DIR` | uv-managed Pythons |
+//! | `PYCGUARD_WALK_ENGINE` | the walk engine: `getdents` (Linux default) or `portable` |
 //! | `PYCGUARD_TEST_WORKER_*`, `PYCGUARD_TEST_MARKER` | fault injection in pycguard's own tests |
 //!
 //! A variable set to the empty string counts as unset (as Python and the XDG spec treat
@@ -51,8 +52,8 @@ pub struct Environment {
     /// The variables passed on to child processes when pycguard's tests inject faults
     /// (`PYCGUARD_TEST_WORKER_FAULT=1`); empty otherwise.
     pub test_variables: Vec<(OsString, OsString)>,
-    // The walker's engine choice (`PYCGUARD_WALK_ENGINE`) is read here too once the
-    // portable walk engine lands.
+    /// `PYCGUARD_WALK_ENGINE`: the directory-reading engine (`getdents`, `portable`).
+    pub walk_engine: Option<OsString>,
 }
 
 impl Environment {
@@ -89,6 +90,7 @@ impl Environment {
             pyenv_version: set("PYENV_VERSION").and_then(|v| v.into_string().ok()),
             uv_python_install_dir: dir("UV_PYTHON_INSTALL_DIR"),
             test_variables,
+            walk_engine: set("PYCGUARD_WALK_ENGINE"),
         }
     }
 
@@ -188,6 +190,7 @@ mod tests {
             "PYENV_VERSION",
             "UV_PYTHON_INSTALL_DIR",
             "PYCGUARD_TEST_WORKER_FAULT",
+            "PYCGUARD_WALK_ENGINE",
         ] {
             assert!(is_read(std::ffi::OsStr::new(name)), "{name}");
         }

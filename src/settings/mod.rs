@@ -42,7 +42,7 @@ use crate::layout::lexically_absolute;
 use crate::prove::ProveConfig;
 use crate::scan::TagError;
 use crate::verdict::State;
-use crate::walk::{Root, WalkOptions};
+use crate::walk::{Engine, Root, UnknownEngine, WalkOptions};
 pub use environment::Environment;
 use file::{CommandName, ConfigFile, FileError, Layer, Lookup};
 
@@ -54,7 +54,9 @@ const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
 pub enum SettingsError {
     #[error(transparent)]
     File(#[from] FileError),
-    #[error("cannot read {}: {}", escape::path(.path), crate::facts::io_message(.err))]
+    #[error(transparent)]
+    WalkEngine(#[from] UnknownEngine),
+    #[error("cannot read {}: {}", escape::path(.path), crate::read::io_message(.err))]
     UnreadableRoot { path: PathBuf, err: std::io::Error },
     #[error("invalid --exclude glob {glob:?}")]
     BadGlob {
@@ -547,8 +549,8 @@ impl ScanConfig {
                 report_debris: false,
                 report_sources: false,
                 include_envs: args.include_venvs || layer.include_venvs == Some(true),
-                // The walk engine (`PYCGUARD_WALK_ENGINE`, from `env`) is chosen here
-                // once the walker has more than one.
+                engine: Engine::from_setting(env.walk_engine.as_deref())?,
+                interrupt: crate::signals::interrupt_flag(),
             },
             cache_dir: cache_dir(&args.cache, layer, env, cwd),
         })

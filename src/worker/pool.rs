@@ -561,7 +561,7 @@ impl Pool {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| crate::facts::io_message(&e))?;
+            .map_err(|e| crate::read::io_message(&e))?;
         let mut stdin = child.stdin.take().expect("piped");
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr_pipe = child.stderr.take().expect("piped");

@@ -24,23 +24,44 @@
 //! entry and an `opendir` (with its `fstat`) per directory; reading directories with
 //! `getdents64` and building paths only for what can matter took a bare walk of the
 //! 66,651-entry benchmark tree from 56 ms to 39 ms, and 25 ms of CPU to 10 ms.
+//!
+//! Directories are listed by one of two engines behind the same interface ([`Engine`]):
+//! `getdents64` into a reused buffer on Linux (`getdents.rs`, the default there), and
+//! POSIX `readdir` for every Unix (`portable.rs`). Both list a directory the walker opened
+//! itself (`O_DIRECTORY | O_NOFOLLOW`), so a directory swapped for a symlink after its
+//! parent was read is refused, and both lend that open directory to the sink with each
+//! event ([`DirContext`]) so that the sources and caches found in it are stat-ed by one
+//! name instead of by a whole path. Everything else — scheduling, classification,
+//! environments, prefixes — is shared and engine-independent; the engine is chosen at
+//! build time (the `getdents` feature, on by default, compiles the Linux engine in) and
+//! can be switched per walk ([`WalkOptions::engine`]; `PYCGUARD_WALK_ENGINE=portable`
+//! for a whole run) so that every test runs on both.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::ffi::{CStr, OsStr, OsString};
+use std::io;
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use globset::GlobSet;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode as OpenMode, OFlags, RawDir};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode as OpenMode, OFlags};
+use rustix::io::Errno;
 
-use crate::layout::{self, CacheName};
+use crate::layout::{self, CacheName, DEBRIS_DIRS};
 use crate::read::FileKind;
 use crate::stat::FileStat;
 use crate::verdict::Location;
+
+#[cfg(all(target_os = "linux", feature = "getdents"))]
+mod getdents;
+mod portable;
+#[cfg(test)]
+mod tests;
 
 /// Directories of version-control systems: never walked.
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr", "_darcs", ".jj", "CVS"];
@@ -184,14 +205,15 @@ impl FoundAs {
     }
 }
 
-/// What the walk reports to its sink.
+/// What the walk reports to its sink, with the directory it was found in
+/// ([`DirContext`]).
 #[derive(Debug)]
 pub enum WalkEvent {
     Cache(Candidate),
     /// A directory or entry that could not be read; the walk goes on.
     Error {
         path: PathBuf,
-        message: String,
+        error: io::Error,
     },
     /// A tool-cache directory (see [`WalkOptions::report_debris`]); not descended into.
     Debris {
@@ -212,13 +234,155 @@ pub struct WalkOptions {
     pub excludes: GlobSet,
     /// Absolute pycache prefix, if any: walked as a mirror and skipped in the normal walk.
     pub pycache_prefix: Option<PathBuf>,
-    /// Report directories named in [`crate::actions::clean::DEBRIS_DIRS`] instead of
-    /// walking into them.
+    /// Report directories named in [`DEBRIS_DIRS`] instead of walking into them.
     pub report_debris: bool,
     /// Also report `.py` sources (for `compile`).
     pub report_sources: bool,
     /// Walk virtual environments and [`ENV_DIRS`] found beneath a PATH too.
     pub include_envs: bool,
+    /// How directories are listed.
+    pub engine: Engine,
+    /// Set (by SIGINT or SIGTERM) to end the walk: every thread stops at its next entry.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// How the walk lists directories. The result is the same; the cost is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Linux `getdents64` into one reused buffer per thread (rustix `RawDir`).
+    #[cfg(all(target_os = "linux", feature = "getdents"))]
+    Getdents,
+    /// POSIX `readdir` on the walker's open directory (rustix `Dir`): every Unix.
+    Portable,
+}
+
+impl Engine {
+    /// Every engine this build has, the default first.
+    pub const ALL: &'static [Engine] = &[
+        #[cfg(all(target_os = "linux", feature = "getdents"))]
+        Engine::Getdents,
+        Engine::Portable,
+    ];
+
+    /// The name `PYCGUARD_WALK_ENGINE` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(all(target_os = "linux", feature = "getdents"))]
+            Engine::Getdents => "getdents",
+            Engine::Portable => "portable",
+        }
+    }
+
+    /// The engine a setting names (`portable`, `getdents`); unset or empty: the default.
+    pub fn from_setting(value: Option<&OsStr>) -> Result<Engine, UnknownEngine> {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Ok(Engine::default());
+        };
+        Engine::ALL
+            .iter()
+            .copied()
+            .find(|engine| value == engine.name())
+            .ok_or_else(|| UnknownEngine {
+                value: value.to_string_lossy().into_owned(),
+            })
+    }
+}
+
+impl Default for Engine {
+    /// `getdents` where it is built in (Linux), else `portable`.
+    fn default() -> Engine {
+        Engine::ALL[0]
+    }
+}
+
+/// A walk engine that this build does not have.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown walk engine {value:?} in PYCGUARD_WALK_ENGINE (this build has: {})",
+    Engine::ALL.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+)]
+pub struct UnknownEngine {
+    pub value: String,
+}
+
+/// The directory a walker thread is reading, open, lent to the sink with every event found
+/// in it: a source or cache in it (or, below a directory other than the walk's start, in
+/// its parent) is stat-ed by one or two names instead of by every component of a deep path
+/// — the largest kernel cost of a scan. Events found outside a listing (a file given as
+/// PATH, directories decided at the end of the walk) come with [`DirContext::NONE`], and
+/// every stat then takes the whole path.
+#[derive(Clone, Copy, Debug)]
+pub struct DirContext<'a> {
+    open: Option<OpenDir<'a>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OpenDir<'a> {
+    path: &'a Path,
+    fd: BorrowedFd<'a>,
+    /// False for the walk's start (maybe a symlink): its `..` is not its path's parent.
+    parent_is_dotdot: bool,
+}
+
+impl DirContext<'_> {
+    /// No open directory: every path is stat-ed whole.
+    pub const NONE: DirContext<'static> = DirContext { open: None };
+
+    /// `stat` (`follow`) or `lstat` of `path`: relative to the open directory when `path`
+    /// lies in it or in its parent, else by the whole path.
+    pub fn stat(&self, path: &Path, follow: bool) -> io::Result<FileStat> {
+        match self.stat_near(path, follow) {
+            Some(result) => result,
+            None if follow => std::fs::metadata(path).map(|m| FileStat::from(&m)),
+            None => std::fs::symlink_metadata(path).map(|m| FileStat::from(&m)),
+        }
+    }
+
+    /// As [`DirContext::stat`] when `path` lies in or beside the open directory; `None`
+    /// for any other path, and always for [`DirContext::NONE`].
+    pub fn stat_near(&self, path: &Path, follow: bool) -> Option<io::Result<FileStat>> {
+        let open = self.open.as_ref()?;
+        let bytes = path.as_os_str().as_bytes();
+        let slash = bytes.iter().rposition(|&b| b == b'/')?;
+        let (dir, name) = (&bytes[..slash], &bytes[slash + 1..]);
+        if name.is_empty() || name == b"." || name == b".." {
+            return None;
+        }
+        let here = open.path.as_os_str().as_bytes();
+        // "../NAME" is built on the stack: this runs once per source.
+        let mut up = [0u8; 3 + 255];
+        let relative: &[u8] = if dir == here {
+            name
+        } else if open.parent_is_dotdot
+            && name.len() <= 255
+            && here.len() > dir.len() + 1
+            && here.starts_with(dir)
+            && here[dir.len()] == b'/'
+            && !here[dir.len() + 1..].contains(&b'/')
+        {
+            up[..3].copy_from_slice(b"../");
+            up[3..3 + name.len()].copy_from_slice(name);
+            &up[..3 + name.len()]
+        } else {
+            return None;
+        };
+        let flags = if follow {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
+        Some(
+            rfs::statat(open.fd, OsStr::from_bytes(relative), flags)
+                .map(|st| FileStat::from(&st))
+                .map_err(io::Error::from),
+        )
+    }
+}
+
+impl WalkOptions {
+    fn interrupted(&self) -> bool {
+        self.interrupt.load(Ordering::Relaxed)
+    }
 }
 
 /// A PATH argument to walk.
@@ -227,8 +391,8 @@ pub struct Root {
     /// As the user gave it; reported paths start with it.
     pub path: PathBuf,
     /// The absolute forms under which an interpreter may have named its sources: the
-    /// lexically absolute path and, when different, the symlink-resolved one. Each has its
-    /// own mirror under a pycache prefix.
+    /// lexically absolute path (first) and, when different, the symlink-resolved one. Each
+    /// has its own mirror under a pycache prefix.
     pub absolute_forms: Vec<PathBuf>,
 }
 
@@ -237,7 +401,7 @@ pub struct Root {
 #[cfg(test)]
 pub fn walk_root<F>(root: &Root, options: &WalkOptions, sink: &F) -> WalkSummary
 where
-    F: Fn(WalkEvent) + Sync,
+    F: Fn(WalkEvent, DirContext<'_>) + Sync,
 {
     walk_root_per_thread(root, options, &|| sink)
 }
@@ -249,7 +413,7 @@ where
 pub fn walk_root_per_thread<M, S>(root: &Root, options: &WalkOptions, make_sink: &M) -> WalkSummary
 where
     M: Fn() -> S + Sync,
-    S: FnMut(WalkEvent) + Send,
+    S: FnMut(WalkEvent, DirContext<'_>) + Send,
 {
     let root_abs = match root.absolute_forms.first() {
         Some(abs) => abs.clone(),
@@ -491,7 +655,7 @@ impl Shared<'_> {
             }
         }
         loop {
-            if crate::signals::interrupted() {
+            if self.options.interrupted() {
                 // SIGINT or SIGTERM: stop every walker thread at its next directory.
                 backlog.done = true;
                 self.wakeup.notify_all();
@@ -517,6 +681,31 @@ impl Shared<'_> {
     }
 }
 
+impl Shared<'_> {
+    /// One walker thread's share of the walk: directories from the backlog, listed by
+    /// `lister`, until the walk is over.
+    fn work<L: Lister, S: FnMut(WalkEvent, DirContext<'_>)>(&self, mut lister: L, sink: &mut S) {
+        // One allocation per thread, not one shared counter: every event clones it, and a
+        // reference count bounced between cores costs more than the rest of the event.
+        let walk_root: Arc<Path> = Arc::from(self.start);
+        let mut found = Vec::new();
+        let mut pending = Vec::new();
+        let mut job = self.next_job(&mut found, false);
+        while let Some(dir) = job {
+            read_dir(
+                self,
+                &mut lister,
+                &dir,
+                &walk_root,
+                &mut found,
+                &mut pending,
+                sink,
+            );
+            job = self.next_job(&mut found, true);
+        }
+    }
+}
+
 /// Ends the walk for every thread if this one unwinds (a panicking sink), so the others
 /// do not wait forever for the directories it was reading.
 struct StopOnPanic<'a, 'b>(&'a Shared<'b>);
@@ -530,25 +719,34 @@ impl Drop for StopOnPanic<'_, '_> {
     }
 }
 
-/// The walk proper: directories are read with `getdents64` into a reused buffer, entry
-/// types come from the directory itself (`d_type`; one `lstat` only where a file system
-/// does not fill it in), and paths are built only for directories, names that can be
-/// sources or caches, and whatever `--exclude` has to see.
+/// How an engine lists a directory the walker has opened: the only part of the walk that
+/// differs between engines.
+trait Lister {
+    /// Call `each` with the name and type (`d_type`: [`FileType::Unknown`] where a file
+    /// system does not fill it in) of every entry of `dir`, `.` and `..` included, until
+    /// `each` breaks. An error ends the listing; the entries before it were seen.
+    fn list<F>(&mut self, dir: &OwnedFd, each: F) -> Result<(), Errno>
+    where
+        F: FnMut(&CStr, FileType) -> ControlFlow<()>;
+}
+
+/// The walk proper: directories are opened without following symlinks and listed by the
+/// engine, entry types come from the listing itself (`d_type`; one `lstat` only where a
+/// file system does not fill it in), and paths are built only for directories, names that
+/// can be sources or caches, and whatever `--exclude` has to see.
 impl<'w> Walk<'w> {
     fn run<M, S>(&'w self, start: &Path, mode: Mode<'_>, make_sink: &M)
     where
         M: Fn() -> S + Sync,
-        S: FnMut(WalkEvent) + Send,
+        S: FnMut(WalkEvent, DirContext<'_>) + Send,
     {
         let options = self.options;
         // The starting point is followed when it is a symlink, as the user named it.
         let meta = match std::fs::metadata(start) {
             Ok(meta) => meta,
-            Err(err) => {
-                make_sink()(WalkEvent::Error {
-                    path: start.to_path_buf(),
-                    message: crate::facts::io_message(&err),
-                });
+            Err(error) => {
+                let path = start.to_path_buf();
+                make_sink()(WalkEvent::Error { path, error }, DirContext::NONE);
                 return;
             }
         };
@@ -557,9 +755,7 @@ impl<'w> Walk<'w> {
             let kind = match std::fs::symlink_metadata(start) {
                 Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
                 _ if meta.is_file() => Kind::File,
-                _ => Kind::Special(FileKind::from_mode(std::os::unix::fs::MetadataExt::mode(
-                    &meta,
-                ))),
+                _ => Kind::Special(FileKind::from_mode(meta.mode())),
             };
             let mut sink = make_sink();
             self.walk_file(start, kind, &mut sink);
@@ -596,25 +792,10 @@ impl<'w> Walk<'w> {
                 scope.spawn(|| {
                     let _stop = StopOnPanic(&shared);
                     let mut sink = make_sink();
-                    // One allocation per thread, not one shared counter: every event clones
-                    // it, and a reference count bounced between cores costs more than the
-                    // rest of the event.
-                    let walk_root: Arc<Path> = Arc::from(start);
-                    let mut buffer: Vec<u8> = Vec::with_capacity(DIR_BUFFER);
-                    let mut found = Vec::new();
-                    let mut pending = Vec::new();
-                    let mut job = shared.next_job(&mut found, false);
-                    while let Some(dir) = job {
-                        read_dir(
-                            &shared,
-                            &dir,
-                            &walk_root,
-                            &mut buffer,
-                            &mut found,
-                            &mut pending,
-                            &mut sink,
-                        );
-                        job = shared.next_job(&mut found, true);
+                    match options.engine {
+                        #[cfg(all(target_os = "linux", feature = "getdents"))]
+                        Engine::Getdents => shared.work(getdents::Getdents::new(), &mut sink),
+                        Engine::Portable => shared.work(portable::Portable, &mut sink),
                     }
                     drop(sink);
                 });
@@ -628,7 +809,12 @@ impl<'w> Walk<'w> {
     /// caches under the pycache prefix in effect); a cache is judged where it lies (under a
     /// prefix when it is in one). Actions then work beneath the file's directory (the
     /// directory holding `__pycache__` for a cache inside one), never beneath the file.
-    fn walk_file<S: FnMut(WalkEvent)>(&self, start: &Path, kind: Kind, sink: &mut S) {
+    fn walk_file<S: FnMut(WalkEvent, DirContext<'_>)>(
+        &self,
+        start: &Path,
+        kind: Kind,
+        sink: &mut S,
+    ) {
         let options = self.options;
         let dir = start.parent().unwrap_or(Path::new(""));
         let Some(file_name) = start.file_name() else {
@@ -637,10 +823,11 @@ impl<'w> Walk<'w> {
         if is_source(start, kind) {
             let dir_root: Arc<Path> = Arc::from(dir);
             if options.report_sources {
-                sink(WalkEvent::Source {
+                let source = WalkEvent::Source {
                     root: dir_root.clone(),
                     path: start.to_path_buf(),
-                });
+                };
+                sink(source, DirContext::NONE);
             }
             let name = file_name.as_bytes();
             let stem = OsStr::from_bytes(&name[..name.len() - 3]);
@@ -653,7 +840,7 @@ impl<'w> Walk<'w> {
                 if let Some(kind) = entry_kind(&path) {
                     if let Some(event) = file_event(path, kind, dir, &dir_root, options, Mode::Tree)
                     {
-                        sink(event);
+                        sink(event, DirContext::NONE);
                     }
                 }
             }
@@ -704,7 +891,7 @@ impl<'w> Walk<'w> {
                     if let Some(event) =
                         file_event(path, kind, &source_dir, &walk_root, options, mode)
                     {
-                        sink(event);
+                        sink(event, DirContext::NONE);
                     }
                     return;
                 }
@@ -718,13 +905,13 @@ impl<'w> Walk<'w> {
             options,
             Mode::Tree,
         ) {
-            sink(event);
+            sink(event, DirContext::NONE);
         }
     }
 
     /// The tagged caches for `stem` in `dir` (a `__pycache__` or a mirror directory), as
     /// found by a walk of it with `source_root` as the sources' directory.
-    fn caches_named<S: FnMut(WalkEvent)>(
+    fn caches_named<S: FnMut(WalkEvent, DirContext<'_>)>(
         &self,
         dir: &Path,
         stem: &OsStr,
@@ -739,19 +926,17 @@ impl<'w> Walk<'w> {
             dir
         }) {
             Ok(entries) => entries,
-            Err(err)
+            Err(error)
                 if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
                 ) =>
             {
                 return
             }
-            Err(err) => {
-                return sink(WalkEvent::Error {
-                    path: dir.to_path_buf(),
-                    message: crate::facts::io_message(&err),
-                })
+            Err(error) => {
+                let path = dir.to_path_buf();
+                return sink(WalkEvent::Error { path, error }, DirContext::NONE);
             }
         };
         let mut names: Vec<OsString> = entries
@@ -769,7 +954,7 @@ impl<'w> Walk<'w> {
             };
             if let Some(event) = file_event(path, kind, source_root, walk_root, self.options, mode)
             {
-                sink(event);
+                sink(event, DirContext::NONE);
             }
         }
     }
@@ -789,78 +974,6 @@ fn entry_kind(path: &Path) -> Option<Kind> {
         Kind::Special(FileKind::from_mode(meta.mode()))
     })
 }
-
-/// The directory the calling walker thread is reading, open, while its sink runs.
-struct ReadingDir {
-    path: PathBuf,
-    fd: RawFd,
-    /// False for the walk's start (maybe a symlink): its `..` is not its path's parent.
-    parent_is_dotdot: bool,
-}
-
-thread_local! {
-    static READING: RefCell<Option<ReadingDir>> = const { RefCell::new(None) };
-}
-
-/// Clears [`READING`] when a directory is done (also when a sink unwinds).
-struct ReadingGuard;
-
-impl Drop for ReadingGuard {
-    fn drop(&mut self) {
-        READING.with(|r| r.borrow_mut().take());
-    }
-}
-
-/// `stat` (`follow`) or `lstat` of `path` relative to the directory the calling walker
-/// thread is reading, when `path` lies in it or in its parent: a lookup of one or two
-/// names instead of every component of a deep path (the largest kernel cost of a scan).
-/// `None` off the walker's threads or for any other path: the caller stats the path.
-pub fn stat_near(path: &Path, follow: bool) -> Option<std::io::Result<FileStat>> {
-    let bytes = path.as_os_str().as_bytes();
-    let slash = bytes.iter().rposition(|&b| b == b'/')?;
-    let (dir, name) = (&bytes[..slash], &bytes[slash + 1..]);
-    if name.is_empty() || name == b"." || name == b".." {
-        return None;
-    }
-    READING.with(|reading| {
-        let reading = reading.borrow();
-        let reading = reading.as_ref()?;
-        let here = reading.path.as_os_str().as_bytes();
-        // "../NAME" is built on the stack: this runs once per source.
-        let mut up = [0u8; 3 + 255];
-        let relative: &[u8] = if dir == here {
-            name
-        } else if reading.parent_is_dotdot
-            && name.len() <= 255
-            && here.len() > dir.len() + 1
-            && here.starts_with(dir)
-            && here[dir.len()] == b'/'
-            && !here[dir.len() + 1..].contains(&b'/')
-        {
-            up[..3].copy_from_slice(b"../");
-            up[3..3 + name.len()].copy_from_slice(name);
-            &up[..3 + name.len()]
-        } else {
-            return None;
-        };
-        let flags = if follow {
-            AtFlags::empty()
-        } else {
-            AtFlags::SYMLINK_NOFOLLOW
-        };
-        // SAFETY: the fd stays open while `READING` holds it (cleared before closing).
-        #[allow(unsafe_code)] // until the walker no longer lends its fd through a thread-local
-        let fd = unsafe { BorrowedFd::borrow_raw(reading.fd) };
-        Some(
-            rfs::statat(fd, OsStr::from_bytes(relative), flags)
-                .map(|st| FileStat::from(&st))
-                .map_err(std::io::Error::from),
-        )
-    })
-}
-
-/// Bytes of directory entries read per `getdents64`.
-const DIR_BUFFER: usize = 32 * 1024;
 
 /// What a directory entry is, from `d_type` (or `lstat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -895,90 +1008,91 @@ enum Pending {
     Debris(PathBuf),
 }
 
-fn read_dir<S: FnMut(WalkEvent)>(
+/// Read one directory: open it, have the engine list it, classify its entries, and
+/// report them (with the open directory lent to the sink) or hold them back until it is
+/// known where its caches belong.
+fn read_dir<L: Lister, S: FnMut(WalkEvent, DirContext<'_>)>(
     shared: &Shared<'_>,
+    lister: &mut L,
     dir: &DirJob,
     walk_root: &Arc<Path>,
-    buffer: &mut Vec<u8>,
     found: &mut Vec<DirJob>,
     pending: &mut Vec<Pending>,
     sink: &mut S,
 ) {
+    const NEXT: ControlFlow<()> = ControlFlow::Continue(());
     let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     if !dir.is_start {
         // Found as a directory by its parent; if it became a symlink since, do not follow.
         flags |= OFlags::NOFOLLOW;
     }
-    let error = |err: rustix::io::Errno| WalkEvent::Error {
+    let error = |err: Errno| WalkEvent::Error {
         path: dir.path.clone(),
-        message: crate::facts::io_message(&std::io::Error::from(err)),
+        error: io::Error::from(err),
     };
     let fd = match rfs::open(&dir.path, flags, OpenMode::empty()) {
         Ok(fd) => fd,
-        Err(err) => return sink(error(err)),
+        Err(err) => return sink(error(err), DirContext::NONE),
     };
-    READING.with(|r| {
-        *r.borrow_mut() = Some(ReadingDir {
-            path: dir.path.clone(),
-            fd: fd.as_raw_fd(),
+    let here = DirContext {
+        open: Some(OpenDir {
+            path: &dir.path,
+            fd: fd.as_fd(),
             parent_is_dotdot: !dir.is_start,
-        })
-    });
-    let _reading = ReadingGuard;
+        }),
+    };
     let options = shared.options;
     let found_before = found.len();
     pending.clear();
     let mut holds_venv_marker = false;
+    let mut interrupted = false;
     // A `__pycache__` of the tree is neither a virtualenv nor a mirror: its entries need no
     // decision, so their events are not held back (most caches are in one).
     let immediate = matches!(shared.mode, Mode::Tree)
         && dir.path.file_name().is_some_and(layout::is_pycache_dir);
-    let mut entries = RawDir::new(&fd, buffer.spare_capacity_mut());
-    while let Some(entry) = entries.next() {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                sink(error(err));
-                break;
-            }
-        };
-        if crate::signals::interrupted() {
-            return;
+    let listed = lister.list(&fd, |file_name, file_type| {
+        if options.interrupted() {
+            interrupted = true;
+            return ControlFlow::Break(());
         }
-        let name = entry.file_name().to_bytes();
+        let name = file_name.to_bytes();
         if name == b"." || name == b".." {
-            continue;
+            return NEXT;
         }
-        let mut kind = Kind::of(entry.file_type());
+        let mut kind = Kind::of(file_type);
         if kind == Kind::Unknown {
             // d_type not filled in by this file system: ask.
-            kind = match rfs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+            kind = match rfs::statat(&fd, file_name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => match Kind::of(FileType::from_raw_mode(st.st_mode as _)) {
-                    Kind::Unknown => continue,
+                    Kind::Unknown => return NEXT,
                     kind => kind,
                 },
                 Err(err) => {
-                    sink(WalkEvent::Error {
-                        path: dir.path.join(OsStr::from_bytes(name)),
-                        message: crate::facts::io_message(&std::io::Error::from(err)),
-                    });
-                    continue;
+                    let path = dir.path.join(OsStr::from_bytes(name));
+                    sink(
+                        WalkEvent::Error {
+                            path,
+                            error: err.into(),
+                        },
+                        here,
+                    );
+                    return NEXT;
                 }
             };
         }
         if kind != Kind::Dir && name == VENV_MARKER.as_bytes() {
             holds_venv_marker = true;
-            continue;
+            return NEXT;
         }
         let name = OsStr::from_bytes(name);
         if kind == Kind::Dir && VCS_DIRS.iter().any(|v| name == *v) {
-            continue;
+            return NEXT;
         }
         let interesting = kind == Kind::Dir
             || (may_be_source_or_cache(name)
                 && (options.report_sources || !name.as_bytes().ends_with(b".py")));
         if !interesting && options.excludes.is_empty() {
-            continue;
+            return NEXT;
         }
         let path = dir.path.join(name);
         if !options.excludes.is_empty() {
@@ -987,10 +1101,10 @@ fn read_dir<S: FnMut(WalkEvent)>(
                 || options.excludes.is_match(rel)
                 || options.excludes.is_match(&path)
             {
-                continue;
+                return NEXT;
             }
             if !interesting {
-                continue;
+                return NEXT;
             }
         }
         if kind == Kind::Dir {
@@ -999,7 +1113,7 @@ fn read_dir<S: FnMut(WalkEvent)>(
                     .map(|st| FileStat::from(&st))
                     .is_ok_and(|st| st.dev == dev && st.ino == ino);
                 if is_prefix {
-                    continue;
+                    return NEXT;
                 }
             }
             if !options.include_envs && ENV_DIRS.iter().any(|d| name == *d) {
@@ -1007,35 +1121,38 @@ fn read_dir<S: FnMut(WalkEvent)>(
                 if matches!(shared.mode, Mode::Tree) {
                     shared.walk.state.skip(path, false);
                 }
-                continue;
+                return NEXT;
             }
             if may_be_source_or_cache(name) {
                 // A directory where the importer opens a cache: a hazard to report (and
                 // still a directory to walk), once the directory's listing is read.
                 pending.push(Pending::Dir(path.clone()));
             }
-            if options.report_debris
-                && crate::actions::clean::DEBRIS_DIRS
-                    .iter()
-                    .any(|d| name == *d)
-            {
+            if options.report_debris && DEBRIS_DIRS.iter().any(|d| name == *d) {
                 pending.push(Pending::Debris(path));
-                continue;
+                return NEXT;
             }
             found.push(DirJob {
                 path,
                 is_start: false,
             });
-            continue;
+            return NEXT;
         }
         if immediate {
             if let Some(event) = file_event(path, kind, shared.root, walk_root, options, Mode::Tree)
             {
-                sink(event);
+                sink(event, here);
             }
-            continue;
+            return NEXT;
         }
         pending.push(Pending::File(path, kind));
+        NEXT
+    });
+    if interrupted {
+        return;
+    }
+    if let Err(err) = listed {
+        sink(error(err), here);
     }
     if holds_venv_marker && !dir.is_start && !immediate && !options.include_envs {
         // A virtual environment beneath the PATH: none of it is the project's.
@@ -1076,9 +1193,16 @@ fn read_dir<S: FnMut(WalkEvent)>(
             Detected::Beside => None,
         },
     };
-    shared
-        .walk
-        .emit_dir(shared.mode, &dir.path, pending, mirrored, walk_root, sink);
+    let mut sink_here = |event| sink(event, here);
+    let walk = shared.walk;
+    walk.emit_dir(
+        shared.mode,
+        &dir.path,
+        pending,
+        mirrored,
+        walk_root,
+        &mut sink_here,
+    );
 }
 
 impl Walk<'_> {
@@ -1159,7 +1283,7 @@ impl Walk<'_> {
     fn emit_undecided<M, S>(&self, start: &Path, make_sink: &M)
     where
         M: Fn() -> S,
-        S: FnMut(WalkEvent),
+        S: FnMut(WalkEvent, DirContext<'_>),
     {
         let undecided = std::mem::take(
             &mut *self
@@ -1172,6 +1296,7 @@ impl Walk<'_> {
             return;
         }
         let mut sink = make_sink();
+        let mut sink = |event| sink(event, DirContext::NONE);
         let walk_root: Arc<Path> = Arc::from(start);
         let configured = self.options.pycache_prefix.as_deref();
         for mut dir in undecided {
@@ -1415,444 +1540,4 @@ pub fn candidate_for_file(
         source,
         found_as,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-    use std::fs;
-    use std::os::unix::fs::symlink;
-
-    fn options(threads: usize, excludes: &[&str]) -> WalkOptions {
-        let mut globs = globset::GlobSetBuilder::new();
-        for e in excludes {
-            globs.add(globset::Glob::new(e).unwrap());
-        }
-        WalkOptions {
-            threads,
-            excludes: globs.build().unwrap(),
-            pycache_prefix: None,
-            report_debris: true,
-            report_sources: true,
-            include_envs: false,
-        }
-    }
-
-    /// Every event of a walk, as sorted "kind path" lines relative to `base`.
-    fn events(start: &Path, base: &Path, options: &WalkOptions) -> BTreeSet<String> {
-        let seen = Mutex::new(BTreeSet::new());
-        let root = Root {
-            path: start.to_path_buf(),
-            absolute_forms: vec![start.to_path_buf()],
-        };
-        let rel = |p: &Path| p.strip_prefix(base).unwrap_or(p).display().to_string();
-        walk_root(&root, options, &|event| {
-            let line = match event {
-                WalkEvent::Cache(c) => format!(
-                    "cache {} <- {}{}",
-                    rel(&c.path),
-                    c.source.as_deref().map(rel).unwrap_or_default(),
-                    match c.found_as {
-                        FoundAs::File => String::new(),
-                        other => format!(" {other:?}"),
-                    }
-                ),
-                WalkEvent::Source { path, .. } => format!("source {}", rel(&path)),
-                WalkEvent::Debris { path, .. } => format!("debris {}", rel(&path)),
-                WalkEvent::Error { path, message } => format!("error {} {message}", rel(&path)),
-            };
-            seen.lock().unwrap().insert(line);
-        });
-        seen.into_inner().unwrap()
-    }
-
-    fn tree() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let t = dir.path();
-        for d in [
-            "pkg/__pycache__",
-            "pkg/sub/__pycache__",
-            ".git/objects",
-            ".pytest_cache/v",
-            "skipme/__pycache__",
-        ] {
-            fs::create_dir_all(t.join(d)).unwrap();
-        }
-        for f in [
-            "pkg/a.py",
-            "pkg/__pycache__/a.cpython-312.pyc",
-            "pkg/__pycache__/gone.cpython-312.pyc",
-            "pkg/__pycache__/notes.txt",
-            "pkg/README",
-            "pkg/sub/b.py",
-            "pkg/sub/__pycache__/b.cpython-39.opt-1.pyc",
-            "pkg/legacy.pyc",
-            ".git/objects/x.pyc",
-            ".pytest_cache/v/y.pyc",
-            "skipme/__pycache__/s.cpython-312.pyc",
-        ] {
-            fs::write(t.join(f), b"").unwrap();
-        }
-        symlink("..", t.join("pkg/loop")).unwrap();
-        symlink("a.py", t.join("pkg/alias.py")).unwrap();
-        symlink("__pycache__/a.cpython-312.pyc", t.join("pkg/link.pyc")).unwrap();
-        rfs::mknodat(
-            rfs::CWD,
-            t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
-            FileType::Fifo,
-            rfs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
-        fs::create_dir_all(t.join("pkg/__pycache__/dir.cpython-312.pyc")).unwrap();
-        dir
-    }
-
-    fn expected() -> BTreeSet<String> {
-        [
-            "source pkg/a.py",
-            "source pkg/alias.py",
-            "source pkg/sub/b.py",
-            "cache pkg/__pycache__/a.cpython-312.pyc <- pkg/a.py",
-            "cache pkg/__pycache__/gone.cpython-312.pyc <- pkg/gone.py",
-            "cache pkg/sub/__pycache__/b.cpython-39.opt-1.pyc <- pkg/sub/b.py",
-            "cache pkg/legacy.pyc <- pkg/legacy.py",
-            "cache pkg/link.pyc <- pkg/link.py Symlink",
-            "cache pkg/__pycache__/fifo.cpython-312.pyc <- pkg/fifo.py Special(Fifo)",
-            "cache pkg/__pycache__/dir.cpython-312.pyc <- pkg/dir.py Special(Directory)",
-            "debris .pytest_cache",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect()
-    }
-
-    #[test]
-    fn finds_sources_caches_and_debris_and_skips_vcs_symlinks_and_excludes() {
-        let dir = tree();
-        let t = dir.path();
-        let mut want = expected();
-        for threads in [1, 2, 8] {
-            let got = events(t, t, &options(threads, &["skipme"]));
-            assert_eq!(got, want, "threads={threads}");
-        }
-        want.insert("cache skipme/__pycache__/s.cpython-312.pyc <- skipme/s.py".into());
-        assert_eq!(events(t, t, &options(2, &[])), want);
-        // Excludes match names, paths relative to the start, and whole paths.
-        let got = events(t, t, &options(2, &["pkg/sub", "*.txt", "skipme"]));
-        assert!(!got.iter().any(|l| l.contains("pkg/sub")), "{got:?}");
-    }
-
-    #[test]
-    fn a_file_or_a_symlinked_directory_can_be_the_start() {
-        let dir = tree();
-        let t = dir.path();
-        let cache = t.join("pkg/__pycache__/a.cpython-312.pyc");
-        assert_eq!(
-            events(&cache, t, &options(2, &[])),
-            BTreeSet::from(["cache pkg/__pycache__/a.cpython-312.pyc <- pkg/a.py".to_owned()])
-        );
-        assert_eq!(
-            events(&t.join("pkg/alias.py"), t, &options(2, &[])),
-            BTreeSet::from(["source pkg/alias.py".to_owned()])
-        );
-        // A symlink or a FIFO named like a cache is reported as what it is.
-        assert_eq!(
-            events(&t.join("pkg/link.pyc"), t, &options(2, &[])),
-            BTreeSet::from(["cache pkg/link.pyc <- pkg/link.py Symlink".to_owned()])
-        );
-        assert_eq!(
-            events(
-                &t.join("pkg/__pycache__/fifo.cpython-312.pyc"),
-                t,
-                &options(2, &[])
-            ),
-            BTreeSet::from([
-                "cache pkg/__pycache__/fifo.cpython-312.pyc <- pkg/fifo.py Special(Fifo)"
-                    .to_owned()
-            ])
-        );
-        // A symlinked start directory is followed (the user named it).
-        symlink(t.join("pkg/sub"), t.join("sublink")).unwrap();
-        assert_eq!(
-            events(&t.join("sublink"), t, &options(2, &[])),
-            BTreeSet::from([
-                "source sublink/b.py".to_owned(),
-                "cache sublink/__pycache__/b.cpython-39.opt-1.pyc <- sublink/b.py".to_owned()
-            ])
-        );
-    }
-
-    #[test]
-    fn stats_near_the_reading_directory_match_plain_stats() {
-        let dir = tree();
-        let t = dir.path();
-        let checked = Mutex::new(0);
-        let root = Root {
-            path: t.to_path_buf(),
-            absolute_forms: vec![],
-        };
-        assert!(
-            stat_near(&t.join("pkg/a.py"), true).is_none(),
-            "off the walk"
-        );
-        walk_root(&root, &options(2, &[]), &|event| {
-            let WalkEvent::Cache(c) = event else { return };
-            let near = stat_near(&c.path, false).expect("the cache is in the reading dir");
-            let plain = fs::symlink_metadata(&c.path).unwrap();
-            assert_eq!(near.unwrap(), FileStat::from(&plain), "{:?}", c.path);
-            let source = c.source.unwrap();
-            let near = stat_near(&source, true).expect("the source is beside or in it");
-            match fs::metadata(&source) {
-                Ok(m) => assert_eq!(near.unwrap(), FileStat::from(&m), "{source:?}"),
-                Err(e) => assert_eq!(near.unwrap_err().kind(), e.kind(), "{source:?}"),
-            }
-            // A symlinked source is followed, an lstat is not.
-            let alias = source.with_file_name("alias.py");
-            if alias.parent().unwrap().ends_with("pkg") && c.path.ends_with("a.cpython-312.pyc") {
-                let followed = stat_near(&alias, true).unwrap().unwrap();
-                assert!(followed.is_file);
-                assert!(!stat_near(&alias, false).unwrap().unwrap().is_file);
-            }
-            // Anything farther away is left to the caller.
-            assert!(stat_near(&t.join("elsewhere/x.py"), true).is_none());
-            *checked.lock().unwrap() += 1;
-        });
-        assert_eq!(*checked.lock().unwrap(), 8);
-    }
-
-    #[test]
-    fn a_pycache_prefix_inside_the_tree_is_not_walked_as_part_of_it() {
-        let dir = tree();
-        let t = dir.path();
-        fs::create_dir_all(t.join("prefix/x/__pycache__")).unwrap();
-        fs::write(t.join("prefix/x/__pycache__/z.cpython-312.pyc"), b"").unwrap();
-        let mut with_prefix = options(2, &["skipme"]);
-        with_prefix.pycache_prefix = Some(t.join("prefix"));
-        assert_eq!(events(t, t, &with_prefix), expected());
-        let got = events(t, t, &options(2, &["skipme"]));
-        assert!(got.contains("cache prefix/x/__pycache__/z.cpython-312.pyc <- prefix/x/z.py"));
-    }
-
-    /// The events and the summary of a walk of `start`.
-    fn walk_with_summary(start: &Path, options: &WalkOptions) -> (BTreeSet<String>, WalkSummary) {
-        let seen = Mutex::new(BTreeSet::new());
-        let root = Root {
-            path: start.to_path_buf(),
-            absolute_forms: vec![start.to_path_buf()],
-        };
-        let rel = |p: &Path| p.strip_prefix(start).unwrap_or(p).display().to_string();
-        let summary = walk_root(&root, options, &|event| {
-            if let WalkEvent::Cache(c) = event {
-                let line = format!(
-                    "{} <- {}",
-                    rel(&c.path),
-                    c.source.as_deref().map(rel).unwrap_or_default()
-                );
-                seen.lock().unwrap().insert(line);
-            }
-        });
-        (seen.into_inner().unwrap(), summary)
-    }
-
-    #[test]
-    fn environments_beneath_the_start_are_skipped_and_said() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = dir.path();
-        for f in [
-            "pkg/__pycache__/a.cpython-312.pyc",
-            "venv/lib/__pycache__/v.cpython-312.pyc",
-            "venv/pyvenv.cfg",
-            ".tox/py/__pycache__/t.cpython-312.pyc",
-            "web/node_modules/n/__pycache__/n.cpython-312.pyc",
-            "deep/er/env/pyvenv.cfg",
-            "deep/er/env/__pycache__/e.cpython-312.pyc",
-        ] {
-            fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
-            fs::write(t.join(f), b"").unwrap();
-        }
-        let mut opts = options(2, &[]);
-        let (caches, summary) = walk_with_summary(t, &opts);
-        assert_eq!(
-            caches,
-            BTreeSet::from(["pkg/__pycache__/a.cpython-312.pyc <- pkg/a.py".to_owned()])
-        );
-        let skipped: Vec<(String, bool)> = summary
-            .skipped
-            .iter()
-            .map(|s| {
-                (
-                    s.path.strip_prefix(t).unwrap().display().to_string(),
-                    s.venv,
-                )
-            })
-            .collect();
-        assert_eq!(
-            skipped,
-            [
-                (".tox".to_owned(), false),
-                ("deep/er/env".to_owned(), true),
-                ("venv".to_owned(), true),
-                ("web/node_modules".to_owned(), false)
-            ]
-        );
-        assert!(summary
-            .skipped_line()
-            .unwrap()
-            .ends_with("--include-venvs to include them"));
-        // A PATH that is an environment is walked; --include-venvs walks them all.
-        let (caches, summary) = walk_with_summary(&t.join("venv"), &opts);
-        assert_eq!(caches.len(), 1);
-        assert!(summary.skipped.is_empty());
-        opts.include_envs = true;
-        let (caches, summary) = walk_with_summary(t, &opts);
-        assert_eq!(caches.len(), 5);
-        assert_eq!(summary.skipped_line(), None);
-    }
-
-    #[test]
-    fn the_skipped_line_names_what_it_skipped() {
-        let summary = WalkSummary {
-            skipped: vec![Skipped {
-                path: PathBuf::from("./.venv"),
-                venv: true,
-            }],
-            found_prefixes: vec![],
-        };
-        assert_eq!(
-            summary.skipped_line().unwrap(),
-            "skipped 1 virtual environment (.venv); --include-venvs to include it"
-        );
-        let many = WalkSummary {
-            skipped: (0..5)
-                .map(|i| Skipped {
-                    path: PathBuf::from(format!("e{i}")),
-                    venv: i != 0,
-                })
-                .collect(),
-            found_prefixes: vec![],
-        };
-        assert_eq!(
-            many.skipped_line().unwrap(),
-            "skipped 4 virtual environments (e1, e2, e3, 1 more) and 1 tool environment directory (e0); --include-venvs to include them"
-        );
-    }
-
-    #[test]
-    fn a_prefix_tree_in_the_walk_is_recognised_by_its_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = dir.path();
-        let prefix = t.join("instance/tmp");
-        let mut mirror = prefix.clone();
-        mirror.extend(t.components().skip(1));
-        for f in ["src/pkg/m.py", "src/other.py"] {
-            fs::create_dir_all(t.join(f).parent().unwrap()).unwrap();
-            fs::write(t.join(f), b"").unwrap();
-        }
-        for f in [
-            "src/pkg/m.cpython-312.pyc",
-            "src/pkg/m.cpython-312.opt-1.pyc",
-            "src/pkg/m.cpython-312.pyc.123456",
-            // The only cache of its directory, for a deleted source: decided at the end.
-            "src/gone.cpython-312.pyc",
-        ] {
-            fs::create_dir_all(mirror.join(f).parent().unwrap()).unwrap();
-            fs::write(mirror.join(f), b"").unwrap();
-        }
-        // A misplaced cache beside its source is no prefix.
-        fs::write(t.join("src/other.cpython-312.pyc"), b"").unwrap();
-        let m = mirror.strip_prefix(t).unwrap().display().to_string();
-        for threads in [1, 2, 8] {
-            let (caches, summary) = walk_with_summary(t, &options(threads, &[]));
-            let want: BTreeSet<String> = [
-                format!("{m}/src/pkg/m.cpython-312.pyc <- src/pkg/m.py"),
-                format!("{m}/src/pkg/m.cpython-312.opt-1.pyc <- src/pkg/m.py"),
-                format!("{m}/src/pkg/m.cpython-312.pyc.123456 <- "),
-                format!("{m}/src/gone.cpython-312.pyc <- src/gone.py"),
-                "src/other.cpython-312.pyc <- ".to_owned(),
-            ]
-            .into_iter()
-            .collect();
-            assert_eq!(caches, want, "threads={threads}");
-            assert_eq!(summary.found_prefixes, vec![prefix.clone()]);
-        }
-        // Walked from inside the prefix tree, and as one file of it.
-        let (caches, _) = walk_with_summary(&mirror.join("src"), &options(2, &[]));
-        assert!(
-            caches.contains(&format!(
-                "pkg/m.cpython-312.pyc <- {}",
-                t.join("src/pkg/m.py").display()
-            )),
-            "{caches:?}"
-        );
-        let (caches, _) =
-            walk_with_summary(&mirror.join("src/pkg/m.cpython-312.pyc"), &options(2, &[]));
-        let want = format!(" <- {}", t.join("src/pkg/m.py").display());
-        assert_eq!(caches, BTreeSet::from([want]));
-    }
-
-    #[test]
-    fn a_missing_start_is_one_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let got = events(&dir.path().join("nope"), dir.path(), &options(2, &[]));
-        assert_eq!(
-            got,
-            BTreeSet::from(["error nope no such file or directory".to_owned()])
-        );
-    }
-
-    #[test]
-    fn a_panicking_sink_ends_the_walk_instead_of_hanging_it() {
-        let dir = tree();
-        let root = Root {
-            path: dir.path().to_path_buf(),
-            absolute_forms: vec![],
-        };
-        let outcome = std::panic::catch_unwind(|| {
-            walk_root(&root, &options(2, &[]), &|event| {
-                if matches!(event, WalkEvent::Cache(_)) {
-                    panic!("sink failed");
-                }
-            })
-        });
-        assert!(outcome.is_err());
-    }
-
-    #[test]
-    fn a_directory_larger_than_one_read_buffer_is_read_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache_dir = dir.path().join("__pycache__");
-        fs::create_dir(&cache_dir).unwrap();
-        // About 100 bytes per entry: well over one DIR_BUFFER of entries.
-        let n = 3 * DIR_BUFFER / 64;
-        for i in 0..n {
-            let name = format!("module_with_a_long_name_{i:06}.cpython-312.pyc");
-            fs::write(cache_dir.join(name), b"").unwrap();
-        }
-        let got = events(dir.path(), dir.path(), &options(2, &[]));
-        assert_eq!(got.len(), n);
-    }
-
-    #[test]
-    fn a_wide_and_deep_tree_is_walked_completely_by_many_threads() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut want = 0;
-        for i in 0..40 {
-            let mut d = dir.path().join(format!("d{i}"));
-            for depth in 0..(i % 7) {
-                d = d.join(format!("n{depth}"));
-            }
-            fs::create_dir_all(d.join("__pycache__")).unwrap();
-            for j in 0..5 {
-                fs::write(d.join(format!("m{j}.py")), b"").unwrap();
-                fs::write(d.join(format!("__pycache__/m{j}.cpython-312.pyc")), b"").unwrap();
-                want += 2;
-            }
-        }
-        for threads in [1, 3, 16] {
-            let got = events(dir.path(), dir.path(), &options(threads, &[]));
-            assert_eq!(got.len(), want, "threads={threads}");
-        }
-    }
 }
