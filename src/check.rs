@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use crate::config::ScanConfig;
 use crate::facts::{self, DirSources};
-use crate::memo::Memo;
 use crate::report::{Entry, Report, ScanError};
+use crate::store::scan_memo::Memo;
 use crate::verdict::{self, CacheFacts, State};
 use crate::walk::{self, Candidate, WalkEvent};
 

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::check;
 use crate::facts::DirSources;
-use crate::memo::Memo;
 use crate::output::escape;
 use crate::output::human::severity_style;
 use crate::output::json::{write_path, write_str};
@@ -17,6 +16,7 @@ use crate::pyc::marshal::{self, CodeSummary};
 use crate::pyc::source_hash::stored_hex;
 use crate::read;
 use crate::report::Entry;
+use crate::store::scan_memo::Memo;
 use crate::timefmt;
 use crate::walk;
 

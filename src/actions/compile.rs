@@ -23,7 +23,7 @@ use crate::config::ScanConfig;
 use crate::facts::DirSources;
 use crate::interpreters::Interpreter;
 use crate::layout;
-use crate::memo::Memo;
+use crate::store::scan_memo::Memo;
 use crate::verdict::State;
 use crate::walk::{self, WalkEvent};
 

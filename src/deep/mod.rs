@@ -6,7 +6,7 @@
 //!
 //! 1. read the cache and the source and hash both (blake3, in parallel); find the
 //!    interpreter with the cache's exact magic number ([`crate::interpreters`]); look the
-//!    pair up in the verification [`store`];
+//!    pair up in the verification [`store`] ([`crate::store::proofs`]);
 //! 2. send what the store does not know to a [`pool::Pool`] of that interpreter's workers:
 //!    compile the source as the importer would (`dont_inherit=True`, the optimisation level
 //!    of the file name; a legacy cache tries 0, 1 and 2) and compare code objects
@@ -25,7 +25,6 @@ pub mod compare;
 pub mod listing;
 pub mod pool;
 pub mod protocol;
-pub mod store;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +43,7 @@ use crate::layout::CacheName;
 use crate::pyc::{header, magic};
 use crate::read::{self, Follow, ReadError, MAX_FILE_BYTES};
 use crate::report::{Entry, Report, ScanError, Summary};
+use crate::store::proofs as store;
 use crate::verdict::{Checked, State};
 use pool::{Job, JobOutcome, Pool, PoolError};
 use store::{FileFacts, Proof, Store};
@@ -313,9 +313,6 @@ fn prove_all(
         Some(dir) => Store::load(dir),
         None => Store::disabled(),
     };
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
     let bar = progress_bar(config.progress, wanted.len() as u64);
     bar.set_message("hashing");
 
@@ -342,7 +339,6 @@ fn prove_all(
                             &entry.name,
                             interpreters,
                             &store,
-                            now_ns,
                         );
                         if !matches!(looked, Looked::Miss(..)) {
                             bar.inc(1);
@@ -360,6 +356,7 @@ fn prove_all(
         return Err(Interrupted);
     }
     let mut store = store;
+    store.set_interrupt(Arc::clone(interrupt));
     let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
     for (i, looked, file) in looked {
         if let Some((key, facts)) = file {
@@ -458,7 +455,6 @@ fn look_up(
     name: &CacheName,
     interpreters: &Interpreters,
     store: &Store,
-    now_ns: i128,
 ) -> (Looked, Learned) {
     let unreadable =
         |what: &str, e: ReadError| Looked::Unreadable(format!("cannot read {what}: {e}"));
@@ -468,10 +464,7 @@ fn look_up(
         Ok(opened) => opened,
         Err(e) => return (unreadable("the cache", e), None),
     };
-    let identity = file
-        .metadata()
-        .ok()
-        .and_then(|meta| store::identity_key(&meta, now_ns));
+    let identity = store.identity_key(&st);
     let mut learned = None;
     let facts = match identity.and_then(|k| store.file(&k)) {
         Some(facts) => facts,

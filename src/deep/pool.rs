@@ -447,7 +447,7 @@ impl Pool {
         let expected = self.interpreter.answer();
         if answer != expected {
             if let Some(dir) = &self.interpreter.remembered_in {
-                crate::interpreters::memo::forget_in(dir, &self.interpreter.resolved);
+                crate::store::probes::forget_in(dir, &self.interpreter.resolved);
             }
             if !answer.same_build(&expected) {
                 return Err(format!(
