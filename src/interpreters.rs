@@ -207,6 +207,12 @@ impl Interpreter {
     }
 }
 
+impl crate::store::proofs::Prover for Interpreter {
+    fn identity(&self) -> Vec<u8> {
+        Interpreter::identity(self)
+    }
+}
+
 /// What to look for.
 #[derive(Clone, Debug, Default)]
 pub struct Discovery {

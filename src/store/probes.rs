@@ -4,14 +4,15 @@
 //! An entry is keyed by the resolved executable and its [`FileIdentity`] (device, inode,
 //! size, mtime and ctime: a replaced or rebuilt file is asked again); an executable
 //! changed within two seconds of the run's start is not remembered (the racily-clean rule
-//! of [`super::identity`]). Only answers that pass
-//! [`crate::interpreters::answer::plausible`] are stored, and an entry is checked again
-//! when it is read back: one that fails (a swapped, edited or older memo) is dropped and
-//! the interpreter probed again. The file is only ever a hint: it is opened as every store
-//! file is ([`super::CacheDir`]: no link followed, no FIFO or device waited on, a regular
-//! file of at most [`MAX_BYTES`]), and anything unreadable, damaged or of another format
-//! is ignored and rewritten. Writes are atomic (temp file + rename) and their failures
-//! silent: the memo can only save work, never change a verdict.
+//! of [`super::identity`]). Only plausible answers are stored, and an entry is checked
+//! again when it is read back: one that fails (a swapped, edited or older memo) is dropped
+//! and the interpreter probed again (the check is the answer type's, [`ProbeAnswer`], so
+//! that this module needs nothing of [`crate::interpreters`]). The file is only ever a
+//! hint: it is opened as every store file is ([`super::CacheDir`]: no link followed, no
+//! FIFO or device waited on, a regular file of at most [`MAX_BYTES`]), and anything
+//! unreadable, damaged or of another format is ignored and rewritten. Writes are atomic
+//! (temp file + rename) and their failures silent: the memo can only save work, never
+//! change a verdict.
 //!
 //! Unlike the binary stores it is JSON, `{"format": 2, "entries": [...]}`: its version is
 //! the `format` field (and the one in the file name), and its integrity check is the
@@ -21,10 +22,10 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{CacheDir, FileIdentity, RunStart};
-use crate::interpreters::answer::{plausible, Answer};
 
 /// File name inside pycguard's cache directory.
 pub const MEMO_FILE: &str = "interpreters-v2.json";
@@ -37,18 +38,27 @@ pub const MAX_BYTES: u64 = 1 << 20;
 /// At most this many entries are kept (the most recently asked ones).
 const MAX_ENTRIES: usize = 256;
 
+/// An interpreter's answer to the probe, as far as remembering it goes.
+pub trait ProbeAnswer: Clone + PartialEq + Serialize + DeserializeOwned {
+    /// Could this be what the executable `resolved` (symlinks resolved) answers? Checked
+    /// before an answer is stored and again when it is read back.
+    fn plausible_for(&self, resolved: &Path) -> bool;
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Entry {
+#[serde(bound = "A: ProbeAnswer")]
+struct Entry<A> {
     executable: PathBuf,
     stamp: FileIdentity,
-    answer: Answer,
+    answer: A,
 }
 
 /// The memo as loaded; [`ProbeMemo::save`] writes it back when it changed.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct ProbeMemo {
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "A: ProbeAnswer")]
+pub struct ProbeMemo<A> {
     format: u32,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<A>>,
     #[serde(skip)]
     changed: bool,
     /// When this run started (made with the memo).
@@ -56,10 +66,21 @@ pub struct ProbeMemo {
     run: RunStart,
 }
 
-impl ProbeMemo {
+impl<A> Default for ProbeMemo<A> {
+    fn default() -> Self {
+        ProbeMemo {
+            format: 0,
+            entries: Vec::new(),
+            changed: false,
+            run: RunStart::default(),
+        }
+    }
+}
+
+impl<A: ProbeAnswer> ProbeMemo<A> {
     /// Read the memo in `dir`; an absent, unreadable, oversized, non-regular or damaged
     /// file gives an empty memo (which is written anew when something is remembered).
-    pub fn load(dir: &Path) -> ProbeMemo {
+    pub fn load(dir: &Path) -> ProbeMemo<A> {
         // Before any executable this run may learn is looked at.
         let run = RunStart::now();
         let Ok(bytes) = CacheDir::new(dir).read(MEMO_FILE, WHAT, MAX_BYTES) else {
@@ -68,7 +89,7 @@ impl ProbeMemo {
                 ..ProbeMemo::default()
             };
         };
-        match serde_json::from_slice::<ProbeMemo>(&bytes) {
+        match serde_json::from_slice::<ProbeMemo<A>>(&bytes) {
             Ok(memo) if memo.format == FORMAT => ProbeMemo { run, ..memo },
             // Another format or damaged: rewritten at the next save.
             _ => ProbeMemo {
@@ -81,12 +102,12 @@ impl ProbeMemo {
 
     /// The remembered answer for `resolved` with this stamp, if it is still plausible. An
     /// entry that is not is dropped (and the memo rewritten at the next save).
-    pub fn get(&mut self, resolved: &Path, stamp: &FileIdentity) -> Option<Answer> {
+    pub fn get(&mut self, resolved: &Path, stamp: &FileIdentity) -> Option<A> {
         let i = self
             .entries
             .iter()
             .position(|e| e.executable == resolved && e.stamp == *stamp)?;
-        if plausible(&self.entries[i].answer, resolved).is_ok() {
+        if self.entries[i].answer.plausible_for(resolved) {
             return Some(self.entries[i].answer.clone());
         }
         self.entries.remove(i);
@@ -96,8 +117,8 @@ impl ProbeMemo {
 
     /// Remember a fresh answer, if it is plausible and the executable did not change too
     /// recently to be remembered by its identity; otherwise forget any older one.
-    pub fn put(&mut self, resolved: &Path, stamp: &FileIdentity, answer: &Answer) {
-        if plausible(answer, resolved).is_err() || !self.run.may_remember(stamp) {
+    pub fn put(&mut self, resolved: &Path, stamp: &FileIdentity, answer: &A) {
+        if !answer.plausible_for(resolved) || !self.run.may_remember(stamp) {
             self.forget(resolved);
             return;
         }
@@ -144,8 +165,8 @@ impl ProbeMemo {
 
 /// Drop the remembered answer for `resolved` in the memo of `dir` (a worker contradicted
 /// it); the next discovery asks the interpreter again.
-pub fn forget_in(dir: &Path, resolved: &Path) {
-    let mut memo = ProbeMemo::load(dir);
+pub fn forget_in<A: ProbeAnswer>(dir: &Path, resolved: &Path) {
+    let mut memo = ProbeMemo::<A>::load(dir);
     memo.forget(resolved);
     memo.save(dir);
 }
@@ -153,7 +174,11 @@ pub fn forget_in(dir: &Path, resolved: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interpreters::answer::Answer;
     use std::time::{Duration, Instant};
+
+    /// The memo of real probe answers (their plausibility check is the real one).
+    type ProbeMemo = super::ProbeMemo<Answer>;
 
     fn answer(exe: &str) -> Answer {
         Answer {

@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use super::format::{self, Format, CHECKSUM_LEN};
 use super::{lock, Access, CacheDir, FileIdentity, RunStart, StoreError};
-use crate::interpreters::Interpreter;
 use crate::stat::FileStat;
 
 /// File name of the store inside pycguard's cache directory.
@@ -105,9 +104,16 @@ pub enum Proof {
     SyntaxError { line: Option<u32>, message: String },
 }
 
+/// What identifies the compiler a proof was made with (for an interpreter: its resolved
+/// executable and its whole confirmed answer), so that a proof is found again only for
+/// the same build.
+pub trait Prover {
+    fn identity(&self) -> Vec<u8>;
+}
+
 /// The key of one proof.
 pub fn key(
-    interpreter: &Interpreter,
+    interpreter: &impl Prover,
     levels: &[u8],
     cache: &blake3::Hash,
     source: &blake3::Hash,

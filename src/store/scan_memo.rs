@@ -17,9 +17,9 @@
 //! memory, so memory does not grow with the tree and the file is bounded by construction
 //! ([`SLOTS`] × [`SLOT_LEN`], sparse). A group read earlier in the run may miss a record
 //! written since, never hold a wrong one: a slot only ever answers for its fingerprint,
-//! and one identity always has the same record. Each slot
-//! carries a 128-bit fingerprint of the identity and a checksum, so a torn write, two runs
-//! writing at once, or a damaged file only ever produce a miss.
+//! and one identity always has the same record. Each slot carries a 128-bit fingerprint
+//! of the identity and a checksum, so a torn write, two runs writing at once, or a
+//! damaged file only ever produce a miss.
 //!
 //! File: [`FILE_NAME`]. A [`super::format`] header (magic `PYCGMEMO`, format
 //! [`FORMAT`]'s version, parameters: pycguard's version — whose marshal walker decided
