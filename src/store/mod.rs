@@ -19,6 +19,9 @@
 //! save work, never change a verdict. The [`StoreError`]s below are for the stores' own
 //! decisions and for tests.
 
+// Locking, opening and reading all go through rustix and std: nothing here needs it.
+#![forbid(unsafe_code)]
+
 pub mod format;
 pub mod identity;
 pub mod lock;
