@@ -959,7 +959,7 @@ section_fix() {
   local t_cmp="$WORK_DIR/tree-compileall" mem prep prep_warm prep_shallow prep_cmp
   local cmd="" cmd_warm="" cmd_again="" cmd_shallow="" cmd_cmp cmd_cmp1
   local s_fix="" s_warm="" s_again="" s_shallow="" s_cmp="" s_cmp1="" why="${BUILD_ERROR:-not run}" py_helper
-  local store="$WORK_MEMO/deep-proofs-v1.bin"
+  local store="$WORK_MEMO/deep-proofs-v2.bin"
   mem="PYCGUARD_CACHE_DIR=$(q "$WORK_MEMO")"
   py_helper="$(q "$CORPUS_BASE_PYTHON") $(q "$WORK_HELPER")"
   # stale_prep TREE LIST: a fresh copy with every STALE_EVERY-th cached source edited.

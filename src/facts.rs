@@ -16,11 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::layout::CacheName;
-use crate::memo::{Identity, Memo};
 use crate::pyc::header::{self, Invalidation, SourceStat};
 use crate::pyc::source_hash;
 use crate::read::{self, FileKind, Follow, ReadError, MAX_FILE_BYTES};
 use crate::stat::FileStat;
+use crate::store::scan_memo::Memo;
+use crate::store::FileIdentity;
 use crate::verdict::{BodyFacts, NotAFile, SourceFacts};
 use crate::walk::{Candidate, DirContext, FoundAs};
 
@@ -122,7 +123,7 @@ pub fn gather(
                 let st = dir.stat(&candidate.path, false).map_err(cache_error)?;
                 // Anything but a regular file now is found out by the read below.
                 st.is_file
-                    .then(|| memo.lookup(&Identity::of(&st)))
+                    .then(|| memo.lookup(&FileIdentity::of(&st)))
                     .flatten()
                     .map(|record| {
                         buf.extend_from_slice(record.header());
@@ -232,7 +233,7 @@ fn read_cache(
     };
     let body = BodyFacts::of(buf);
     if body == BodyFacts::Valid && !link {
-        memo.remember(Identity::of(&st), buf);
+        memo.remember(FileIdentity::of(&st), buf);
     }
     Ok((st.mtime_ns(), st.ctime_ns(), body, None))
 }

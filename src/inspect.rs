@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::facts::DirSources;
-use crate::memo::Memo;
 use crate::pyc::header::{self, Header};
 use crate::pyc::marshal::{self, CodeSummary};
 use crate::read;
 use crate::report::Entry;
 use crate::scan;
+use crate::store::scan_memo::Memo;
 use crate::walk;
 
 /// What `inspect` learned about one file.

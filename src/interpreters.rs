@@ -15,16 +15,16 @@
 //! not be writable by others. Each allowed one is asked, by a probe started as [`child`]
 //! describes (isolated, in `/`, empty environment), for its implementation, version,
 //! magic number, cache tag, executable and prefixes ([`answer::Answer`]). Plausible
-//! answers are remembered in pycguard's cache directory ([`memo`]) keyed by the resolved
-//! executable's identity, so later runs only `stat` them; the worker that later proves or
-//! compiles with an interpreter confirms the remembered answer in its hello.
+//! answers are remembered in pycguard's cache directory ([`crate::store::probes`]) keyed
+//! by the resolved executable's identity, so later runs only `stat` them; the worker that
+//! later proves or compiles with an interpreter confirms the remembered answer in its
+//! hello.
 //!
 //! Usable without `--deep`: the other commands find the interpreter for a magic number
 //! with [`Interpreters::for_magic`].
 
 pub mod answer;
 pub mod child;
-pub mod memo;
 pub mod trust;
 
 use std::collections::HashSet;
@@ -39,10 +39,10 @@ use serde::{Deserialize, Serialize};
 
 pub use answer::Answer;
 pub use child::Flags;
-pub use memo::MEMO_FILE;
 
 use crate::pyc::magic::Series;
-use memo::{ProbeMemo, Stamp};
+use crate::store::probes::ProbeMemo;
+use crate::store::FileIdentity;
 use trust::{Policy, Refusal};
 
 /// How long one interpreter may take to answer the probe.
@@ -204,6 +204,12 @@ impl Interpreter {
             venv: c.venv.clone(),
             remembered_in,
         }
+    }
+}
+
+impl crate::store::proofs::Prover for Interpreter {
+    fn identity(&self) -> Vec<u8> {
+        Interpreter::identity(self)
     }
 }
 
@@ -556,7 +562,7 @@ fn choose_by_prefix(found: &[Interpreter], candidates: &[usize], path: &Path) ->
 struct Candidate {
     path: PathBuf,
     resolved: PathBuf,
-    stamp: Stamp,
+    stamp: FileIdentity,
     origin: Origin,
     venv: Option<PathBuf>,
 }
@@ -676,7 +682,7 @@ fn candidates(d: &Discovery, euid: u32) -> (Vec<Candidate>, Vec<Rejected>) {
             venv: venv_of(&path),
             path,
             resolved,
-            stamp: Stamp::of(&meta),
+            stamp: FileIdentity::of_metadata(&meta),
             origin,
         });
     }

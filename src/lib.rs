@@ -12,8 +12,7 @@
 //!   (the deep stage), `actions` (fix, clean, compile, recompile, safe_fs, as_owner),
 //!   [`worker`] (the pool of interpreter processes), [`interpreters`] (discovery, probe,
 //!   trust, isolated children);
-//! - below them: `facts`, `read`, `walk`, `report`, the caches of [`memo`] and the proof
-//!   store, `signals`, `escape`;
+//! - below them: `facts`, `read`, `walk`, `report`, the on-disk caches of [`store`] (scan memo, proofs, probe answers), `signals`, `escape`;
 //! - pure at the bottom: [`pyc`], [`layout`], [`verdict`], `stat`, `timefmt`.
 //!
 //! Only what the integration tests and the fuzz target use is public.
@@ -31,11 +30,7 @@ pub(crate) mod facts;
 pub(crate) mod inspect;
 pub mod interpreters;
 pub mod layout;
-pub mod memo;
 pub(crate) mod output;
-// The proof store stays in deep/ until the store lane moves it into store/ (issue 10).
-#[path = "deep/store.rs"]
-pub(crate) mod proof_store;
 pub(crate) mod prove;
 pub mod pyc;
 pub(crate) mod read;
@@ -44,6 +39,7 @@ pub(crate) mod scan;
 pub(crate) mod settings;
 pub(crate) mod signals;
 pub(crate) mod stat;
+pub mod store;
 pub(crate) mod timefmt;
 pub mod verdict;
 pub(crate) mod walk;

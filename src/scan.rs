@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::facts::{self, DirSources};
 use crate::layout::CacheName;
-use crate::memo::Memo;
 use crate::pyc::magic::{self, Series};
 use crate::report::{Entry, Report, ScanError};
 use crate::settings::ScanConfig;
+use crate::store::scan_memo::Memo;
 use crate::verdict::{self, CacheFacts, SourceFacts, State};
 use crate::walk::{self, Candidate, DirContext, FoundAs, WalkEvent, WalkSummary};
 

@@ -497,7 +497,8 @@ fn the_scan_memo_never_hides_a_change() {
     // Files changed within 2 s of a run are never remembered: wait that out once.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(check(), ("fresh".into(), "ok".into()));
-    let table = fs::read(cache_dir.join(pycguard::memo::FILE_NAME)).expect("memo written");
+    let table =
+        fs::read(cache_dir.join(pycguard::store::scan_memo::FILE_NAME)).expect("memo written");
     assert!(table[4096..].iter().any(|&b| b != 0), "memo holds a record");
     assert_eq!(
         check(),

@@ -589,7 +589,7 @@ fn the_store_makes_a_second_run_incremental() {
     let store = Tree::new();
     assert!(human_deep(tree.path(), store.path())
         .contains("6 caches proven against their source (6 compiled now, 0 remembered"));
-    assert!(store.join("deep-proofs-v1.bin").is_file());
+    assert!(store.join(pycguard::store::proofs::FILE_NAME).is_file());
     assert!(human_deep(tree.path(), store.path()).contains("(0 compiled now, 6 remembered"));
     replace_keeping_mtime(&tree.join("pkg/m3.py"), b"VALUE = 9\n");
     let text = human_deep(tree.path(), store.path());
@@ -626,7 +626,7 @@ fn a_damaged_store_is_ignored_and_rebuilt() {
     };
     let (report, _, _) = deep(tree.path(), store.path(), &[]);
     expect(&report);
-    let file = store.join("deep-proofs-v1.bin");
+    let file = store.join(pycguard::store::proofs::FILE_NAME);
     let good = fs::read(&file).unwrap();
     let mut damages: Vec<Vec<u8>> = Vec::new();
     for at in [20usize, 40, 60, good.len() / 2, good.len() - 3] {

@@ -91,6 +91,12 @@ impl Answer {
     }
 }
 
+impl crate::store::probes::ProbeAnswer for Answer {
+    fn plausible_for(&self, resolved: &Path) -> bool {
+        plausible(self, resolved).is_ok()
+    }
+}
+
 /// Check a remembered (or to-be-remembered) answer about the executable `resolved`
 /// (symlinks resolved; the file that is run). See the module docs.
 pub fn plausible(answer: &Answer, resolved: &Path) -> Result<(), Implausible> {

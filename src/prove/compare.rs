@@ -1,7 +1,7 @@
 //! What a proof means for a verdict: the state, severity and reason a cache gets once its
 //! code has been compared with a fresh compile of its source. Pure.
 
-use super::store::Proof;
+use crate::store::proofs::Proof;
 use crate::verdict::{Checked, Severity, State, Verdict};
 
 /// Upgrade a header verdict (fresh or suspect: the interpreter accepts the cache) with a

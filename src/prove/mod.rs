@@ -6,7 +6,7 @@
 //!
 //! 1. read the cache and the source and hash both (blake3, in parallel); find the
 //!    interpreter with the cache's exact magic number ([`crate::interpreters`]); look the
-//!    pair up in the verification [`store`];
+//!    pair up in the verification [`store`] ([`crate::store::proofs`]);
 //! 2. send what the store does not know to a [`pool::Pool`] of that interpreter's workers:
 //!    compile the source as the importer would (`dont_inherit=True`, the optimisation level
 //!    of the file name; a legacy cache tries 0, 1 and 2) and compare code objects
@@ -35,11 +35,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::interpreters::{Interpreter, Interpreters};
 use crate::layout::CacheName;
-use crate::proof_store as store;
 use crate::pyc::{header, magic};
 use crate::read::{self, Follow, ReadError, MAX_FILE_BYTES};
 use crate::report::{Entry, Report, ScanError, Summary};
 use crate::signals::{interrupt_flag, Interrupted};
+use crate::store::proofs as store;
 use crate::verdict::{Checked, State};
 use crate::worker::pool::{Job, JobOutcome, Pool, PoolError};
 use store::{FileFacts, Proof, Store};
@@ -173,6 +173,7 @@ fn prove_all(
         return Err(Interrupted);
     }
     let mut store = store;
+    store.set_interrupt(Arc::clone(interrupt));
     let groups = apply_looked(report, looked, interpreters, &mut store, &mut summary);
     // Phase 2: compile and compare what the store did not know.
     bar.set_message("compiling");
@@ -229,9 +230,6 @@ fn look_up_all(
     interrupt: &AtomicBool,
     bar: &ProgressBar,
 ) -> Vec<(usize, Looked, Learned)> {
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128);
     let entries = &report.entries;
     let next = AtomicUsize::new(0);
     let out: Mutex<Vec<(usize, Looked, Learned)>> = Mutex::new(Vec::with_capacity(wanted.len()));
@@ -252,7 +250,6 @@ fn look_up_all(
                         &entry.name,
                         interpreters,
                         store,
-                        now_ns,
                     );
                     if !matches!(looked, Looked::Miss(..)) {
                         bar.inc(1);
@@ -376,7 +373,6 @@ fn look_up(
     name: &CacheName,
     interpreters: &Interpreters,
     store: &Store,
-    now_ns: i128,
 ) -> (Looked, Learned) {
     let unreadable =
         |what: &str, e: ReadError| Looked::Unreadable(format!("cannot read {what}: {e}"));
@@ -386,10 +382,7 @@ fn look_up(
         Ok(opened) => opened,
         Err(e) => return (unreadable("the cache", e), None),
     };
-    let identity = file
-        .metadata()
-        .ok()
-        .and_then(|meta| store::identity_key(&meta, now_ns));
+    let identity = store.identity_key(&st);
     let mut learned = None;
     let facts = match identity.and_then(|k| store.file(&k)) {
         Some(facts) => facts,

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::protocol;
-use crate::interpreters::Interpreter;
+use crate::interpreters::{Answer, Interpreter};
 
 /// The worker program, embedded in the binary.
 pub const WORKER_PY: &str = include_str!("worker.py");
@@ -497,7 +497,7 @@ impl Pool {
         let expected = self.interpreter.answer();
         if answer != expected {
             if let Some(dir) = &self.interpreter.remembered_in {
-                crate::interpreters::memo::forget_in(dir, &self.interpreter.resolved);
+                crate::store::probes::forget_in::<Answer>(dir, &self.interpreter.resolved);
             }
             if !answer.same_build(&expected) {
                 return Err(format!(

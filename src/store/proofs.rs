@@ -7,37 +7,53 @@
 //! record can only be found again with byte-identical cache and source files compiled by
 //! the same interpreter build, so it can never vouch for anything it did not prove.
 //!
-//! File: `deep-proofs-v1.bin` in pycguard's cache directory. A 16-byte header (magic and
-//! format version), then append-only records `u32 LE length, payload, 8-byte blake3 of the
-//! payload`. Writers take an exclusive `flock` on `deep-proofs-v1.lock`, re-read the file,
-//! and either append their new records in one write, or — when the file is damaged, of an
-//! older format, or would outgrow [`MAX_BYTES`] — rewrite it (temporary file + rename)
-//! with the valid records, newest kept. Readers need no lock: a torn or damaged record
-//! ends the valid part of the file (the rest is ignored, and rebuilt by the next writer).
-//! Every failure to read or write is silent: the store only saves work.
+//! File: [`FILE_NAME`] in pycguard's cache directory. A [`super::format`] header (magic
+//! `PYCGPROF`, format [`FORMAT`]'s version, no parameters), then append-only records
+//! `u32 LE length, payload, 8-byte checksum of the payload`. Writers take an exclusive
+//! lock ([`super::lock`], waiting at most [`LOCK_WAIT`]) on [`LOCK_NAME`], re-read the
+//! file, and either append their new records in one write, or — when the file is absent,
+//! damaged, of an older format, or would outgrow [`MAX_BYTES`] — rewrite it (temporary
+//! file + rename) with the valid records, newest kept, and remove the files of earlier
+//! formats. Readers need no lock: a torn or damaged record ends the valid part of the
+//! file (the rest is ignored, and rebuilt by the next writer). Every failure to read or
+//! write is silent: the store only saves work.
 //!
 //! So that an unchanged tree does not even read its caches again, the store also keeps
 //! what was learned about each cache file — its blake3 and magic number — keyed by the
-//! file's identity (device, inode, size, mtime and ctime to the nanosecond). The ctime
-//! cannot be set from user space and changes on every write, so an unchanged identity
-//! means unchanged bytes; like git's index, a file changed within [`RACY_WINDOW_NS`] of
-//! the run's start is not remembered, so a write in the same timestamp tick as our read
-//! cannot hide behind a record. Sources are always hashed.
+//! file's [`FileIdentity`], when the racily-clean rule of [`super::identity`] allows it
+//! ([`RunStart::may_remember`]: not changed within two seconds of the run's start), so a
+//! write in the same timestamp tick as our read cannot hide behind a record. Sources are
+//! always hashed.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::interpreters::Interpreter;
+use super::format::{self, Format, CHECKSUM_LEN};
+use super::{lock, Access, CacheDir, FileIdentity, RunStart, StoreError};
+use crate::stat::FileStat;
 
 /// File name of the store inside pycguard's cache directory.
-pub const FILE_NAME: &str = "deep-proofs-v1.bin";
-const LOCK_NAME: &str = "deep-proofs-v1.lock";
-const MAGIC: &[u8; 8] = b"PYCGPROF";
-const FORMAT: u32 = 1;
-const HEADER_LEN: usize = 16;
+pub const FILE_NAME: &str = "deep-proofs-v2.bin";
+/// The lock writers take (the store itself is replaced by rename, so it cannot be it).
+pub const LOCK_NAME: &str = "deep-proofs-v2.lock";
+/// Files of earlier formats, removed when the store is rebuilt.
+const OLD_FILE_NAMES: &[&str] = &["deep-proofs-v1.bin", "deep-proofs-v1.lock"];
+/// The store's file format (its version is the one in [`FILE_NAME`]).
+pub const FORMAT: Format = Format {
+    magic: *b"PYCGPROF",
+    version: 2,
+};
+const HEADER_LEN: usize = Format::header_len(0);
+/// Names the files in errors.
+const WHAT: &str = "the proof store";
+const WHAT_LOCK: &str = "the proof store's lock";
+/// How long a save waits for another run holding the lock before giving up (the store
+/// only saves work).
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// The store is kept below this size (about 500,000 records of typical size).
 pub const MAX_BYTES: u64 = 32 << 20;
 /// Longest reason kept in a record.
@@ -47,9 +63,6 @@ pub const PROVER_VERSION: u32 = 1;
 
 /// A record key.
 pub type Key = [u8; 32];
-
-/// Files changed this close to the run's start are not remembered by identity.
-pub const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
 /// What is remembered about one cache file, by identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,23 +80,19 @@ pub enum Record {
     File(FileFacts),
 }
 
-/// The identity key of a file, or `None` when it changed too recently to be trusted
-/// (`now_ns`: the run's start, nanoseconds since the epoch).
-pub fn identity_key(meta: &std::fs::Metadata, now_ns: i128) -> Option<Key> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-    let mtime = ns(meta.mtime(), meta.mtime_nsec());
-    let ctime = ns(meta.ctime(), meta.ctime_nsec());
-    if now_ns - mtime.max(ctime) < RACY_WINDOW_NS {
+/// The key of a file's identity, or `None` when the racily-clean rule does not let a run
+/// started at `run` remember it.
+pub fn identity_key(identity: &FileIdentity, run: &RunStart) -> Option<Key> {
+    if !run.may_remember(identity) {
         return None;
     }
     let mut h = blake3::Hasher::new();
-    h.update(b"pycguard file identity 1");
-    for v in [meta.dev(), meta.ino(), meta.size()] {
+    h.update(b"pycguard file identity 2");
+    for v in [identity.dev, identity.ino, identity.size] {
         h.update(&v.to_le_bytes());
     }
-    h.update(&mtime.to_le_bytes());
-    h.update(&ctime.to_le_bytes());
+    h.update(&identity.mtime_ns.to_le_bytes());
+    h.update(&identity.ctime_ns.to_le_bytes());
     Some(*h.finalize().as_bytes())
 }
 
@@ -95,16 +104,23 @@ pub enum Proof {
     SyntaxError { line: Option<u32>, message: String },
 }
 
+/// What identifies the compiler a proof was made with (for an interpreter: its resolved
+/// executable and its whole confirmed answer), so that a proof is found again only for
+/// the same build.
+pub trait Prover {
+    fn identity(&self) -> Vec<u8>;
+}
+
 /// The key of one proof.
 pub fn key(
-    interpreter: &Interpreter,
+    interpreter: &impl Prover,
     levels: &[u8],
     cache: &blake3::Hash,
     source: &blake3::Hash,
 ) -> Key {
     let mut h = blake3::Hasher::new();
-    h.update(MAGIC);
-    h.update(&FORMAT.to_le_bytes());
+    h.update(&FORMAT.magic);
+    h.update(&FORMAT.version.to_le_bytes());
     h.update(&PROVER_VERSION.to_le_bytes());
     let id = interpreter.identity();
     h.update(&(id.len() as u32).to_le_bytes());
@@ -146,10 +162,10 @@ pub fn encode_record(key: &Key, record: &Record) -> Vec<u8> {
 
 /// Length, payload, checksum.
 fn seal(payload: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + payload.len() + 8);
+    let mut out = Vec::with_capacity(4 + payload.len() + CHECKSUM_LEN);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&payload);
-    out.extend_from_slice(&blake3::hash(&payload).as_bytes()[..8]);
+    out.extend_from_slice(&format::checksum(&payload));
     out
 }
 
@@ -168,10 +184,10 @@ fn truncate(text: &str, max: usize) -> &str {
 /// whether the file is intact (right header, no damaged or torn record).
 pub fn decode_file(bytes: &[u8]) -> (Vec<(Key, Record)>, bool) {
     let mut records = Vec::new();
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC || bytes[8..12] != FORMAT.to_le_bytes() {
+    let Ok(header_len) = FORMAT.check(bytes, &[]) else {
         return (records, false);
-    }
-    let mut rest = &bytes[HEADER_LEN..];
+    };
+    let mut rest = &bytes[header_len..];
     while !rest.is_empty() {
         let Some(record) = decode_record(rest) else {
             return (records, false);
@@ -189,8 +205,8 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
         return None;
     }
     let payload = bytes.get(4..4 + len)?;
-    let sum = bytes.get(4 + len..4 + len + 8)?;
-    if &blake3::hash(payload).as_bytes()[..8] != sum {
+    let sum = bytes.get(4 + len..4 + len + CHECKSUM_LEN)?;
+    if format::checksum(payload) != sum {
         return None;
     }
     let key: Key = payload[..32].try_into().ok()?;
@@ -204,7 +220,7 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
             hash: rest[..32].try_into().ok()?,
             magic: rest[32..].try_into().ok()?,
         };
-        return Some((key, Record::File(facts), 4 + len + 8));
+        return Some((key, Record::File(facts), 4 + len + CHECKSUM_LEN));
     }
     let text = std::str::from_utf8(&payload[37..]).ok()?.to_owned();
     let proof = match payload[32] {
@@ -216,22 +232,22 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
         },
         _ => return None,
     };
-    Some((key, Record::Proof(proof), 4 + len + 8))
+    Some((key, Record::Proof(proof), 4 + len + CHECKSUM_LEN))
 }
 
-fn header() -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&FORMAT.to_le_bytes());
-    h
+fn header() -> Vec<u8> {
+    FORMAT.header(&[])
 }
 
 /// The store of one run: what was loaded, and what this run adds.
 #[derive(Debug, Default)]
 pub struct Store {
-    dir: Option<PathBuf>,
+    dir: Option<CacheDir>,
+    run: RunStart,
     known: HashMap<Key, Record>,
     added: Vec<(Key, Record)>,
+    /// Set on Ctrl-C: a save then stops waiting for another run's lock.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Store {
@@ -243,14 +259,31 @@ impl Store {
     /// Load the store in `dir`; a missing, damaged or older file gives an empty or partial
     /// store (what is valid is used).
     pub fn load(dir: &Path) -> Store {
-        let (records, _) = read_store(&dir.join(FILE_NAME))
+        // Before any file this run may learn is read.
+        let run = RunStart::now();
+        let dir = CacheDir::new(dir);
+        let (records, _) = read_store(&dir)
             .map(|b| decode_file(&b))
             .unwrap_or_default();
         Store {
-            dir: Some(dir.to_path_buf()),
+            dir: Some(dir),
+            run,
             known: records.into_iter().collect(),
             added: Vec::new(),
+            interrupt: None,
         }
+    }
+
+    /// Stop waiting for another run's lock once `flag` is set (Ctrl-C).
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    /// The key under which what is known about the file with this stat is remembered;
+    /// `None` when nothing may be (no store, or the racily-clean rule says no).
+    pub fn identity_key(&self, st: &FileStat) -> Option<Key> {
+        self.dir.as_ref()?;
+        identity_key(&FileIdentity::of(st), &self.run)
     }
 
     pub fn get(&self, key: &Key) -> Option<&Proof> {
@@ -296,12 +329,16 @@ impl Store {
         self.added.clear();
     }
 
-    fn save_in(&self, dir: &Path) -> std::io::Result<()> {
-        fs::create_dir_all(dir)?;
-        let lock = open_own(&dir.join(LOCK_NAME), true)?;
-        let _guard = Flock::exclusive(&lock)?;
-        let path = dir.join(FILE_NAME);
-        let existing = read_store(&path).unwrap_or_default();
+    fn save_in(&self, dir: &CacheDir) -> Result<(), StoreError> {
+        dir.create()?;
+        let (lock_file, _) = dir.open_write(LOCK_NAME, WHAT_LOCK, Access::Create)?;
+        let stop = || {
+            self.interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+        };
+        let _held = lock::exclusive(&lock_file, LOCK_WAIT, &stop)?;
+        let existing = read_store(dir).unwrap_or_default();
         let (records, intact) = decode_file(&existing);
         let new: Vec<u8> = self
             .added
@@ -309,8 +346,8 @@ impl Store {
             .flat_map(|(k, p)| encode_record(k, p))
             .collect();
         if intact && (existing.len() + new.len()) as u64 <= MAX_BYTES {
-            let mut file = open_own(&path, false)?;
-            return file.write_all(&new);
+            let (mut file, _) = dir.open_write(FILE_NAME, WHAT, Access::Append)?;
+            return Ok(file.write_all(&new)?);
         }
         // Rebuild: the valid records (newest last wins), ours last, the oldest dropped
         // until the file fits in half the bound.
@@ -330,91 +367,27 @@ impl Store {
             }
             kept.push(record);
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&header())?;
-        for record in kept.iter().rev() {
-            tmp.write_all(record)?;
-        }
-        tmp.persist(&path).map_err(|e| e.error)?;
+        dir.replace(FILE_NAME, |tmp| {
+            tmp.write_all(&header())?;
+            kept.iter()
+                .rev()
+                .try_for_each(|record| tmp.write_all(record))
+        })?;
+        dir.remove_old(OLD_FILE_NAMES);
         Ok(())
     }
 }
 
 /// The store file, read without following a link or blocking, at most twice the bound
 /// (a larger one is not ours: ignored, and rebuilt by the next save).
-fn read_store(path: &Path) -> Result<Vec<u8>, crate::read::ReadError> {
-    crate::read::read(
-        path,
-        crate::read::Follow::No,
-        "the proof store",
-        2 * MAX_BYTES,
-    )
-}
-
-/// Open one of the store's own files for writing (the lock: created if missing; the store:
-/// appended to) without following a link or blocking on a FIFO; only a regular file will do.
-fn open_own(path: &Path, create: bool) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = OpenOptions::new();
-    if create {
-        options.create(true).truncate(false).write(true);
-    } else {
-        options.append(true);
-    }
-    let file = options
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .mode(0o600)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(file)
-}
-
-/// How long a save waits for another run holding the lock before giving up (the store
-/// only saves work).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// An exclusive `flock` held until dropped.
-struct Flock<'a>(&'a File);
-
-impl<'a> Flock<'a> {
-    fn exclusive(file: &'a File) -> std::io::Result<Flock<'a>> {
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        loop {
-            // SAFETY: flock on a valid, open descriptor owned by `file`.
-            #[allow(unsafe_code)] // until the store takes rustix's flock
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if r == 0 {
-                return Ok(Flock(file));
-            }
-            let err = std::io::Error::last_os_error();
-            match err.kind() {
-                std::io::ErrorKind::Interrupted => {}
-                std::io::ErrorKind::WouldBlock
-                    if std::time::Instant::now() < deadline && !crate::signals::interrupted() =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                _ => return Err(err),
-            }
-        }
-    }
-}
-
-impl Drop for Flock<'_> {
-    #[allow(unsafe_code)] // until the store takes rustix's flock
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe {
-            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
-        }
-    }
+fn read_store(dir: &CacheDir) -> Result<Vec<u8>, StoreError> {
+    dir.read(FILE_NAME, WHAT, 2 * MAX_BYTES)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn k(n: u8) -> Key {
         [n; 32]
@@ -531,17 +504,82 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         fs::write(&path, b"x").unwrap();
-        let meta = fs::metadata(&path).unwrap();
-        let now = std::time::SystemTime::now()
+        let meta = FileIdentity::of_metadata(&fs::metadata(&path).unwrap());
+        let now = RunStart::now();
+        let at = |ns: i64| RunStart::at_ns(ns);
+        let now_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_nanos() as i128;
-        assert_eq!(identity_key(&meta, now), None, "just written: racy");
-        let later = identity_key(&meta, now + 3_000_000_000).unwrap();
-        assert_eq!(Some(later), identity_key(&meta, now + 9_000_000_000));
+            .as_nanos() as i64;
+        assert_eq!(identity_key(&meta, &now), None, "just written: racy");
+        let later = identity_key(&meta, &at(now_ns + 3_000_000_000)).unwrap();
+        assert_eq!(
+            Some(later),
+            identity_key(&meta, &at(now_ns + 9_000_000_000))
+        );
         fs::write(&path, b"y").unwrap();
-        let meta2 = fs::metadata(&path).unwrap();
-        assert_ne!(identity_key(&meta2, now + 9_000_000_000), Some(later));
+        let meta2 = FileIdentity::of_metadata(&fs::metadata(&path).unwrap());
+        assert_ne!(
+            identity_key(&meta2, &at(now_ns + 9_000_000_000)),
+            Some(later)
+        );
+    }
+
+    #[test]
+    fn an_older_format_is_never_believed_and_its_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // What pycguard's format 1 wrote: a 16-byte header, then the same records.
+        let mut v1 = b"PYCGPROF".to_vec();
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&[0; 4]);
+        v1.extend(encode_record(&k(1), &Record::Proof(Proof::Equal)));
+        fs::write(dir.path().join("deep-proofs-v1.bin"), &v1).unwrap();
+        fs::write(dir.path().join("deep-proofs-v1.lock"), b"").unwrap();
+        // And the same records under the current name, with a format-1 header.
+        let mut older = Format {
+            version: 1,
+            ..FORMAT
+        }
+        .header(&[]);
+        older.extend(encode_record(&k(1), &Record::Proof(Proof::Equal)));
+        fs::write(dir.path().join(FILE_NAME), &older).unwrap();
+        assert_eq!(decode_file(&older), (vec![], false));
+        let mut s = Store::load(dir.path());
+        assert_eq!(s.get(&k(1)), None, "an older format is not believed");
+        s.insert(k(2), Proof::Equal);
+        s.save();
+        assert!(!dir.path().join("deep-proofs-v1.bin").exists());
+        assert!(!dir.path().join("deep-proofs-v1.lock").exists());
+        let (records, intact) = decode_file(&fs::read(dir.path().join(FILE_NAME)).unwrap());
+        assert!(intact);
+        assert_eq!(records, vec![(k(2), Record::Proof(Proof::Equal))]);
+    }
+
+    #[test]
+    fn a_save_does_not_wait_for_a_held_lock_once_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CacheDir::new(dir.path());
+        let (other, _) = cache
+            .open_write(LOCK_NAME, WHAT_LOCK, Access::Create)
+            .unwrap();
+        let held = lock::exclusive(&other, Duration::ZERO, &|| false).unwrap();
+        let mut s = Store::load(dir.path());
+        let flag = Arc::new(AtomicBool::new(true));
+        s.set_interrupt(Arc::clone(&flag));
+        s.insert(k(1), Proof::Equal);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            s.save_in(&cache),
+            Err(StoreError::Lock(lock::LockError::Interrupted))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            !dir.path().join(FILE_NAME).exists(),
+            "nothing written unlocked"
+        );
+        drop(held);
+        s.save();
+        assert_eq!(Store::load(dir.path()).get(&k(1)), Some(&Proof::Equal));
     }
 
     #[test]

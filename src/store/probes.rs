@@ -1,83 +1,100 @@
-//! The remembered probe answers (`interpreters-v2.json` in pycguard's cache directory), so
-//! that later runs only `stat` the interpreters instead of starting them.
+//! The remembered probe answers ([`MEMO_FILE`] in pycguard's cache directory), so that
+//! later runs only `stat` the interpreters instead of starting them.
 //!
-//! An entry is keyed by the resolved executable and its [`Stamp`] (device, inode, size,
-//! mtime and ctime: a replaced or rebuilt file is asked again). Only answers that pass
-//! [`super::answer::plausible`] are stored, and an entry is checked again when it is read
-//! back: one that fails (a swapped, edited or older memo) is dropped and the interpreter
-//! probed again. The file is only ever a hint: it is opened with `O_NONBLOCK |
-//! O_NOFOLLOW` (a FIFO, device or symlink put in its place is not waited on or followed),
-//! must be a regular file of at most [`MAX_BYTES`], and anything unreadable, damaged or of
-//! another format is ignored and rewritten. Writes are atomic (temp file + rename) and
-//! their failures silent: the memo can only save work, never change a verdict.
+//! An entry is keyed by the resolved executable and its [`FileIdentity`] (device, inode,
+//! size, mtime and ctime: a replaced or rebuilt file is asked again); an executable
+//! changed within two seconds of the run's start is not remembered (the racily-clean rule
+//! of [`super::identity`]). Only plausible answers are stored, and an entry is checked
+//! again when it is read back: one that fails (a swapped, edited or older memo) is dropped
+//! and the interpreter probed again (the check is the answer type's, [`ProbeAnswer`], so
+//! that this module needs nothing of [`crate::interpreters`]). The file is only ever a
+//! hint: it is opened as every store file is ([`super::CacheDir`]: no link followed, no
+//! FIFO or device waited on, a regular file of at most [`MAX_BYTES`]), and anything
+//! unreadable, damaged or of another format is ignored and rewritten. Writes are atomic
+//! (temp file + rename) and their failures silent: the memo can only save work, never
+//! change a verdict.
+//!
+//! Unlike the binary stores it is JSON, `{"format": 2, "entries": [...]}`: its version is
+//! the `format` field (and the one in the file name), and its integrity check is the
+//! per-entry plausibility check above rather than a checksum — an answer must stand up to
+//! a deliberately edited memo, which a checksum cannot detect, and the worker's hello
+//! confirms it again before any proof or compilation.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::answer::{plausible, Answer};
+use super::{CacheDir, FileIdentity, RunStart};
 
 /// File name inside pycguard's cache directory.
 pub const MEMO_FILE: &str = "interpreters-v2.json";
 /// The format written (older formats are ignored and rewritten).
 const FORMAT: u32 = 2;
+/// Names the file in errors.
+const WHAT: &str = "the probe memo";
 /// A larger file is not read (256 entries take well under 200 KiB).
 pub const MAX_BYTES: u64 = 1 << 20;
 /// At most this many entries are kept (the most recently asked ones).
 const MAX_ENTRIES: usize = 256;
 
-/// Identity of an executable file: a changed one is asked again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
+/// An interpreter's answer to the probe, as far as remembering it goes.
+pub trait ProbeAnswer: Clone + PartialEq + Serialize + DeserializeOwned {
+    /// Could this be what the executable `resolved` (symlinks resolved) answers? Checked
+    /// before an answer is stored and again when it is read back.
+    fn plausible_for(&self, resolved: &Path) -> bool;
 }
 
-impl Stamp {
-    pub fn of(meta: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
-            ctime_ns: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "A: ProbeAnswer")]
+struct Entry<A> {
+    executable: PathBuf,
+    stamp: FileIdentity,
+    answer: A,
+}
+
+/// The memo as loaded; [`ProbeMemo::save`] writes it back when it changed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "A: ProbeAnswer")]
+pub struct ProbeMemo<A> {
+    format: u32,
+    entries: Vec<Entry<A>>,
+    #[serde(skip)]
+    changed: bool,
+    /// When this run started (made with the memo).
+    #[serde(skip)]
+    run: RunStart,
+}
+
+impl<A> Default for ProbeMemo<A> {
+    fn default() -> Self {
+        ProbeMemo {
+            format: 0,
+            entries: Vec::new(),
+            changed: false,
+            run: RunStart::default(),
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Entry {
-    executable: PathBuf,
-    stamp: Stamp,
-    answer: Answer,
-}
-
-/// The memo as loaded; [`ProbeMemo::save`] writes it back when it changed.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct ProbeMemo {
-    format: u32,
-    entries: Vec<Entry>,
-    #[serde(skip)]
-    changed: bool,
-}
-
-impl ProbeMemo {
+impl<A: ProbeAnswer> ProbeMemo<A> {
     /// Read the memo in `dir`; an absent, unreadable, oversized, non-regular or damaged
     /// file gives an empty memo (which is written anew when something is remembered).
-    pub fn load(dir: &Path) -> ProbeMemo {
-        let Some(bytes) = read_bounded(&dir.join(MEMO_FILE)) else {
-            return ProbeMemo::default();
+    pub fn load(dir: &Path) -> ProbeMemo<A> {
+        // Before any executable this run may learn is looked at.
+        let run = RunStart::now();
+        let Ok(bytes) = CacheDir::new(dir).read(MEMO_FILE, WHAT, MAX_BYTES) else {
+            return ProbeMemo {
+                run,
+                ..ProbeMemo::default()
+            };
         };
-        match serde_json::from_slice::<ProbeMemo>(&bytes) {
-            Ok(memo) if memo.format == FORMAT => memo,
+        match serde_json::from_slice::<ProbeMemo<A>>(&bytes) {
+            Ok(memo) if memo.format == FORMAT => ProbeMemo { run, ..memo },
             // Another format or damaged: rewritten at the next save.
             _ => ProbeMemo {
                 changed: true,
+                run,
                 ..ProbeMemo::default()
             },
         }
@@ -85,12 +102,12 @@ impl ProbeMemo {
 
     /// The remembered answer for `resolved` with this stamp, if it is still plausible. An
     /// entry that is not is dropped (and the memo rewritten at the next save).
-    pub fn get(&mut self, resolved: &Path, stamp: &Stamp) -> Option<Answer> {
+    pub fn get(&mut self, resolved: &Path, stamp: &FileIdentity) -> Option<A> {
         let i = self
             .entries
             .iter()
             .position(|e| e.executable == resolved && e.stamp == *stamp)?;
-        if plausible(&self.entries[i].answer, resolved).is_ok() {
+        if self.entries[i].answer.plausible_for(resolved) {
             return Some(self.entries[i].answer.clone());
         }
         self.entries.remove(i);
@@ -98,15 +115,16 @@ impl ProbeMemo {
         None
     }
 
-    /// Remember a fresh answer, if it is plausible; otherwise forget any older one.
-    pub fn put(&mut self, resolved: &Path, stamp: &Stamp, answer: &Answer) {
-        if plausible(answer, resolved).is_err() {
+    /// Remember a fresh answer, if it is plausible and the executable did not change too
+    /// recently to be remembered by its identity; otherwise forget any older one.
+    pub fn put(&mut self, resolved: &Path, stamp: &FileIdentity, answer: &A) {
+        if !answer.plausible_for(resolved) || !self.run.may_remember(stamp) {
             self.forget(resolved);
             return;
         }
         let entry = Entry {
             executable: resolved.to_path_buf(),
-            stamp: stamp.clone(),
+            stamp: *stamp,
             answer: answer.clone(),
         };
         if self.entries.last() == Some(&entry) {
@@ -135,54 +153,32 @@ impl ProbeMemo {
         let Ok(json) = serde_json::to_vec(self) else {
             return;
         };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
-        if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
-            if tmp.write_all(&json).is_ok() && tmp.persist(dir.join(MEMO_FILE)).is_ok() {
-                self.changed = false;
-            }
+        let written = CacheDir::new(dir).replace(MEMO_FILE, |tmp| {
+            use std::io::Write;
+            tmp.write_all(&json)
+        });
+        if written.is_ok() {
+            self.changed = false;
         }
     }
 }
 
 /// Drop the remembered answer for `resolved` in the memo of `dir` (a worker contradicted
 /// it); the next discovery asks the interpreter again.
-pub fn forget_in(dir: &Path, resolved: &Path) {
-    let mut memo = ProbeMemo::load(dir);
+pub fn forget_in<A: ProbeAnswer>(dir: &Path, resolved: &Path) {
+    let mut memo = ProbeMemo::<A>::load(dir);
     memo.forget(resolved);
     memo.save(dir);
-}
-
-/// The whole file, when it is a regular file of at most [`MAX_BYTES`]; never blocks on a
-/// FIFO or device and never follows a symlink.
-fn read_bounded(path: &Path) -> Option<Vec<u8>> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .ok()?;
-    let stat = rustix::fs::fstat(&fd).ok()?;
-    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile
-        || stat.st_size < 0
-        || stat.st_size as u64 > MAX_BYTES
-    {
-        return None;
-    }
-    let mut out = Vec::with_capacity(stat.st_size as usize);
-    std::fs::File::from(fd)
-        .take(MAX_BYTES + 1)
-        .read_to_end(&mut out)
-        .ok()?;
-    (out.len() as u64 <= MAX_BYTES).then_some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interpreters::answer::Answer;
     use std::time::{Duration, Instant};
+
+    /// The memo of real probe answers (their plausibility check is the real one).
+    type ProbeMemo = super::ProbeMemo<Answer>;
 
     fn answer(exe: &str) -> Answer {
         Answer {
@@ -196,8 +192,8 @@ mod tests {
         }
     }
 
-    fn stamp(n: u64) -> Stamp {
-        Stamp {
+    fn stamp(n: u64) -> FileIdentity {
+        FileIdentity {
             dev: 1,
             ino: n,
             size: 10,
@@ -255,6 +251,29 @@ mod tests {
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains("\"format\":2"));
+    }
+
+    #[test]
+    fn an_executable_changed_just_before_the_run_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = Path::new("/p/bin/python3.12");
+        let mut memo = ProbeMemo::load(dir.path());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let racy = FileIdentity {
+            ctime_ns: now - 1_000_000_000,
+            ..stamp(1)
+        };
+        memo.put(exe, &stamp(1), &answer("/p/bin/python3.12"));
+        assert!(memo.get(exe, &stamp(1)).is_some());
+        // Rebuilt in place a moment ago: asked, but not remembered (and the answer for
+        // its earlier identity is forgotten).
+        memo.put(exe, &racy, &answer("/p/bin/python3.12"));
+        assert!(memo.entries.is_empty());
+        memo.save(dir.path());
+        assert_eq!(ProbeMemo::load(dir.path()).get(exe, &racy), None);
     }
 
     #[test]

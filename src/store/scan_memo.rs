@@ -2,12 +2,11 @@
 //! that a repeated `check` of an unchanged tree costs one `stat` (plus one small `pread`)
 //! per cache instead of an open, a read of the whole file and a walk of its marshal body.
 //!
-//! A record says: the file with this identity (device, inode, size, mtime and ctime to the
-//! nanosecond) starts with these header bytes and its body unmarshals. The ctime cannot be
-//! set from user space and changes on every write, so a file whose identity is unchanged
-//! has unchanged bytes. Like git's index, a file changed within [`RACY_WINDOW_NS`] of the
-//! run start is never remembered ("racily clean"), so a write that lands in the same
-//! timestamp tick as our read cannot hide behind a record.
+//! A record says: the file with this [`FileIdentity`] (device, inode, size, mtime and
+//! ctime to the nanosecond) starts with these header bytes and its body unmarshals. A file
+//! is only remembered when [`RunStart::may_remember`] allows it (the racily-clean rule of
+//! [`super::identity`]: not changed within two seconds of the run's start), so a write
+//! that lands in the same timestamp tick as our read cannot hide behind a record.
 //!
 //! The memo is an on-disk hash table of fixed-size slots in the pycguard cache directory
 //! (never in the scanned tree), in groups of [`GROUP_SLOTS`]: a file's group is chosen by
@@ -18,29 +17,41 @@
 //! memory, so memory does not grow with the tree and the file is bounded by construction
 //! ([`SLOTS`] × [`SLOT_LEN`], sparse). A group read earlier in the run may miss a record
 //! written since, never hold a wrong one: a slot only ever answers for its fingerprint,
-//! and one identity always has the same record. Each slot
-//! carries a 128-bit fingerprint of the identity and a checksum, so a torn write, two runs
-//! writing at once, or a damaged file only ever produce a miss. A file of another format
-//! or version is replaced. Every I/O failure is silent: the memo only saves work, it never
-//! changes a verdict.
+//! and one identity always has the same record. Each slot carries a 128-bit fingerprint
+//! of the identity and a checksum, so a torn write, two runs writing at once, or a
+//! damaged file only ever produce a miss.
+//!
+//! File: [`FILE_NAME`]. A [`super::format`] header (magic `PYCGMEMO`, format
+//! [`FORMAT`]'s version, parameters: pycguard's version — whose marshal walker decided
+//! "well-formed" — and the table's geometry), zero-padded to [`HEADER_LEN`], then the
+//! slots. A file with another header or size (another format, version or program, or
+//! damaged) is replaced by a new empty table, and files of earlier formats are removed.
+//! Every I/O failure is silent: the memo only saves work, it never changes a verdict.
 
 use std::cell::RefCell;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::hash::Hasher;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use siphasher::sip::SipHasher13;
-
-use crate::stat::FileStat;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
+use super::format::{Format, FormatError};
+use super::{Access, CacheDir, FileIdentity, RunStart, StoreError};
+
 /// File name of the memo inside the cache directory.
-pub const FILE_NAME: &str = "scan-memo-v3.tbl";
+pub const FILE_NAME: &str = "scan-memo-v4.tbl";
 /// Names of earlier formats, removed when the current one is created.
-const OLD_FILE_NAMES: &[&str] = &["scan-memo-v2.tbl"];
+const OLD_FILE_NAMES: &[&str] = &["scan-memo-v2.tbl", "scan-memo-v3.tbl"];
+/// The memo's file format (its version is the one in [`FILE_NAME`]).
+pub const FORMAT: Format = Format {
+    magic: *b"PYCGMEMO",
+    version: 4,
+};
+/// Names the file in errors.
+const WHAT: &str = "the scan memo";
 /// Slots in the table (a power of two).
 pub const SLOTS: u64 = 1 << 19;
 /// Bytes per slot.
@@ -51,35 +62,21 @@ const GROUPS: u64 = SLOTS / GROUP_SLOTS;
 const GROUP_LEN: usize = (GROUP_SLOTS * SLOT_LEN) as usize;
 /// Groups each thread keeps from its last reads.
 pub const RECENT_GROUPS: usize = 8;
-/// Files changed this close to the run's start are not remembered.
-pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
-const HEADER_LEN: u64 = 4096;
-const MAGIC: &[u8; 8] = b"PYCGMEMO";
+/// Bytes before the first slot: the header, zero-padded (the slots stay page-aligned).
+pub const HEADER_LEN: u64 = 4096;
+/// Bytes of the whole table file.
+const FILE_LEN: u64 = HEADER_LEN + SLOTS * SLOT_LEN;
 
-/// What identifies a file's content without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
+/// Where a file's record may live, and the fingerprint that finds it.
+trait Placed {
+    /// The group and the first of the two slots (within the group) this file may use.
+    fn place(&self) -> (u64, usize);
+    /// 128-bit fingerprint; never zero (zero marks an empty slot).
+    fn fingerprint(&self) -> u128;
 }
 
-impl Identity {
-    pub fn of(st: &FileStat) -> Identity {
-        let ns = |s: i64, n: u32| s.saturating_mul(1_000_000_000).saturating_add(i64::from(n));
-        Identity {
-            dev: st.dev,
-            ino: st.ino,
-            size: st.size,
-            mtime_ns: ns(st.mtime_secs, st.mtime_nsec),
-            ctime_ns: ns(st.ctime_secs, st.ctime_nsec),
-        }
-    }
-
-    /// The group and the first of the two slots (within the group) this file may use.
+impl Placed for FileIdentity {
     fn place(&self) -> (u64, usize) {
         let mut h = SipHasher13::new_with_keys(0x0067_726f_7570, 0x0069_6e6f_6465);
         h.write_u64(self.dev);
@@ -88,7 +85,6 @@ impl Identity {
         (group, (self.ino & 31) as usize * 2)
     }
 
-    /// 128-bit fingerprint; never zero (zero marks an empty slot).
     fn fingerprint(&self) -> u128 {
         let mut h = SipHasher13x128::new_with_keys(0x7079_6367_7561_7264, 0x6d65_6d6f);
         for v in [
@@ -161,14 +157,21 @@ pub fn decode_slot(slot: &[u8]) -> Option<(u128, Record)> {
     ))
 }
 
-fn file_header() -> Vec<u8> {
-    let mut h = Vec::with_capacity(HEADER_LEN as usize);
-    h.extend(MAGIC);
+/// What a table is built for: the pycguard version whose marshal walker decided
+/// "well-formed", and the table's geometry.
+fn header_params() -> Vec<u8> {
+    let mut p = Vec::new();
     let version = env!("CARGO_PKG_VERSION").as_bytes();
-    h.push(version.len() as u8);
-    h.extend(version);
-    h.extend(SLOTS.to_le_bytes());
-    h.extend(SLOT_LEN.to_le_bytes());
+    p.push(version.len() as u8);
+    p.extend(version);
+    p.extend(SLOTS.to_le_bytes());
+    p.extend(SLOT_LEN.to_le_bytes());
+    p
+}
+
+/// The table's first [`HEADER_LEN`] bytes.
+fn file_header() -> Vec<u8> {
+    let mut h = FORMAT.header(&header_params());
     h.resize(HEADER_LEN as usize, 0);
     h
 }
@@ -177,7 +180,7 @@ fn file_header() -> Vec<u8> {
 pub struct Memo {
     table: Option<File>,
     writable: bool,
-    racy_after_ns: i64,
+    run: RunStart,
     /// Distinguishes this memo's groups in the threads' [`RECENT`] lists.
     id: u64,
 }
@@ -202,24 +205,23 @@ impl Memo {
         Memo {
             table: None,
             writable: false,
-            racy_after_ns: 0,
+            run: RunStart::at_ns(0),
             id: 0,
         }
     }
 
     /// Open (or create, or replace when of another format) the table in `dir`.
     pub fn load(dir: &Path) -> Memo {
-        let (table, writable) = match open_table(dir) {
-            Some((file, writable)) => (Some(file), writable),
-            None => (None, false),
+        // Before any file this run may learn is read.
+        let run = RunStart::now();
+        let (table, writable) = match open_table(&CacheDir::new(dir)) {
+            Ok((file, writable)) => (Some(file), writable),
+            Err(_) => (None, false),
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         Memo {
             table,
             writable,
-            racy_after_ns: now - RACY_WINDOW_NS,
+            run,
             id: NEXT_MEMO_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -262,7 +264,7 @@ impl Memo {
     }
 
     /// The record for a file with exactly this identity.
-    pub fn lookup(&self, identity: &Identity) -> Option<Record> {
+    pub fn lookup(&self, identity: &FileIdentity) -> Option<Record> {
         let fingerprint = identity.fingerprint();
         let (group, first) = identity.place();
         self.with_group(group, |bytes| {
@@ -275,11 +277,8 @@ impl Memo {
     }
 
     /// Remember a file that was read whole and found well-formed (unless racily changed).
-    pub fn remember(&self, identity: Identity, bytes: &[u8]) {
-        if !self.writable
-            || identity.mtime_ns >= self.racy_after_ns
-            || identity.ctime_ns >= self.racy_after_ns
-        {
+    pub fn remember(&self, identity: FileIdentity, bytes: &[u8]) {
+        if !self.writable || !self.run.may_remember(&identity) {
             return;
         }
         let Some(table) = &self.table else {
@@ -312,59 +311,62 @@ impl Memo {
     pub fn save(self) {}
 }
 
-/// Open the table file without following a link or blocking on a FIFO; anything but a
-/// regular file is treated as foreign (and replaced).
-fn open_existing(path: &Path, write: bool) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)
-        .ok()?;
-    file.metadata().ok()?.is_file().then_some(file)
+/// Is the opened file (of fstat size `size`) a table of this format, version and
+/// geometry?
+fn check_table(file: &File, size: u64) -> Result<(), StoreError> {
+    if size != FILE_LEN {
+        return Err(FormatError::OtherSize {
+            found: size,
+            expected: FILE_LEN,
+        }
+        .into());
+    }
+    let mut head = vec![0u8; HEADER_LEN as usize];
+    file.read_exact_at(&mut head, 0)?;
+    let len = FORMAT.check(&head, &header_params())?;
+    if head[len..].iter().any(|&b| b != 0) {
+        return Err(FormatError::Damaged.into());
+    }
+    Ok(())
 }
 
-fn open_table(dir: &Path) -> Option<(File, bool)> {
-    let path = dir.join(FILE_NAME);
-    let expected = file_header();
-    let matches = |file: &File| {
-        let mut head = vec![0u8; HEADER_LEN as usize];
-        file.read_at(&mut head, 0).ok() == Some(head.len())
-            && head == expected
-            && file
-                .metadata()
-                .is_ok_and(|m| m.len() == HEADER_LEN + SLOTS * SLOT_LEN)
-    };
-    if let Some(file) = open_existing(&path, true) {
-        if matches(&file) {
-            return Some((file, true));
+/// Open the table in `dir` (read-write, else read-only: a read-only cache directory is
+/// used, and nothing learned); an absent, damaged or foreign one, or one of another
+/// format, is replaced by a new empty table. Whether it is writable.
+fn open_table(dir: &CacheDir) -> Result<(File, bool), StoreError> {
+    match dir.open_write(FILE_NAME, WHAT, Access::ReadWrite) {
+        Ok((file, st)) => {
+            if check_table(&file, st.size).is_ok() {
+                return Ok((file, true));
+            }
         }
-    } else if let Some(file) = open_existing(&path, false) {
-        // Read-only cache directory: use what is there, learn nothing.
-        if matches(&file) {
-            return Some((file, false));
+        Err(_) => {
+            if let Ok((file, st)) = dir.open_read(FILE_NAME, WHAT) {
+                if check_table(&file, st.size).is_ok() {
+                    return Ok((file, false));
+                }
+            }
         }
     }
-    // Absent, or of another format or version: build a new table beside it and swap it in.
-    fs::create_dir_all(dir).ok()?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).ok()?;
-    tmp.as_file().write_all_at(&expected, 0).ok()?;
-    tmp.as_file().set_len(HEADER_LEN + SLOTS * SLOT_LEN).ok()?;
-    tmp.persist(&path).ok()?;
-    for old in OLD_FILE_NAMES {
-        let _ = fs::remove_file(dir.join(old));
-    }
-    let file = open_existing(&path, true)?;
-    matches(&file).then_some((file, true))
+    // Build a new table beside it and swap it in.
+    dir.replace(FILE_NAME, |tmp| {
+        tmp.write_all_at(&file_header(), 0)?;
+        tmp.set_len(FILE_LEN)
+    })?;
+    dir.remove_old(OLD_FILE_NAMES);
+    let (file, st) = dir.open_write(FILE_NAME, WHAT, Access::ReadWrite)?;
+    check_table(&file, st.size)?;
+    Ok((file, true))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, OpenOptions};
+    use std::time::{SystemTime, UNIX_EPOCH};
 
-    fn old_identity(ino: u64) -> Identity {
-        Identity {
+    fn old_identity(ino: u64) -> FileIdentity {
+        FileIdentity {
             dev: 1,
             ino,
             size: 100,
@@ -397,11 +399,11 @@ mod tests {
             b"\xcb\x0d\x0d\x0aheader.."
         );
         for change in [
-            |i: &mut Identity| i.ctime_ns += 1,
-            |i: &mut Identity| i.mtime_ns += 1,
-            |i: &mut Identity| i.size += 1,
-            |i: &mut Identity| i.ino += 1,
-            |i: &mut Identity| i.dev += 1,
+            |i: &mut FileIdentity| i.ctime_ns += 1,
+            |i: &mut FileIdentity| i.mtime_ns += 1,
+            |i: &mut FileIdentity| i.size += 1,
+            |i: &mut FileIdentity| i.ino += 1,
+            |i: &mut FileIdentity| i.dev += 1,
         ] {
             let mut other = old_identity(3);
             change(&mut other);
@@ -432,7 +434,7 @@ mod tests {
         assert_eq!(a.place().0, b.place().0);
         assert_ne!(a.place().1, b.place().1);
         assert_eq!(c.place().1, 0);
-        let other_dev = Identity { dev: 2, ..a };
+        let other_dev = FileIdentity { dev: 2, ..a };
         assert_eq!(other_dev.place().1, a.place().1);
     }
 
@@ -459,9 +461,56 @@ mod tests {
     fn an_earlier_format_is_removed() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("scan-memo-v2.tbl"), b"old").unwrap();
+        fs::write(dir.path().join("scan-memo-v3.tbl"), b"old").unwrap();
         assert!(Memo::load(dir.path()).is_enabled());
         assert!(!dir.path().join("scan-memo-v2.tbl").exists());
+        assert!(!dir.path().join("scan-memo-v3.tbl").exists());
         assert!(dir.path().join(FILE_NAME).exists());
+    }
+
+    /// A table whose header is of an older version, another program version or geometry,
+    /// damaged, or whose size is wrong, is not believed: it is replaced by an empty one.
+    #[test]
+    fn a_table_with_another_header_or_size_is_replaced() {
+        let older = Format {
+            version: FORMAT.version - 1,
+            ..FORMAT
+        }
+        .header(&header_params());
+        let mut other_program = header_params();
+        other_program[1] ^= 1;
+        let other_program = FORMAT.header(&other_program);
+        let mut damaged = FORMAT.header(&header_params());
+        damaged[20] ^= 1;
+        let mut padding = FORMAT.header(&header_params());
+        padding.resize(HEADER_LEN as usize, 0);
+        padding[HEADER_LEN as usize - 1] = 1;
+        for (case, header, len) in [
+            ("older", older, FILE_LEN),
+            ("other program", other_program, FILE_LEN),
+            ("damaged", damaged, FILE_LEN),
+            ("padding", padding, FILE_LEN),
+            ("shorter", file_header(), FILE_LEN - SLOT_LEN),
+            ("longer", file_header(), FILE_LEN + 1),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            Memo::load(dir.path()).remember(old_identity(6), b"h");
+            assert!(Memo::load(dir.path()).lookup(&old_identity(6)).is_some());
+            let path = dir.path().join(FILE_NAME);
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.write_all_at(&vec![0; HEADER_LEN as usize], 0).unwrap();
+            f.write_all_at(&header, 0).unwrap();
+            f.set_len(len).unwrap();
+            let memo = Memo::load(dir.path());
+            assert!(memo.is_enabled(), "{case}");
+            assert!(
+                memo.lookup(&old_identity(6)).is_none(),
+                "{case}: not believed"
+            );
+            let table = fs::read(&path).unwrap();
+            assert_eq!(table.len() as u64, FILE_LEN, "{case}");
+            assert_eq!(table[..HEADER_LEN as usize], file_header()[..], "{case}");
+        }
     }
 
     #[test]
@@ -472,7 +521,7 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos() as i64;
-        let racy = Identity {
+        let racy = FileIdentity {
             ctime_ns: now,
             ..old_identity(4)
         };
