@@ -122,8 +122,8 @@ pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
                 "verdict",
                 format!("{style}{}{style:#} ({})", v.state, v.severity.name()),
             )?;
-            if let Some(reason) = &v.reason {
-                row(out, "reason", escape::text(reason))?;
+            if let Some(reason) = crate::messages::reason(v) {
+                row(out, "reason", escape::text(&reason))?;
             }
         }
         return Ok(());
@@ -214,8 +214,8 @@ pub fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
                 v.checked.name()
             ),
         )?;
-        if let Some(reason) = &v.reason {
-            row(out, "reason", escape::text(reason))?;
+        if let Some(reason) = crate::messages::reason(v) {
+            row(out, "reason", escape::text(&reason))?;
         }
     }
     match &i.code {

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod interpreters;
 pub mod layout;
 pub mod memo;
+pub mod messages;
 pub mod output;
 pub mod pyc;
 pub mod read;

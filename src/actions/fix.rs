@@ -113,12 +113,11 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
                 CacheName::Legacy { pyo, .. } => u8::from(*pyo),
                 _ => 0,
             };
-            let mode = options.mode.unwrap_or_else(|| match v.invalidation {
-                Some("checked-hash") => Mode::CheckedHash,
-                Some("unchecked-hash") => Mode::UncheckedHash,
-                Some(_) => Mode::Timestamp,
-                None => Mode::py_compile_default(),
-            });
+            // The mode the cache was written in, else py_compile's default.
+            let mode = options
+                .mode
+                .or(v.invalidation)
+                .unwrap_or_else(Mode::py_compile_default);
             // Of the builds of that series, the one whose installation holds the cache.
             let found = series
                 .and_then(|s| interpreters.for_series(s))
@@ -313,10 +312,11 @@ mod tests {
             verdict: Verdict {
                 state,
                 severity: Severity::Warning,
-                reason: None,
+                evidence: None,
+                unproven: None,
                 interpreter: Some(Series::cpython(3, 12)),
                 tag: Some("cpython-312".into()),
-                invalidation,
+                invalidation: invalidation.map(|n| Mode::from_name(n).expect("a mode name")),
                 optimization: Some(0),
                 checked: Checked::Header,
                 future_source_mtime: None,

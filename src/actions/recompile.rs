@@ -31,24 +31,10 @@ use crate::facts::source_stat;
 use crate::interpreters::Interpreter;
 use crate::pyc::magic;
 
-/// How a written cache is invalidated (`--invalidation-mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Mode {
-    Timestamp,
-    CheckedHash,
-    UncheckedHash,
-}
+/// How a written cache is invalidated (`--invalidation-mode`): the modes a header records.
+pub use crate::pyc::header::InvalidationMode as Mode;
 
 impl Mode {
-    pub fn from_name(name: &str) -> Option<Mode> {
-        match name {
-            "timestamp" => Some(Mode::Timestamp),
-            "checked-hash" => Some(Mode::CheckedHash),
-            "unchecked-hash" => Some(Mode::UncheckedHash),
-            _ => None,
-        }
-    }
-
     /// py_compile's default: checked-hash when `SOURCE_DATE_EPOCH` is set, else timestamp.
     pub fn py_compile_default() -> Mode {
         if std::env::var_os("SOURCE_DATE_EPOCH").is_some_and(|v| !v.is_empty()) {
