@@ -30,6 +30,7 @@ pub(crate) mod facts;
 pub(crate) mod inspect;
 pub mod interpreters;
 pub mod layout;
+pub(crate) mod messages;
 pub(crate) mod output;
 pub(crate) mod prove;
 pub mod pyc;

@@ -1,4 +1,5 @@
-//! Human-readable times for verdict reasons and `inspect` (local time zone, like `ls -l`).
+//! Human-readable times for verdict reasons (written in `messages`) and `inspect`, in the
+//! local time zone like `ls -l`. Printers only: the judge records instants as numbers.
 
 use chrono::{DateTime, Local, TimeZone};
 

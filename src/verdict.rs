@@ -6,21 +6,25 @@
 //! checked against caches written by real interpreters in `tests/`. The order of the
 //! checks mirrors `SourceLoader.get_code`: where the importer looks, magic, header, flags,
 //! mtime/size or hash, then `marshal.loads` of the body.
+//!
+//! The verdict says what was seen as typed [`Evidence`] (two sizes, two hashes, two
+//! instants, a header error), not in words: `crate::messages` writes the reason, and only
+//! there are dates put in the local time zone. So the judge formats nothing.
+
+mod evidence;
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
 
+pub use self::evidence::{Damage, Evidence, Gone, NotAFileAt, Reader};
 use crate::layout::CacheName;
 use crate::pyc::header::{
-    self, Header, HeaderError, Invalidation, SourceStat, TimestampCheck, FLAG_CHECK_SOURCE,
-    FLAG_HASH_BASED,
+    self, Header, HeaderError, Invalidation, InvalidationMode, SourceStat, TimestampCheck,
+    FLAG_CHECK_SOURCE, FLAG_HASH_BASED,
 };
 use crate::pyc::magic::{self, Series};
-use crate::pyc::marshal;
-use crate::pyc::source_hash::stored_hex;
+use crate::pyc::marshal::{self, MarshalError};
 use crate::read::FileKind;
-use crate::timefmt;
 
 /// The state of one cache. Each cache gets exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,13 +141,18 @@ impl Checked {
 pub struct Verdict {
     pub state: State,
     pub severity: Severity,
-    /// One sentence naming the evidence; `None` for an unremarkable fresh cache.
-    pub reason: Option<String>,
+    /// What decided the state; `None` for an unremarkable fresh cache. Worded (the
+    /// `reason` of the output) by `crate::messages::reason`. Boxed: most caches have
+    /// none, and a verdict stays as small as one that held a reason string.
+    pub evidence: Option<Box<Evidence>>,
+    /// Why `check --deep` could not prove this cache, in the words of the stage that
+    /// tried; it stays judged by its header.
+    pub unproven: Option<String>,
     /// The series that wrote the cache (from its magic; from its tag when the magic is unreadable).
     pub interpreter: Option<Series>,
     pub tag: Option<String>,
-    /// `timestamp`, `checked-hash` or `unchecked-hash`, when the header was readable.
-    pub invalidation: Option<&'static str>,
+    /// How the header says it is kept in step with its source, when it was readable.
+    pub invalidation: Option<InvalidationMode>,
     pub optimization: Option<u8>,
     pub checked: Checked,
     /// The source's mtime (nanoseconds) when it is later than the clock at the check: a
@@ -191,7 +200,7 @@ pub enum BodyFacts {
     /// `marshal.loads` of the writing series returns a code object.
     Valid,
     /// It would fail (or return a non-code object), for this reason.
-    Damaged(String),
+    Damaged(MarshalError),
     /// Not walked: no usable header, or a marshal dialect pycguard does not know (PyPy).
     Unchecked,
 }
@@ -210,7 +219,7 @@ impl BodyFacts {
         };
         match marshal::validate(&bytes[h.byte_len()..], dialect) {
             Ok(()) => BodyFacts::Valid,
-            Err(e) => BodyFacts::Damaged(e.to_string()),
+            Err(e) => BodyFacts::Damaged(e),
         }
     }
 }
@@ -230,7 +239,7 @@ pub struct CacheFacts<'a> {
     /// The clock when the facts were gathered: a source mtime later than this was set by
     /// a tool or a skewed clock, not by an edit, and says nothing about when it changed.
     pub now_ns: i128,
-    /// File name of the source (for reasons), when the name maps to one.
+    /// File name of the source (for the evidence), when the name maps to one.
     pub source_name: Option<&'a OsStr>,
     pub source: SourceFacts,
 }
@@ -285,10 +294,11 @@ pub fn judge(facts: &CacheFacts<'_>) -> Verdict {
     let mut v = Verdict {
         state: State::Fresh,
         severity: Severity::Ok,
-        reason: None,
+        evidence: None,
+        unproven: None,
         interpreter: magic_series.or(tag_series),
         tag,
-        invalidation: header.map(|h| h.invalidation.mode_name()),
+        invalidation: header.map(|h| h.invalidation.mode()),
         optimization: facts.name.optimization(),
         checked: Checked::Header,
         future_source_mtime: match facts.source {
@@ -296,45 +306,48 @@ pub fn judge(facts: &CacheFacts<'_>) -> Verdict {
             _ => None,
         },
     };
-    let source_name = facts
-        .source_name
-        .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
-        .unwrap_or_default();
+    let source_name = || facts.source_name.unwrap_or_default().to_os_string();
     match facts.name {
-        CacheName::PartialWrite => v.set(
-            State::Orphan,
-            "temporary file of a cache write that never completed; no interpreter reads it".into(),
-        ),
-        CacheName::Misnamed => v.set(
-            State::Orphan,
-            "not named NAME.TAG.pyc, so no interpreter looks for it".into(),
-        ),
+        CacheName::PartialWrite => v.set(State::Orphan, Evidence::PartialWrite),
+        CacheName::Misnamed => v.set(State::Orphan, Evidence::Misnamed),
         CacheName::UnreadLevel { level, .. } => v.set(
             State::Orphan,
-            if level == "0" {
-                "no interpreter reads .opt-0: optimisation level 0 has no suffix (NAME.TAG.pyc), and -O, -OO read .opt-1, .opt-2".into()
-            } else {
-                format!("no interpreter reads .opt-{level}: the level in a cache name is written without leading zeros (-O reads .opt-1, -OO .opt-2)")
+            Evidence::UnreadLevel {
+                level: level.clone(),
             },
         ),
         CacheName::TaggedOutOfPlace { tag, .. } => v.set(
             State::Orphan,
-            format!("named for {tag} but outside __pycache__ and any pycache prefix; no interpreter looks for it here"),
+            Evidence::TaggedOutOfPlace { tag: tag.clone() },
         ),
         CacheName::Tagged { .. } => match facts.source {
             SourceFacts::Present { .. } => judge_against_source(facts, &parsed, tag_series, &mut v),
             _ => v.set(
                 State::Orphan,
-                format!("source {source_name} does not exist; no interpreter imports this cache"),
+                Evidence::SourceMissing {
+                    source_name: source_name(),
+                },
             ),
         },
         CacheName::Legacy { .. } => match facts.source {
-            SourceFacts::Missing { dir_has_sources } => judge_sourceless(facts, &parsed, dir_has_sources, &source_name, &mut v),
-            SourceFacts::NotApplicable => v.set(State::Orphan, "no source can be derived from this name".into()),
+            SourceFacts::Missing { dir_has_sources } => {
+                let gone = if dir_has_sources {
+                    Gone::Deleted {
+                        source_name: source_name(),
+                    }
+                } else {
+                    Gone::NoSourcesInDirectory
+                };
+                judge_sourceless(facts, &parsed, gone, &mut v)
+            }
+            SourceFacts::NotApplicable => v.set(State::Orphan, Evidence::NoSourceName),
             SourceFacts::Present { .. } => match magic_series {
                 Some(series) if series.uses_pycache() => v.set(
                     State::Orphan,
-                    format!("{series} ignores a legacy cache while {source_name} exists (it reads __pycache__)"),
+                    Evidence::LegacyIgnored {
+                        writer: series,
+                        source_name: source_name(),
+                    },
                 ),
                 _ => judge_against_source(facts, &parsed, None, &mut v),
             },
@@ -344,10 +357,10 @@ pub fn judge(facts: &CacheFacts<'_>) -> Verdict {
 }
 
 impl Verdict {
-    fn set(&mut self, state: State, reason: String) {
+    fn set(&mut self, state: State, evidence: Evidence) {
         self.state = state;
         self.severity = default_severity(state);
-        self.reason = Some(reason);
+        self.evidence = Some(Box::new(evidence));
     }
 }
 
@@ -360,10 +373,6 @@ pub fn default_severity(state: State) -> Severity {
         State::Stale | State::Suspect | State::Orphan | State::Corrupt => Severity::Warning,
         State::HiddenStale | State::Ghost => Severity::Error,
     }
-}
-
-fn who(series: Option<Series>) -> String {
-    series.map_or_else(|| "the interpreter".to_owned(), |s| s.to_string())
 }
 
 /// Could these four bytes be the magic of a CPython newer than pycguard knows (a 3.x magic
@@ -379,98 +388,57 @@ fn newer_cpython_magic(raw: &[u8; 4]) -> bool {
 fn judge_sourceless(
     facts: &CacheFacts<'_>,
     parsed: &Result<Header, HeaderError>,
-    dir_has_sources: bool,
-    source_name: &str,
+    gone: Gone,
     v: &mut Verdict,
 ) {
-    let series = parsed.as_ref().ok().map(|h| h.magic.series);
     let damage = match parsed {
         Err(HeaderError::UnknownMagic { raw }) if newer_cpython_magic(raw) => None,
-        Err(err) => Some(err.to_string()),
-        Ok(_) => body_problem(facts.body).map(|p| format!("the body is damaged ({p})")),
+        Err(err) => Some(Damage::Header(*err)),
+        Ok(_) => body_problem(facts.body).map(Damage::Body),
     };
-    let place = if dir_has_sources {
-        format!("source {source_name} deleted")
-    } else {
-        "no sources in this directory".to_owned()
-    };
-    if let Some(problem) = damage {
+    if let Some(damage) = damage {
         v.set(
             State::Corrupt,
-            format!("{place}, so importing the module reads this file, and that fails: {problem}"),
+            Evidence::SourcelessUnimportable { gone, damage },
         );
         v.severity = Severity::Error;
         return;
     }
-    match (series, dir_has_sources) {
-        (None, _) => {
-            let err = parsed
-                .as_ref()
-                .err()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            v.set(State::Unknown, format!("{place}; {err}"));
-        }
-        (Some(s), true) => v.set(
-            State::Ghost,
-            format!("{place}; {s} still imports this file"),
+    match (parsed, gone) {
+        // Only an unknown magic (perhaps a newer CPython's) is left here.
+        (Err(error), gone) => v.set(
+            State::Unknown,
+            Evidence::SourcelessUnknownMagic {
+                gone,
+                error: *error,
+            },
         ),
-        (Some(s), false) => v.set(
+        (Ok(h), Gone::Deleted { source_name }) => v.set(
+            State::Ghost,
+            Evidence::Ghost {
+                source_name,
+                writer: h.magic.series,
+            },
+        ),
+        (Ok(h), Gone::NoSourcesInDirectory) => v.set(
             State::Sourceless,
-            format!("{place}: a sourceless distribution ({s})"),
+            Evidence::Sourceless {
+                writer: h.magic.series,
+            },
         ),
     }
 }
 
 /// How the reader of a cache validates it: the importer of its series, or pytest's
 /// `_read_pyc` for its assertion-rewritten caches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reader {
-    Importer,
-    /// pytest before 9.2: flags must be 0; mtime and size masked to 32 bits.
-    PytestTimestamp {
-        version: (u32, u32),
-    },
-    /// pytest 9.2 and later: flags must be 3 (checked hash) and the SipHash must match.
-    PytestCheckedHash {
-        version: (u32, u32),
-    },
-    /// A pytest tag whose version cannot be read: either kind it writes is accepted.
-    PytestUnknown,
-}
-
-impl Reader {
-    fn of(name: &CacheName) -> Reader {
-        if !name.is_pytest() {
-            return Reader::Importer;
-        }
-        match name.pytest_version() {
-            Some(version) if version >= (9, 2) => Reader::PytestCheckedHash { version },
-            Some(version) => Reader::PytestTimestamp { version },
-            None => Reader::PytestUnknown,
-        }
+fn reader_of(name: &CacheName) -> Reader {
+    if !name.is_pytest() {
+        return Reader::Importer;
     }
-
-    fn is_pytest(self) -> bool {
-        self != Reader::Importer
-    }
-
-    /// Who rejects and rebuilds a cache, for reasons: "Python 3.12 rejects it and
-    /// recompiles it", "pytest rejects it and rewrites it".
-    fn rejects(self, series: Option<Series>) -> String {
-        match self {
-            Reader::Importer => format!("{} rejects it and recompiles it", who(series)),
-            _ => "pytest rejects it and rewrites it".to_owned(),
-        }
-    }
-
-    fn name(self) -> String {
-        match self {
-            Reader::Importer => "the importer".to_owned(),
-            Reader::PytestTimestamp { version: (a, b) }
-            | Reader::PytestCheckedHash { version: (a, b) } => format!("pytest {a}.{b}"),
-            Reader::PytestUnknown => "pytest".to_owned(),
-        }
+    match name.pytest_version() {
+        Some(version) if version >= (9, 2) => Reader::PytestCheckedHash { version },
+        Some(version) => Reader::PytestTimestamp { version },
+        None => Reader::PytestUnknown,
     }
 }
 
@@ -489,112 +457,95 @@ fn judge_against_source(
     else {
         return;
     };
-    let reader_kind = Reader::of(facts.name);
-    let pytest = reader_kind.is_pytest();
+    let reader = reader_of(facts.name);
+    let pytest = reader.is_pytest();
     let file_magic = match parsed {
         Ok(h) => Some(h.magic),
         Err(e) => e.magic(),
     };
+    let tag = || v.tag.clone().unwrap_or_default();
     // The reader compares the magic first (`_classify_pyc`, pytest's `_read_pyc` after
     // its length check): a cache of another series under this name is rejected whatever
     // else is wrong with it.
-    if let (Some(reader), Some(m)) = (tag_series, file_magic) {
-        if reader != m.series {
-            v.set(
-                State::Stale,
-                format!(
-                    "the header is {}'s (magic {}) but the name says {}; {}",
-                    m.series,
-                    m.value,
-                    v.tag.as_deref().unwrap_or_default(),
-                    reader_kind.rejects(Some(reader)),
-                ),
-            );
-            return;
+    if let (Some(reader_series), Some(m)) = (tag_series, file_magic) {
+        if reader_series != m.series {
+            let evidence = Evidence::MagicDisagreesWithTag {
+                header_series: m.series,
+                magic: m.value,
+                tag: tag(),
+                reader,
+                reader_series,
+            };
+            return v.set(State::Stale, evidence);
         }
     }
     let h = match parsed {
         Ok(h) => h,
-        Err(err @ HeaderError::UnknownMagic { raw }) => {
-            match tag_series {
+        Err(error @ HeaderError::UnknownMagic { raw }) => {
+            let error = *error;
+            let evidence = match tag_series {
                 // The name says who reads it, and that interpreter rejects any other magic
                 // (unless the name is of a Python newer than pycguard knows, and this could
                 // be its magic).
-                Some(reader) if magic::knows_series(reader) || !newer_cpython_magic(raw) => v.set(
-                    State::Stale,
-                    format!(
-                        "{err}, but the name says {}; {}",
-                        v.tag.as_deref().unwrap_or_default(),
-                        reader_kind.rejects(Some(reader)),
-                    ),
-                ),
+                Some(reader_series)
+                    if magic::knows_series(reader_series) || !newer_cpython_magic(raw) =>
+                {
+                    Evidence::ForeignMagic {
+                        error,
+                        tag: tag(),
+                        reader,
+                        reader_series,
+                    }
+                }
                 // Beside its source only Python 2 reads a legacy cache (Python 3 reads
                 // __pycache__), and it rejects a magic that is no interpreter's.
-                None if matches!(facts.name, CacheName::Legacy { .. }) && !newer_cpython_magic(raw) => v.set(
-                    State::Stale,
-                    format!("{err}; Python 2, the only interpreter that reads a legacy cache beside its source, rejects it and recompiles it"),
-                ),
-                _ => v.set(State::Unknown, err.to_string()),
-            }
-            return;
+                None if matches!(facts.name, CacheName::Legacy { .. })
+                    && !newer_cpython_magic(raw) =>
+                {
+                    Evidence::ForeignMagicBesideSource { error }
+                }
+                _ => return v.set(State::Unknown, Evidence::UnknownMagic { error }),
+            };
+            return v.set(State::Stale, evidence);
         }
         Err(HeaderError::InvalidFlags { flags, .. }) if pytest => {
-            v.set(
-                State::Stale,
-                format!(
-                    "flags word {flags:#x}: {} accepts only {}, so pytest rewrites it",
-                    reader_kind.name(),
-                    pytest_flags_wanted(reader_kind)
-                ),
-            );
-            return;
+            let evidence = Evidence::PytestRejectsFlags {
+                flags: *flags,
+                mode: None,
+                reader,
+            };
+            return v.set(State::Stale, evidence);
         }
-        Err(err) => {
-            let reader = tag_series.or_else(|| err.magic().map(|m| m.series));
-            v.set(
-                State::Corrupt,
-                format!(
-                    "{err}; {}",
-                    if pytest {
-                        "pytest rewrites it".to_owned()
-                    } else {
-                        format!("{} regenerates it on import", who(reader))
-                    }
-                ),
-            );
-            return;
+        Err(error) => {
+            let evidence = Evidence::BadHeader {
+                error: *error,
+                reader,
+                reader_series: tag_series.or_else(|| error.magic().map(|m| m.series)),
+            };
+            return v.set(State::Corrupt, evidence);
         }
     };
     let writer = h.magic.series;
     if facts.location != Location::Beside && !writer.uses_pycache() {
-        v.set(
-            State::Orphan,
-            format!("written by {writer}, which never reads __pycache__"),
-        );
-        return;
+        return v.set(State::Orphan, Evidence::WriterIgnoresPycache { writer });
     }
-    let reader = tag_series.unwrap_or(writer);
-    let wanted_flags = match reader_kind {
+    let reader_series = tag_series.unwrap_or(writer);
+    let wanted_flags = match reader {
         Reader::Importer | Reader::PytestUnknown => None,
         Reader::PytestTimestamp { .. } => Some(0),
         Reader::PytestCheckedHash { .. } => Some(FLAG_HASH_BASED | FLAG_CHECK_SOURCE),
     };
-    let pytest_accepts = match reader_kind {
+    let pytest_accepts = match reader {
         Reader::PytestUnknown => h.flags == 0 || h.flags == FLAG_HASH_BASED | FLAG_CHECK_SOURCE,
         _ => wanted_flags.map_or(true, |f| f == h.flags),
     };
     if !pytest_accepts {
-        v.set(
-            State::Stale,
-            format!(
-                "{} cache (flags {:#x}): {} accepts only {}, so pytest rewrites it",
-                h.invalidation.mode_name(),
-                h.flags,
-                reader_kind.name(),
-                pytest_flags_wanted(reader_kind)
-            ),
-        );
-        return;
+        let evidence = Evidence::PytestRejectsFlags {
+            flags: h.flags,
+            mode: Some(h.invalidation.mode()),
+            reader,
+        };
+        return v.set(State::Stale, evidence);
     }
     match h.invalidation {
         Invalidation::Timestamp { mtime, size } => {
@@ -604,77 +555,49 @@ fn judge_against_source(
             } else {
                 h.magic.mtime_rule
             };
-            match header::compare_timestamp(rule, mtime, size, &stat) {
-                TimestampCheck::Accepted => {}
+            let evidence = match header::compare_timestamp(rule, mtime, size, &stat) {
+                TimestampCheck::Accepted => None,
                 TimestampCheck::MtimeDiffers { header, source } => {
-                    return v.set(
-                        State::Stale,
-                        format!(
-                            "source mtime {} differs from header {}",
-                            timefmt::seconds(source),
-                            timefmt::seconds(i64::from(header))
-                        ),
-                    )
+                    Some(Evidence::MtimeMismatch { header, source })
                 }
                 TimestampCheck::MtimeUnrepresentable { source } => {
-                    return v.set(
-                        State::Stale,
-                        format!(
-                            "source mtime {} cannot match any {writer} header (it compares {}), so the cache is rebuilt on every import",
-                            timefmt::seconds(source),
-                            match h.magic.mtime_rule {
-                                magic::MtimeRule::SignExtended => "the mtime sign-extended from 32 bits",
-                                _ => "the mtime unmasked",
-                            }
-                        ),
-                    )
+                    Some(Evidence::MtimeUnrepresentable {
+                        source,
+                        writer,
+                        rule: h.magic.mtime_rule,
+                    })
                 }
                 TimestampCheck::SizeDiffers { header, source } => {
-                    return v.set(
-                        State::Stale,
-                        format!("source is {source} bytes, header says {header}"),
-                    )
+                    Some(Evidence::SizeMismatch { header, source })
                 }
+            };
+            if let Some(evidence) = evidence {
+                return v.set(State::Stale, evidence);
             }
             if let Some(problem) = body_problem(facts.body) {
-                return corrupt_body(v, reader, pytest, problem);
+                return corrupt_body(v, reader, reader_series, problem);
             }
-            let runs = if pytest {
-                "pytest runs the cached rewritten code".to_owned()
-            } else {
-                format!("{reader} runs the cached code")
-            };
-            let matches = if size.is_some() {
-                "its mtime and size still match the header"
-            } else {
-                "its mtime still matches the header (a Python 2 header holds no size)"
-            };
+            let sized = size.is_some();
             if v.future_source_mtime.is_none() && mtime_ns > facts.cache_mtime_ns {
-                v.set(
-                    State::Suspect,
-                    format!(
-                        "source modified at {} after the cache was written at {}, yet {}: {runs}",
-                        timefmt::nanos(mtime_ns),
-                        timefmt::nanos(facts.cache_mtime_ns),
-                        if size.is_some() {
-                            "the header matches (same second and size)"
-                        } else {
-                            "the header matches (same second; a Python 2 header holds no size)"
-                        }
-                    ),
-                );
+                let evidence = Evidence::SourceNewerThanCache {
+                    source_ns: mtime_ns,
+                    cache_ns: facts.cache_mtime_ns,
+                    sized,
+                    reader,
+                    reader_series,
+                };
+                v.set(State::Suspect, evidence);
             } else if written_in_place(facts)
                 && ctime_ns > facts.cache_ctime_ns + CTIME_TOLERANCE_NS
             {
-                v.set(
-                    State::Suspect,
-                    format!(
-                        "source replaced or changed at {} (its ctime), after the cache was written at {}, while {matches}: \
-                         a copy that keeps mtimes (tar -x, rsync -t, cp -p, a restore) leaves exactly this; {runs}",
-                        timefmt::nanos(ctime_ns),
-                        timefmt::nanos(facts.cache_ctime_ns),
-                    ),
-                );
+                let evidence = Evidence::SourceReplaced {
+                    source_ctime_ns: ctime_ns,
+                    cache_ctime_ns: facts.cache_ctime_ns,
+                    sized,
+                    reader,
+                    reader_series,
+                };
+                v.set(State::Suspect, evidence);
             }
         }
         Invalidation::Hash { hash, check_source } => {
@@ -683,70 +606,51 @@ fn judge_against_source(
                 return;
             };
             if actual != hash {
-                let evidence = format!(
-                    "SipHash {} differs from source's {}",
-                    stored_hex(hash),
-                    stored_hex(actual)
-                );
+                let evidence = Evidence::HashMismatch {
+                    header: hash,
+                    source: actual,
+                    checked: check_source,
+                    reader,
+                    reader_series,
+                };
                 if check_source {
-                    return v.set(
-                        State::Stale,
-                        if pytest {
-                            format!("{evidence}; pytest checks it and rewrites it")
-                        } else {
-                            format!("{evidence}; {reader} checks it and recompiles")
-                        },
-                    );
+                    return v.set(State::Stale, evidence);
                 }
                 if let Some(problem) = body_problem(facts.body) {
-                    return corrupt_body(v, reader, pytest, problem);
+                    return corrupt_body(v, reader, reader_series, problem);
                 }
-                return v.set(
-                    State::HiddenStale,
-                    format!("unchecked-hash cache: {evidence}; {reader} never checks it and runs the old code"),
-                );
+                return v.set(State::HiddenStale, evidence);
             }
             if let Some(problem) = body_problem(facts.body) {
-                corrupt_body(v, reader, pytest, problem);
+                corrupt_body(v, reader, reader_series, problem);
             }
         }
     }
 }
 
-/// What a pytest version accepts, in words.
-fn pytest_flags_wanted(reader: Reader) -> &'static str {
-    match reader {
-        Reader::PytestCheckedHash { .. } => "checked-hash caches (flags 0x3)",
-        Reader::PytestTimestamp { .. } => "timestamp caches (flags 0)",
-        _ => "timestamp (flags 0) or checked-hash (flags 0x3) caches",
-    }
-}
-
-fn corrupt_body(v: &mut Verdict, reader: Series, pytest: bool, problem: String) {
-    if pytest {
-        v.set(
-            State::Corrupt,
-            format!("header matches but the body is damaged ({problem}); pytest rewrites it"),
-        );
-    } else {
-        v.set(
-            State::Corrupt,
-            format!("header matches but the body is damaged ({problem}); importing it with {reader} fails"),
-        );
+/// A body that fails `marshal.loads` under a header the reader accepts: pytest rewrites
+/// it (a warning), the importer fails the import (an error).
+fn corrupt_body(v: &mut Verdict, reader: Reader, reader_series: Series, problem: MarshalError) {
+    v.set(
+        State::Corrupt,
+        Evidence::BodyDamaged {
+            problem,
+            reader,
+            reader_series,
+        },
+    );
+    if !reader.is_pytest() {
         v.severity = Severity::Error;
     }
 }
 
 /// Would `marshal.loads` of the body fail (as importlib runs it, outside any fallback)?
-fn body_problem(body: &BodyFacts) -> Option<String> {
+fn body_problem(body: &BodyFacts) -> Option<MarshalError> {
     match body {
         BodyFacts::Damaged(problem) => Some(problem.clone()),
         BodyFacts::Valid | BodyFacts::Unchecked => None,
     }
 }
-
-#[cfg(test)]
-mod tests;
 
 /// A cache path that holds no regular file (after following a symlink, as the importer
 /// does): what the importer would find there.
@@ -756,16 +660,6 @@ pub struct NotAFile {
     pub kind: FileKind,
     /// The path itself is a symlink (to `kind`).
     pub via_symlink: bool,
-}
-
-impl NotAFile {
-    fn what(&self) -> String {
-        match (self.via_symlink, self.kind) {
-            (true, FileKind::Symlink) => "a dangling symlink".to_owned(),
-            (true, kind) => format!("a symlink to {}", kind.describe()),
-            (false, kind) => kind.describe().to_owned(),
-        }
-    }
 }
 
 /// Judge a cache path that is not a regular file: a FIFO where a cache goes makes the
@@ -783,177 +677,55 @@ pub fn judge_not_a_file(
 ) -> Verdict {
     let tag = name.tag().map(str::to_owned);
     let tag_series = tag.as_deref().and_then(magic::series_of_tag);
-    let mut v = Verdict {
-        state: State::Orphan,
-        severity: Severity::Warning,
-        reason: None,
+    let blocks = found.kind == FileKind::Fifo;
+    let device = matches!(found.kind, FileKind::CharDevice | FileKind::BlockDevice);
+    let (state, severity, at) = match name {
+        CacheName::Tagged { .. } => match source {
+            SourceFacts::Present { .. } if blocks || device => {
+                (State::Corrupt, Severity::Error, NotAFileAt::CacheOfSource)
+            }
+            // The importer reads no cache from it, compiles, and replaces it.
+            SourceFacts::Present { .. }
+                if matches!(found.kind, FileKind::Socket | FileKind::Symlink) =>
+            {
+                (State::Stale, Severity::Warning, NotAFileAt::CacheOfSource)
+            }
+            // Opening it fails on every import, and no cache can be written in its place.
+            SourceFacts::Present { .. } => {
+                (State::Corrupt, Severity::Warning, NotAFileAt::CacheOfSource)
+            }
+            _ => (
+                State::Orphan,
+                Severity::Warning,
+                NotAFileAt::CacheOfMissingSource,
+            ),
+        },
+        // Python 2 opens it (and blocks on a FIFO); from a device it reads four bytes,
+        // finds no magic number and goes on without it.
+        CacheName::Legacy { .. } if blocks => {
+            (State::Corrupt, Severity::Error, NotAFileAt::LegacyName)
+        }
+        CacheName::Legacy { .. } => (State::Orphan, Severity::Warning, NotAFileAt::LegacyName),
+        _ => (State::Orphan, Severity::Warning, NotAFileAt::OtherName),
+    };
+    Verdict {
+        state,
+        severity,
+        evidence: Some(Box::new(Evidence::NotAFile {
+            found,
+            at,
+            source_name: source_name.unwrap_or_default().to_os_string(),
+            reader_series: tag_series,
+        })),
+        unproven: None,
         interpreter: tag_series,
         tag,
         invalidation: None,
         optimization: name.optimization(),
         checked: Checked::Header,
         future_source_mtime: None,
-    };
-    let what = found.what();
-    let source_name = source_name
-        .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let module = source_name.strip_suffix(".py").unwrap_or(&source_name);
-    let mut set = |state: State, severity: Severity, reason: String| {
-        v.state = state;
-        v.severity = severity;
-        v.reason = Some(reason);
-    };
-    let hang_or_read = |who: &str| {
-        match found.kind {
-        FileKind::Fifo => Some(format!(
-            "{who} opens it on `import {module}` and blocks forever"
-        )),
-        FileKind::CharDevice | FileKind::BlockDevice => Some(format!(
-            "{who} reads the device on `import {module}` instead of a cache (from a /dev/zero it reads until memory runs out)"
-        )),
-        _ => None,
     }
-    };
-    match name {
-        CacheName::Tagged { .. } => match source {
-            SourceFacts::Present { .. } => {
-                let who = who(tag_series);
-                if let Some(effect) = hang_or_read(&who) {
-                    set(
-                        State::Corrupt,
-                        Severity::Error,
-                        format!("{what} where the cache of {source_name} goes: {effect}"),
-                    );
-                } else if matches!(found.kind, FileKind::Socket | FileKind::Symlink) {
-                    set(
-                        State::Stale,
-                        Severity::Warning,
-                        format!("{what} where the cache of {source_name} goes: {who} cannot read a cache from it, compiles the source, and replaces it on the next import that can write here"),
-                    );
-                } else {
-                    set(
-                        State::Corrupt,
-                        Severity::Warning,
-                        format!("{what} where the cache of {source_name} goes: opening it fails, so {who} compiles the source on every import and can never write its cache"),
-                    );
-                }
-            }
-            _ => set(
-                State::Orphan,
-                Severity::Warning,
-                format!("{what} named like a cache of {source_name}, which does not exist; no interpreter opens it"),
-            ),
-        },
-        // Python 2 opens it (and blocks on a FIFO); from a device it reads four bytes,
-        // finds no magic number and goes on without it.
-        CacheName::Legacy { .. } if found.kind == FileKind::Fifo => set(
-            State::Corrupt,
-            Severity::Error,
-            format!("{what} named like a legacy cache: Python 2 opens it on `import {module}` and blocks forever (Python 3 ignores it)"),
-        ),
-        CacheName::Legacy { .. } => set(
-            State::Orphan,
-            Severity::Warning,
-            format!("{what}, not a cache file; no interpreter takes it for one"),
-        ),
-        _ => set(
-            State::Orphan,
-            Severity::Warning,
-            format!("{what}, not a cache file; no interpreter looks for this name"),
-        ),
-    }
-    v
 }
 
 #[cfg(test)]
-mod not_a_file_tests {
-    use super::*;
-
-    fn tagged() -> CacheName {
-        CacheName::Tagged {
-            stem: "x".into(),
-            tag: "cpython-312".into(),
-            optimization: 0,
-        }
-    }
-
-    fn present() -> SourceFacts {
-        SourceFacts::Present {
-            stat: SourceStat {
-                mtime_secs: 1,
-                mtime_nsec: 0,
-                size: 1,
-            },
-            mtime_ns: 1,
-            ctime_ns: 1,
-            hash: None,
-        }
-    }
-
-    fn judge(name: &CacheName, source: SourceFacts, kind: FileKind, link: bool) -> Verdict {
-        judge_not_a_file(
-            name,
-            source,
-            Some(OsStr::new("x.py")),
-            NotAFile {
-                kind,
-                via_symlink: link,
-            },
-        )
-    }
-
-    #[test]
-    fn a_fifo_or_device_where_a_cache_goes_is_an_error() {
-        for (kind, link) in [
-            (FileKind::Fifo, false),
-            (FileKind::Fifo, true),
-            (FileKind::CharDevice, false),
-            (FileKind::BlockDevice, true),
-        ] {
-            let v = judge(&tagged(), present(), kind, link);
-            assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Error));
-            let reason = v.reason.unwrap();
-            assert!(reason.contains("import x"), "{reason}");
-            assert_eq!(reason.starts_with("a symlink to"), link, "{reason}");
-        }
-        let v = judge(&tagged(), present(), FileKind::Fifo, false);
-        assert_eq!(
-            v.reason.as_deref(),
-            Some("a FIFO (named pipe) where the cache of x.py goes: Python 3.12 opens it on `import x` and blocks forever")
-        );
-    }
-
-    #[test]
-    fn what_the_importer_replaces_or_skips_is_a_warning() {
-        let v = judge(&tagged(), present(), FileKind::Socket, false);
-        assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
-        let v = judge(&tagged(), present(), FileKind::Symlink, true);
-        assert_eq!(v.state, State::Stale);
-        assert!(v.reason.unwrap().starts_with("a dangling symlink"));
-        let v = judge(&tagged(), present(), FileKind::Directory, false);
-        assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
-        let missing = SourceFacts::Missing {
-            dir_has_sources: true,
-        };
-        assert_eq!(
-            judge(&tagged(), missing, FileKind::Fifo, false).state,
-            State::Orphan
-        );
-        let legacy = CacheName::Legacy {
-            stem: "x".into(),
-            pyo: false,
-        };
-        let v = judge(&legacy, missing, FileKind::Fifo, false);
-        assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Error));
-        assert!(v.reason.unwrap().contains("Python 2"));
-        assert_eq!(
-            judge(&legacy, present(), FileKind::Socket, false).state,
-            State::Orphan
-        );
-        assert_eq!(
-            judge(&CacheName::PartialWrite, present(), FileKind::Fifo, false).state,
-            State::Orphan
-        );
-    }
-}
+mod tests;

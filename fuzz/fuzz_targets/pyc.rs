@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pycguard::layout::CacheName;
+use pycguard::messages;
 use pycguard::pyc::{header, marshal};
 use pycguard::verdict::{self, BodyFacts, CacheFacts, Location, SourceFacts};
 
@@ -31,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         SourceFacts::Present {
             stat: header::SourceStat { mtime_secs: 1_700_000_000, mtime_nsec: 0, size: 10 },
             mtime_ns: 1_700_000_000_000_000_000,
+            ctime_ns: 1_700_000_000_000_000_000,
             hash: Some(0x1234),
         },
     ] {
@@ -40,9 +42,13 @@ fuzz_target!(|data: &[u8]| {
             bytes: data,
             body: &body,
             cache_mtime_ns: 0,
+            cache_ctime_ns: 0,
+            now_ns: 1_800_000_000_000_000_000,
             source_name: None,
             source,
         });
-        assert!(v.state == verdict::State::Fresh || v.reason.is_some());
+        assert!(v.state == verdict::State::Fresh || v.evidence.is_some());
+        // Wording any evidence never panics.
+        let _ = messages::reason(&v);
     }
 });

@@ -321,10 +321,11 @@ mod tests {
             verdict: Verdict {
                 state,
                 severity: Severity::Warning,
-                reason: None,
+                evidence: None,
+                unproven: None,
                 interpreter: Some(Series::cpython(3, 12)),
                 tag: Some("cpython-312".into()),
-                invalidation,
+                invalidation: invalidation.map(|n| Mode::from_name(n).expect("a mode name")),
                 optimization: Some(0),
                 checked: Checked::Header,
                 future_source_mtime: None,

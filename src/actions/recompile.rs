@@ -49,32 +49,14 @@ use crate::pyc::magic;
 use crate::read::io_message;
 use crate::worker::pool::{Invalidation, Job, JobOutcome, Pool, PoolError};
 
-/// How a written cache is invalidated (`--invalidation-mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Mode {
-    #[default]
-    Timestamp,
-    CheckedHash,
-    UncheckedHash,
-}
+/// How a written cache is invalidated (`--invalidation-mode`): the modes a header records.
+pub use crate::pyc::header::InvalidationMode as Mode;
 
 impl Mode {
-    pub fn from_name(name: &str) -> Option<Mode> {
-        match name {
-            "timestamp" => Some(Mode::Timestamp),
-            "checked-hash" => Some(Mode::CheckedHash),
-            "unchecked-hash" => Some(Mode::UncheckedHash),
-            _ => None,
-        }
-    }
-
     /// The mode a repaired cache is written in: the one asked for, else the one it had
     /// (its header's, `had`), else `default` (no readable header).
-    pub fn for_repair(asked: Option<Mode>, had: Option<&str>, default: Mode) -> Mode {
-        asked.unwrap_or_else(|| match had {
-            Some(name) => Mode::from_name(name).unwrap_or(Mode::Timestamp),
-            None => default,
-        })
+    pub fn for_repair(asked: Option<Mode>, had: Option<Mode>, default: Mode) -> Mode {
+        asked.or(had).unwrap_or(default)
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::messages;
 use crate::output::escape;
 use crate::prove::DeepSummary;
 use crate::report::Report;
@@ -61,8 +62,8 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
         )?;
         for entry in entries {
             writeln!(out, "  {}", escape::path(&entry.path))?;
-            if let Some(reason) = &entry.verdict.reason {
-                writeln!(out, "      {}", escape::text(reason))?;
+            if let Some(reason) = messages::reason(&entry.verdict) {
+                writeln!(out, "      {}", escape::text(&reason))?;
             }
         }
         writeln!(out)?;

@@ -81,8 +81,8 @@ fn write_human<W: Write>(out: &mut W, i: &Inspection) -> io::Result<()> {
                 "verdict",
                 format!("{style}{}{style:#} ({})", v.state, v.severity.name()),
             )?;
-            if let Some(reason) = &v.reason {
-                row(out, "reason", escape::text(reason))?;
+            if let Some(reason) = crate::messages::reason(v) {
+                row(out, "reason", escape::text(&reason))?;
             }
         }
         return Ok(());
@@ -173,8 +173,8 @@ fn write_verdict<W: Write>(out: &mut W, entry: &Entry, source_exists: bool) -> i
             v.checked.name()
         ),
     )?;
-    if let Some(reason) = &v.reason {
-        row(out, "reason", escape::text(reason))?;
+    if let Some(reason) = crate::messages::reason(v) {
+        row(out, "reason", escape::text(&reason))?;
     }
     Ok(())
 }

@@ -11,6 +11,8 @@
 //! `future_source_mtime` is the source's mtime in seconds (like `os.stat().st_mtime`) when
 //! it is later than the clock at the check (clock skew, or set by a tool), else `null`;
 //! `future_source_mtimes` counts those caches. Both were added within schema 1.
+//! `reason` is the verdict's evidence in words (`crate::messages::reason`), the same text
+//! the human report prints.
 //! Paths are written as Python writes file names it cannot decode: bytes that are not
 //! UTF-8 become lone surrogates `\udcXX` (PEP 383 surrogateescape), so
 //! `os.fsencode(json.load(f)["caches"][0]["path"])` gives back the exact bytes.
@@ -19,6 +21,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::messages;
 use crate::report::{Entry, Report, ScanError};
 use crate::verdict::State;
 
@@ -80,13 +83,13 @@ pub fn write_entry<W: Write>(out: &mut W, entry: &Entry) -> io::Result<()> {
         v.state.name(),
         v.severity.name()
     )?;
-    write_opt_str(out, v.reason.as_deref())?;
+    write_opt_str(out, messages::reason(v).as_deref())?;
     out.write_all(b", \"interpreter\": ")?;
     write_opt_str(out, v.interpreter.map(|s| s.id()).as_deref())?;
     out.write_all(b", \"tag\": ")?;
     write_opt_str(out, v.tag.as_deref())?;
     out.write_all(b", \"invalidation\": ")?;
-    write_opt_str(out, v.invalidation)?;
+    write_opt_str(out, v.invalidation.map(|m| m.name()))?;
     out.write_all(b", \"optimization\": ")?;
     match v.optimization {
         Some(o) => write!(out, "{o}")?,

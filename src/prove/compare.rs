@@ -1,65 +1,74 @@
-//! What a proof means for a verdict: the state, severity and reason a cache gets once its
-//! code has been compared with a fresh compile of its source. Pure.
+//! What a proof means for a verdict: the state, severity and evidence a cache gets once
+//! its code has been compared with a fresh compile of its source. Pure; `messages` words
+//! the evidence.
 
 use crate::store::proofs::Proof;
-use crate::verdict::{Checked, Severity, State, Verdict};
+use crate::verdict::{Checked, Evidence, Severity, State, Verdict};
 
 /// Upgrade a header verdict (fresh or suspect: the interpreter accepts the cache) with a
 /// proof made by `prover` (e.g. `Python 3.12.1`).
 pub fn apply(verdict: &mut Verdict, proof: &Proof, prover: &str) {
-    let reader = verdict
-        .interpreter
-        .map_or_else(|| "the interpreter".to_owned(), |s| s.to_string());
+    let reader_series = verdict.interpreter;
     let was = verdict.state;
     verdict.checked = Checked::Deep;
-    match proof {
+    let evidence = match proof {
         Proof::Equal => {
             verdict.state = State::Fresh;
             verdict.severity = Severity::Ok;
-            if was == State::Suspect {
-                verdict.reason = Some(format!(
-                    "the source changed after the cache was written, but it compiles to the same code (proven with {prover})"
-                ));
+            if was != State::Suspect {
+                return;
+            }
+            Evidence::ProvenSame {
+                prover: prover.to_owned(),
             }
         }
         Proof::Different(difference) => {
             verdict.state = State::HiddenStale;
             verdict.severity = Severity::Error;
-            verdict.reason = Some(match difference {
-                Some(d) => format!(
-                    "the cached code is not the source's: {d} (compiled with {prover}); the header matches, so {reader} runs the old code"
-                ),
-                None => format!(
-                    "the cached code is not what the source compiles to (compiled with {prover}); the header matches, so {reader} runs the old code"
-                ),
-            });
+            Evidence::CodeDiffers {
+                difference: difference.clone(),
+                prover: prover.to_owned(),
+                reader_series,
+            }
         }
         Proof::SyntaxError { line, message } => {
             verdict.state = State::HiddenStale;
             verdict.severity = Severity::Error;
-            verdict.reason = Some(match line {
-                Some(n) => format!(
-                    "{reader} will run the old code; the source has a SyntaxError at line {n} ({message})"
-                ),
-                None => format!("{reader} will run the old code; the source does not compile ({message})"),
-            });
+            Evidence::SourceSyntaxError {
+                line: *line,
+                message: message.clone(),
+                reader_series,
+            }
         }
-    }
+    };
+    // The proof's evidence replaces the header's (and any note from an earlier attempt).
+    verdict.evidence = Some(Box::new(evidence));
+    verdict.unproven = None;
 }
 
-/// Note on a cache that stays judged by its header.
+/// Note on a cache that stays judged by its header: `why` it could not be proven.
 pub fn not_proven(verdict: &mut Verdict, why: &str) {
-    let note = format!("not proven: {why}; judged by header only");
-    verdict.reason = Some(match verdict.reason.take() {
-        Some(reason) => format!("{reason} ({note})"),
-        None => note,
-    });
+    verdict.unproven = Some(why.to_owned());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::{self, reason};
+    use crate::pyc::header::InvalidationMode;
     use crate::pyc::magic::Series;
+    use crate::verdict::Reader;
+
+    /// What made the suspect verdict below suspect.
+    fn modified_after() -> Evidence {
+        Evidence::SourceNewerThanCache {
+            source_ns: 1_700_000_000_500_000_000,
+            cache_ns: 1_700_000_000_200_000_000,
+            sized: true,
+            reader: Reader::Importer,
+            reader_series: Series::cpython(3, 11),
+        }
+    }
 
     fn header_verdict(state: State) -> Verdict {
         Verdict {
@@ -69,10 +78,11 @@ mod tests {
             } else {
                 Severity::Warning
             },
-            reason: (state == State::Suspect).then(|| "modified after".to_owned()),
+            evidence: (state == State::Suspect).then(|| Box::new(modified_after())),
+            unproven: None,
             interpreter: Some(Series::cpython(3, 11)),
             tag: Some("cpython-311".into()),
-            invalidation: Some("timestamp"),
+            invalidation: Some(InvalidationMode::Timestamp),
             optimization: Some(0),
             checked: Checked::Header,
             future_source_mtime: None,
@@ -87,11 +97,17 @@ mod tests {
             (v.state, v.severity, v.checked),
             (State::Fresh, Severity::Ok, Checked::Deep)
         );
-        assert_eq!(v.reason, None);
+        assert_eq!(reason(&v), None);
         let mut v = header_verdict(State::Suspect);
         apply(&mut v, &Proof::Equal, "Python 3.11.7");
         assert_eq!(v.state, State::Fresh);
-        assert!(v.reason.unwrap().contains("compiles to the same code"));
+        assert_eq!(
+            v.evidence.as_deref(),
+            Some(&Evidence::ProvenSame {
+                prover: "Python 3.11.7".into()
+            })
+        );
+        assert!(reason(&v).unwrap().contains("compiles to the same code"));
     }
 
     #[test]
@@ -108,7 +124,11 @@ mod tests {
             (v.state, v.severity, v.checked),
             (State::HiddenStale, Severity::Error, Checked::Deep)
         );
-        let reason = v.reason.unwrap();
+        assert!(matches!(
+            v.evidence.as_deref(),
+            Some(Evidence::CodeDiffers { difference: Some(d), .. }) if d.contains("constant 60")
+        ));
+        let reason = reason(&v).unwrap();
         assert!(
             reason.contains("constant 60 became 300 in function get_timeout"),
             "{reason}"
@@ -129,7 +149,7 @@ mod tests {
         );
         assert_eq!(v.state, State::HiddenStale);
         assert_eq!(
-            v.reason.unwrap(),
+            reason(&v).unwrap(),
             "Python 3.11 will run the old code; the source has a SyntaxError at line 7 (invalid syntax)"
         );
     }
@@ -140,6 +160,19 @@ mod tests {
         not_proven(&mut v, "no Python 3.11 interpreter found");
         assert_eq!(v.state, State::Suspect);
         assert_eq!(v.checked, Checked::Header);
-        assert!(v.reason.unwrap().starts_with("modified after (not proven"));
+        assert_eq!(v.evidence.as_deref(), Some(&modified_after()));
+        assert_eq!(
+            reason(&v).unwrap(),
+            format!(
+                "{} (not proven: no Python 3.11 interpreter found; judged by header only)",
+                messages::evidence(&modified_after())
+            )
+        );
+        let mut fresh = header_verdict(State::Fresh);
+        not_proven(&mut fresh, "pytest rewrites it");
+        assert_eq!(
+            reason(&fresh).as_deref(),
+            Some("not proven: pytest rewrites it; judged by header only")
+        );
     }
 }

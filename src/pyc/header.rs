@@ -23,18 +23,56 @@ pub enum Invalidation {
 }
 
 impl Invalidation {
-    /// The name used in pycguard's JSON and in `py_compile.PycInvalidationMode`.
-    pub fn mode_name(&self) -> &'static str {
+    /// The mode this header was written in.
+    pub fn mode(&self) -> InvalidationMode {
         match self {
-            Invalidation::Timestamp { .. } => "timestamp",
+            Invalidation::Timestamp { .. } => InvalidationMode::Timestamp,
             Invalidation::Hash {
                 check_source: true, ..
-            } => "checked-hash",
+            } => InvalidationMode::CheckedHash,
             Invalidation::Hash {
                 check_source: false,
                 ..
-            } => "unchecked-hash",
+            } => InvalidationMode::UncheckedHash,
         }
+    }
+
+    /// The name used in pycguard's JSON and in `py_compile.PycInvalidationMode`.
+    pub fn mode_name(&self) -> &'static str {
+        self.mode().name()
+    }
+}
+
+/// `py_compile.PycInvalidationMode`: how a cache is (or is to be) kept in step with its
+/// source. What a header says (see [`Invalidation::mode`]) and what `fix` and `compile`
+/// write (`--invalidation-mode`) are the same three modes, so this one type serves both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InvalidationMode {
+    #[default]
+    Timestamp,
+    CheckedHash,
+    UncheckedHash,
+}
+
+impl InvalidationMode {
+    /// The name used on the command line, in JSON and (upper-cased, `_` for `-`) by
+    /// `py_compile`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvalidationMode::Timestamp => "timestamp",
+            InvalidationMode::CheckedHash => "checked-hash",
+            InvalidationMode::UncheckedHash => "unchecked-hash",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<InvalidationMode> {
+        [
+            InvalidationMode::Timestamp,
+            InvalidationMode::CheckedHash,
+            InvalidationMode::UncheckedHash,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
     }
 }
 
@@ -322,6 +360,18 @@ mod tests {
         let h = parse(&header16(3531, 2, 10, 20)).unwrap();
         assert_eq!(h.invalidation.mode_name(), "timestamp");
         assert_eq!(h.flags, 2);
+    }
+
+    #[test]
+    fn invalidation_mode_names_round_trip() {
+        for mode in [
+            InvalidationMode::Timestamp,
+            InvalidationMode::CheckedHash,
+            InvalidationMode::UncheckedHash,
+        ] {
+            assert_eq!(InvalidationMode::from_name(mode.name()), Some(mode));
+        }
+        assert_eq!(InvalidationMode::from_name("checked_hash"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Unit tests of the judge over hand-built facts. Every rule here is also checked against
-//! caches written by the real interpreters in `tests/interpreters.rs`.
+//! Unit tests of the judge over hand-built facts: the state, the evidence it records and
+//! the reason `messages` words from it. Every rule here is also checked against caches
+//! written by the real interpreters in `tests/interpreters.rs`.
 
 use std::ffi::{OsStr, OsString};
 
@@ -11,6 +12,11 @@ use crate::pyc::source_hash::source_hash;
 
 const M312: u16 = 3531;
 const MTIME: u32 = 1_700_000_000;
+
+/// The reason printed for a verdict.
+fn reason_of(v: &Verdict) -> Option<String> {
+    crate::messages::reason(v)
+}
 
 fn i32le(n: i32) -> [u8; 4] {
     n.to_le_bytes()
@@ -153,10 +159,11 @@ fn matching_timestamp_is_fresh_by_header() {
     );
     assert_eq!(v.state, State::Fresh);
     assert_eq!(v.severity, Severity::Ok);
-    assert_eq!(v.reason, None);
+    assert_eq!(v.evidence, None);
+    assert_eq!(reason_of(&v), None);
     assert_eq!(v.checked, Checked::Header);
     assert_eq!(v.interpreter, Some(Series::cpython(3, 12)));
-    assert_eq!(v.invalidation, Some("timestamp"));
+    assert_eq!(v.invalidation, Some(InvalidationMode::Timestamp));
     assert_eq!(v.optimization, Some(0));
     assert_eq!(v.tag.as_deref(), Some("cpython-312"));
 }
@@ -169,7 +176,14 @@ fn mtime_or_size_mismatch_is_stale() {
     );
     assert_eq!(v.state, State::Stale);
     assert_eq!(v.severity, Severity::Warning);
-    let reason = v.reason.unwrap();
+    assert_eq!(
+        v.evidence.as_deref(),
+        Some(&Evidence::MtimeMismatch {
+            header: MTIME,
+            source: i64::from(MTIME) + 4
+        })
+    );
+    let reason = reason_of(&v).unwrap();
     assert!(
         reason.starts_with("source mtime ") && reason.contains(" differs from header "),
         "{reason}"
@@ -180,7 +194,14 @@ fn mtime_or_size_mismatch_is_stale() {
     );
     assert_eq!(v.state, State::Stale);
     assert_eq!(
-        v.reason.as_deref(),
+        v.evidence.as_deref(),
+        Some(&Evidence::SizeMismatch {
+            header: 42,
+            source: 43
+        })
+    );
+    assert_eq!(
+        reason_of(&v).as_deref(),
         Some("source is 43 bytes, header says 42")
     );
 }
@@ -204,7 +225,17 @@ fn source_changed_after_cache_write_is_suspect() {
     });
     assert_eq!(v.state, State::Suspect);
     assert_eq!(v.severity, Severity::Warning);
-    let reason = v.reason.unwrap();
+    assert_eq!(
+        v.evidence.as_deref(),
+        Some(&Evidence::SourceNewerThanCache {
+            source_ns: i128::from(MTIME) * 1_000_000_000 + 700_000_000,
+            cache_ns: written,
+            sized: true,
+            reader: Reader::Importer,
+            reader_series: Series::cpython(3, 12),
+        })
+    );
+    let reason = reason_of(&v).unwrap();
     assert!(reason.contains("runs the cached code"), "{reason}");
     assert!(reason.contains("same second and size"), "{reason}");
     assert_eq!(v.future_source_mtime, None);
@@ -218,7 +249,17 @@ fn a_source_replaced_with_its_mtime_kept_is_suspect_by_its_ctime() {
     let replaced = with_ctime(source, CACHE_WRITTEN + 3600 * 1_000_000_000);
     let v = pycache(&bytes, replaced);
     assert_eq!((v.state, v.severity), (State::Suspect, Severity::Warning));
-    let reason = v.reason.unwrap();
+    assert_eq!(
+        v.evidence.as_deref(),
+        Some(&Evidence::SourceReplaced {
+            source_ctime_ns: CACHE_WRITTEN + 3600 * 1_000_000_000,
+            cache_ctime_ns: CACHE_WRITTEN,
+            sized: true,
+            reader: Reader::Importer,
+            reader_series: Series::cpython(3, 12),
+        })
+    );
+    let reason = reason_of(&v).unwrap();
     assert!(reason.contains("(its ctime)"), "{reason}");
     assert!(reason.contains("mtime and size still match"), "{reason}");
     assert!(
@@ -263,7 +304,7 @@ fn a_future_source_mtime_is_no_evidence_of_an_edit() {
         let source = with_ctime(present(secs, 0, 42, None), CACHE_WRITTEN - 1);
         let v = pycache(&timestamp_pyc(M312, masked, 42), source);
         assert_eq!(
-            (v.state, v.reason.as_deref()),
+            (v.state, reason_of(&v).as_deref()),
             (State::Fresh, None),
             "{secs}"
         );
@@ -318,7 +359,7 @@ fn python2_reasons_never_claim_a_size() {
     ));
     for v in [same_second, replaced] {
         assert_eq!(v.state, State::Suspect, "{v:?}");
-        let reason = v.reason.unwrap();
+        let reason = reason_of(&v).unwrap();
         assert!(!reason.contains("and size"), "{reason}");
         assert!(reason.contains("holds no size"), "{reason}");
     }
@@ -332,23 +373,33 @@ fn hash_based_caches() {
 
     let v = pycache(&hash_pyc(M312, 3, good), present(1, 0, 6, Some(good)));
     assert_eq!((v.state, v.checked), (State::Fresh, Checked::Hash));
-    assert_eq!(v.invalidation, Some("checked-hash"));
+    assert_eq!(v.invalidation, Some(InvalidationMode::CheckedHash));
 
     let v = pycache(&hash_pyc(M312, 3, good), present(1, 0, 6, Some(other)));
     assert_eq!(v.state, State::Stale);
-    assert!(v.reason.unwrap().contains("checks it and recompiles"));
+    assert!(reason_of(&v).unwrap().contains("checks it and recompiles"));
 
     let v = pycache(&hash_pyc(M312, 1, good), present(1, 0, 6, Some(good)));
     assert_eq!(
         (v.state, v.invalidation),
-        (State::Fresh, Some("unchecked-hash"))
+        (State::Fresh, Some(InvalidationMode::UncheckedHash))
     );
 
     let v = pycache(&hash_pyc(M312, 1, good), present(1, 0, 6, Some(other)));
     assert_eq!(v.state, State::HiddenStale);
     assert_eq!(v.severity, Severity::Error);
     assert_eq!(v.checked, Checked::Hash);
-    let reason = v.reason.unwrap();
+    assert_eq!(
+        v.evidence.as_deref(),
+        Some(&Evidence::HashMismatch {
+            header: good,
+            source: other,
+            checked: false,
+            reader: Reader::Importer,
+            reader_series: Series::cpython(3, 12),
+        })
+    );
+    let reason = reason_of(&v).unwrap();
     assert!(
         reason.contains(&crate::pyc::source_hash::stored_hex(good)),
         "{reason}"
@@ -366,8 +417,14 @@ fn damaged_body_under_an_accepted_header_fails_the_import() {
     let v = pycache(&bytes, present(MTIME.into(), 0, 42, None));
     assert_eq!(v.state, State::Corrupt);
     assert_eq!(v.severity, Severity::Error);
-    assert!(v
-        .reason
+    assert!(matches!(
+        v.evidence.as_deref(),
+        Some(&Evidence::BodyDamaged {
+            reader: Reader::Importer,
+            ..
+        })
+    ));
+    assert!(reason_of(&v)
         .unwrap()
         .contains("importing it with Python 3.12 fails"));
 
@@ -390,7 +447,9 @@ fn unusable_headers_are_regenerated_corrupt_warnings() {
     let src = present(MTIME.into(), 0, 42, None);
     let v = pycache(b"\xcb\x0d", src);
     assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
-    assert!(v.reason.unwrap().contains("Python 3.12 regenerates it"));
+    assert!(reason_of(&v)
+        .unwrap()
+        .contains("Python 3.12 regenerates it"));
     let full = timestamp_pyc(M312, MTIME, 42);
     let v = pycache(&full[..12], src);
     assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
@@ -398,7 +457,7 @@ fn unusable_headers_are_regenerated_corrupt_warnings() {
     flags[4] = 4;
     let v = pycache(&flags, src);
     assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
-    assert!(v.reason.unwrap().contains("invalid flags"));
+    assert!(reason_of(&v).unwrap().contains("invalid flags"));
 }
 
 #[test]
@@ -415,8 +474,15 @@ fn unknown_magic_under_a_known_tag_is_stale() {
         Some(Series::cpython(3, 12)),
         "falls back to the tag"
     );
+    assert!(matches!(
+        v.evidence.as_deref(),
+        Some(&Evidence::ForeignMagic {
+            error: HeaderError::UnknownMagic { .. },
+            ..
+        })
+    ));
     assert!(
-        v.reason.unwrap().contains("Python 3.12 rejects it"),
+        reason_of(&v).unwrap().contains("Python 3.12 rejects it"),
         "named for the tag's interpreter"
     );
     // Garbage, as CPython's test_bad_magic writes it.
@@ -443,7 +509,17 @@ fn magic_that_disagrees_with_the_tag_is_stale() {
     );
     assert_eq!(v.state, State::Stale);
     assert_eq!(v.interpreter, Some(Series::cpython(3, 11)));
-    assert!(v.reason.unwrap().contains("Python 3.12 rejects it"));
+    assert_eq!(
+        v.evidence.as_deref(),
+        Some(&Evidence::MagicDisagreesWithTag {
+            header_series: Series::cpython(3, 11),
+            magic: 3495,
+            tag: "cpython-312".into(),
+            reader: Reader::Importer,
+            reader_series: Series::cpython(3, 12),
+        })
+    );
+    assert!(reason_of(&v).unwrap().contains("Python 3.12 rejects it"));
 }
 
 #[test]
@@ -467,7 +543,14 @@ fn missing_sources() {
     );
     assert_eq!((v.state, v.severity), (State::Ghost, Severity::Error));
     assert_eq!(
-        v.reason.as_deref(),
+        v.evidence.as_deref(),
+        Some(&Evidence::Ghost {
+            source_name: "mod.py".into(),
+            writer: Series::cpython(3, 12)
+        })
+    );
+    assert_eq!(
+        reason_of(&v).as_deref(),
         Some("source mod.py deleted; Python 3.12 still imports this file")
     );
 
@@ -528,7 +611,7 @@ fn a_sourceless_legacy_cache_whose_import_fails_is_corrupt() {
                 (State::Corrupt, Severity::Error),
                 "{what} ({dir_has_sources}): {v:?}"
             );
-            assert!(v.reason.unwrap().contains("fails"), "{what}");
+            assert!(reason_of(&v).unwrap().contains("fails"), "{what}");
         }
     }
     // The magic of a Python newer than pycguard knows is not damage.
@@ -559,7 +642,7 @@ fn an_unread_optimisation_level_is_an_orphan() {
         SourceFacts::NotApplicable,
     );
     assert_eq!((v.state, v.severity), (State::Orphan, Severity::Warning));
-    assert!(v.reason.unwrap().contains(".opt-0"));
+    assert!(reason_of(&v).unwrap().contains(".opt-0"));
     assert_eq!(v.tag.as_deref(), Some("cpython-312"));
 }
 
@@ -580,14 +663,12 @@ fn pytest_caches_are_judged_as_their_pytest_version_reads_them() {
     assert_eq!((v.state, v.checked), (State::Fresh, Checked::Hash), "{v:?}");
     let v = j(&new, &hash_pyc(M312, 3, good), src(Some(other)));
     assert_eq!(v.state, State::Stale);
-    assert!(v
-        .reason
+    assert!(reason_of(&v)
         .unwrap()
         .contains("pytest checks it and rewrites it"));
     let v = j(&new, &timestamp_pyc(M312, MTIME, 6), src(None));
     assert_eq!(v.state, State::Stale);
-    assert!(v
-        .reason
+    assert!(reason_of(&v)
         .unwrap()
         .contains("pytest 9.2 accepts only checked-hash"));
     let v = j(&new, &hash_pyc(M312, 1, good), src(Some(good)));
@@ -598,8 +679,7 @@ fn pytest_caches_are_judged_as_their_pytest_version_reads_them() {
     assert_eq!(v.state, State::Fresh, "{v:?}");
     let v = j(&old, &hash_pyc(M312, 3, good), src(Some(good)));
     assert_eq!(v.state, State::Stale);
-    assert!(v
-        .reason
+    assert!(reason_of(&v)
         .unwrap()
         .contains("pytest 8.3 accepts only timestamp"));
     let v = j(
@@ -608,8 +688,7 @@ fn pytest_caches_are_judged_as_their_pytest_version_reads_them() {
         with_ctime(src(None), NOW),
     );
     assert_eq!(v.state, State::Suspect);
-    assert!(v
-        .reason
+    assert!(reason_of(&v)
         .unwrap()
         .contains("pytest runs the cached rewritten code"));
 
@@ -652,7 +731,9 @@ fn garbage_magic_beside_its_source_is_rebuilt_by_python_2() {
         present(MTIME.into(), 0, 42, None),
     );
     assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
-    assert!(v.reason.unwrap().contains("Python 2, the only interpreter"));
+    assert!(reason_of(&v)
+        .unwrap()
+        .contains("Python 2, the only interpreter"));
 }
 
 #[test]
@@ -684,7 +765,7 @@ fn python2_rules_for_legacy_caches() {
     // Named for 3.12 in __pycache__: 3.12 reads it, finds Python 2's magic and recompiles.
     let v = pycache(&py2, present(MTIME.into(), 0, 999, None));
     assert_eq!(v.state, State::Stale);
-    assert!(v.reason.unwrap().contains("Python 3.12 rejects it"));
+    assert!(reason_of(&v).unwrap().contains("Python 3.12 rejects it"));
     // Under a tag that names no series, Python 2 never reads __pycache__.
     let v = judge_with(
         &tagged("jython-27"),
@@ -712,7 +793,7 @@ fn debris_and_misplaced_names_are_orphans() {
     ] {
         let v = judge_with(&name, Location::PyCache, b"", SourceFacts::NotApplicable);
         assert_eq!(v.state, State::Orphan, "{name:?}");
-        assert!(v.reason.is_some());
+        assert!(reason_of(&v).is_some());
     }
 }
 
@@ -722,4 +803,127 @@ fn state_names_round_trip() {
         assert_eq!(State::from_name(s.name()), Some(s));
     }
     assert_eq!(State::from_name("nope"), None);
+}
+
+mod not_a_file {
+    use super::*;
+
+    fn tagged312() -> CacheName {
+        CacheName::Tagged {
+            stem: "x".into(),
+            tag: "cpython-312".into(),
+            optimization: 0,
+        }
+    }
+
+    fn present() -> SourceFacts {
+        SourceFacts::Present {
+            stat: SourceStat {
+                mtime_secs: 1,
+                mtime_nsec: 0,
+                size: 1,
+            },
+            mtime_ns: 1,
+            ctime_ns: 1,
+            hash: None,
+        }
+    }
+
+    fn judge_path(name: &CacheName, source: SourceFacts, kind: FileKind, link: bool) -> Verdict {
+        judge_not_a_file(
+            name,
+            source,
+            Some(OsStr::new("x.py")),
+            NotAFile {
+                kind,
+                via_symlink: link,
+            },
+        )
+    }
+
+    #[test]
+    fn a_fifo_or_device_where_a_cache_goes_is_an_error() {
+        for (kind, link) in [
+            (FileKind::Fifo, false),
+            (FileKind::Fifo, true),
+            (FileKind::CharDevice, false),
+            (FileKind::BlockDevice, true),
+        ] {
+            let v = judge_path(&tagged312(), present(), kind, link);
+            assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Error));
+            let reason = reason_of(&v).unwrap();
+            assert!(reason.contains("import x"), "{reason}");
+            assert_eq!(reason.starts_with("a symlink to"), link, "{reason}");
+        }
+        let v = judge_path(&tagged312(), present(), FileKind::Fifo, false);
+        assert_eq!(
+            reason_of(&v).as_deref(),
+            Some("a FIFO (named pipe) where the cache of x.py goes: Python 3.12 opens it on `import x` and blocks forever")
+        );
+    }
+
+    #[test]
+    fn what_the_importer_replaces_or_skips_is_a_warning() {
+        let v = judge_path(&tagged312(), present(), FileKind::Socket, false);
+        assert_eq!((v.state, v.severity), (State::Stale, Severity::Warning));
+        let v = judge_path(&tagged312(), present(), FileKind::Symlink, true);
+        assert_eq!(v.state, State::Stale);
+        assert!(reason_of(&v).unwrap().starts_with("a dangling symlink"));
+        let v = judge_path(&tagged312(), present(), FileKind::Directory, false);
+        assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Warning));
+        let missing = SourceFacts::Missing {
+            dir_has_sources: true,
+        };
+        assert_eq!(
+            judge_path(&tagged312(), missing, FileKind::Fifo, false).state,
+            State::Orphan
+        );
+        let legacy = CacheName::Legacy {
+            stem: "x".into(),
+            pyo: false,
+        };
+        let v = judge_path(&legacy, missing, FileKind::Fifo, false);
+        assert_eq!((v.state, v.severity), (State::Corrupt, Severity::Error));
+        assert!(reason_of(&v).unwrap().contains("Python 2"));
+        assert_eq!(
+            judge_path(&legacy, present(), FileKind::Socket, false).state,
+            State::Orphan
+        );
+        assert_eq!(
+            judge_path(&CacheName::PartialWrite, present(), FileKind::Fifo, false).state,
+            State::Orphan
+        );
+    }
+
+    #[test]
+    fn what_was_found_is_the_evidence() {
+        let found = NotAFile {
+            kind: FileKind::Fifo,
+            via_symlink: true,
+        };
+        let v = judge_not_a_file(&tagged312(), present(), Some(OsStr::new("x.py")), found);
+        assert_eq!(
+            v.evidence.as_deref(),
+            Some(&Evidence::NotAFile {
+                found,
+                at: NotAFileAt::CacheOfSource,
+                source_name: "x.py".into(),
+                reader_series: Some(Series::cpython(3, 12)),
+            })
+        );
+    }
+}
+
+/// The judge records what it saw and words nothing: no sentence, no date, no local time
+/// is made in `verdict` (they are written in `messages`).
+#[test]
+fn the_judge_formats_nothing() {
+    for (file, text) in [
+        ("verdict.rs", include_str!("../verdict.rs")),
+        ("verdict/evidence.rs", include_str!("evidence.rs")),
+    ] {
+        for word in ["timefmt", "chrono", "format!", "write!", ".to_string()"] {
+            assert!(!text.contains(word), "{file} uses {word}");
+        }
+    }
 }
