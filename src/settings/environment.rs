@@ -155,6 +155,7 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.pyenv_version.is_some()
         || env.uv_python_install_dir.is_some()
         || !env.test_variables.is_empty()
+        || env.walk_engine.is_some()
 }
 
 #[cfg(test)]
