@@ -817,3 +817,17 @@ fn pipx_install_dot_gives_a_working_pycguard() {
         .args(["check", "--format", "json", "--no-cache"]));
     assert_stale_and_ghost("pipx install .", &out);
 }
+
+#[test]
+fn python_package_is_ruff_clean() {
+    let Some(ruff) = tools::venv("ruff", &["ruff==0.17.5"]) else {
+        return;
+    };
+    for args in [&["check", "python"][..], &["format", "--check", "python"]] {
+        let out = run(ruff
+            .command(ruff.bin("ruff"), tools::checkout())
+            .args(args)
+            .arg("--no-cache"));
+        assert!(out.status.success(), "ruff {args:?}:\n{}", text(&out));
+    }
+}

@@ -19,7 +19,7 @@ def main():
     try:
         binary = os.fsdecode(find_pycguard_bin())
     except FileNotFoundError as err:
-        sys.stderr.write("pycguard: %s\n" % (err,))
+        sys.stderr.write(f"pycguard: {err}\n")
         return 127
     argv = [binary] + sys.argv[1:]
     if os.name == "posix":

@@ -41,7 +41,9 @@ MODES = ("off", "check", "fix")
 # pytest's assertion-rewrite caches (`NAME.cpython-312-pytest-9.2.0.pyc`): pytest owns them.
 PYTEST_CACHES = "*-pytest-*.pyc"
 # The last line of `pycguard fix`: "repaired 1, deleted 0, left 0, failed 0[; ...]".
-FIX_SUMMARY = re.compile(r"^(?:would have )?repaired \d+, deleted \d+, left \d+, failed \d+")
+FIX_SUMMARY = re.compile(
+    r"^(?:would have )?repaired \d+, deleted \d+, left \d+, failed \d+"
+)
 # How many caches the report header and error messages list before "... and N more".
 LISTED = 20
 
@@ -88,8 +90,8 @@ def _mode(config):
     mode = str(value).strip().lower() or "off"
     if mode not in MODES:
         raise pytest.UsageError(
-            "pycguard: the ini option pycguard = %r is not one of %s"
-            % (value, ", ".join(MODES))
+            f"pycguard: the ini option pycguard = {value!r} is not one of "
+            + ", ".join(MODES)
         )
     return mode
 
@@ -121,7 +123,7 @@ def _stored(config):
     return getattr(config, "_pycguard_report", None)
 
 
-class _Run(object):
+class _Run:
     """One run of the pycguard binary for a pytest session."""
 
     def __init__(self, config, mode):
@@ -135,8 +137,8 @@ class _Run(object):
             self.binary = find_pycguard_bin()
         except (FileNotFoundError, ImportError) as err:
             raise pytest.UsageError(
-                "pycguard: --pycguard=%s needs the pycguard binary: %s" % (mode, err)
-            )
+                f"pycguard: --pycguard={mode} needs the pycguard binary: {err}"
+            ) from None
 
     def paths(self):
         """The rootdir (as ``.``: pycguard runs in it) and every test path that exists
@@ -176,17 +178,20 @@ class _Run(object):
                 cwd=self.rootdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                capture_output=True,
+                check=False,
             )
         except OSError as err:
-            raise pytest.UsageError("pycguard: cannot run %s: %s" % (self.binary, err))
+            raise pytest.UsageError(
+                f"pycguard: cannot run {self.binary}: {err}"
+            ) from None
         stdout = done.stdout.decode("utf-8", "backslashreplace")
         stderr = done.stderr.decode("utf-8", "backslashreplace")
         if done.returncode not in (0, 1):
+            said = (stderr or stdout).rstrip()
             raise pytest.UsageError(
-                "pycguard: `pycguard %s` exited with status %d:\n%s"
-                % (args[0], done.returncode, (stderr or stdout).rstrip())
+                f"pycguard: `pycguard {args[0]}` exited with status {done.returncode}:\n"
+                + said
             )
         return done.returncode, stdout, stderr
 
@@ -197,9 +202,9 @@ class _Run(object):
             report = json.loads(stdout)
         except ValueError:
             raise pytest.UsageError(
-                "pycguard: `pycguard check --format json` did not print JSON:\n%s"
-                % (stderr or stdout).rstrip()
-            )
+                "pycguard: `pycguard check --format json` did not print JSON:\n"
+                + (stderr or stdout).rstrip()
+            ) from None
         if not isinstance(report, dict):
             raise pytest.UsageError("pycguard: unexpected JSON from `pycguard check`")
         return report
@@ -221,25 +226,31 @@ class _Run(object):
         summary = [line for line in out if FIX_SUMMARY.match(line)]
         if not summary:
             raise pytest.UsageError(
-                "pycguard: unexpected output from `pycguard fix`:\n%s"
-                % (stdout + stderr).rstrip()
+                "pycguard: unexpected output from `pycguard fix`:\n"
+                + (stdout + stderr).rstrip()
             )
         details = [line for line in out if not FIX_SUMMARY.match(line)]
         lines = ["pycguard: fix: " + summary[-1]]
         lines += ["  " + _printable(d) for d in details[:LISTED]]
         if len(details) > LISTED:
-            lines.append("  ... and %d more" % (len(details) - LISTED))
+            lines.append(f"  ... and {len(details) - LISTED} more")
         if status != 0:
             # Something could not be repaired: what is left that Python would run wrongly?
             report = self.report()
             errors = _entries(report, lambda e: e.get("severity") == "error")
             if errors:
+                advice = "Correct the source (or delete the cache) and run again."
                 raise pytest.UsageError(
-                    "pycguard: fix could not repair everything:\n%s\n%s"
-                    % ("\n".join(lines[1:]), self.errors_message(errors))
+                    "\n".join(
+                        ["pycguard: fix could not repair everything:"]
+                        + lines[1:]
+                        + [self.errors_message(errors, advice)]
+                    )
                 )
-            message = "pycguard: fix could not repair every cache (none left is an error):\n"
-            message += "\n".join(lines[1:])
+            message = "\n".join(
+                ["pycguard: fix could not repair every cache (none left is an error):"]
+                + lines[1:]
+            )
             if hasattr(self.config, "issue_config_time_warning"):
                 self.config.issue_config_time_warning(
                     pytest.PytestConfigWarning(message), stacklevel=2
@@ -254,42 +265,41 @@ class _Run(object):
         return _printable(full if rel.startswith("..") else rel)
 
     def describe(self, entry):
-        return "  %s: %s: %s" % (
-            self.shown(str(entry.get("path", "?"))),
-            _printable(str(entry.get("state", "?"))),
-            _printable(str(entry.get("reason", ""))),
-        )
+        path = self.shown(str(entry.get("path", "?")))
+        state = _printable(str(entry.get("state", "?")))
+        reason = _printable(str(entry.get("reason", "")))
+        return f"  {path}: {state}: {reason}"
 
     def listed(self, entries):
         lines = [self.describe(e) for e in entries[:LISTED]]
         if len(entries) > LISTED:
-            lines.append("  ... and %d more" % (len(entries) - LISTED))
+            lines.append(f"  ... and {len(entries) - LISTED} more")
         return lines
 
     def unreadable(self, report):
         errors = report.get("errors") or []
-        return [
-            "  %s: not judged: %s"
-            % (self.shown(str(e.get("path", "?"))), _printable(str(e.get("message", ""))))
-            for e in errors[:LISTED]
-            if isinstance(e, dict)
-        ]
+        lines = []
+        for e in errors[:LISTED]:
+            if isinstance(e, dict):
+                path = self.shown(str(e.get("path", "?")))
+                message = _printable(str(e.get("message", "")))
+                lines.append(f"  {path}: not judged: {message}")
+        return lines
 
-    def errors_message(self, errors):
-        many = len(errors) != 1
-        head = (
-            "pycguard: %d bytecode cache%s Python would run although %s not match %s "
-            "source, or fail%s to import:"
-            % (
-                len(errors),
-                "s" if many else "",
-                "they do" if many else "it does",
-                "their" if many else "its",
-                "" if many else "s",
+    def errors_message(self, errors, advice=None):
+        if len(errors) == 1:
+            head = (
+                "pycguard: 1 bytecode cache Python would run although it does not match "
+                "its source, or fails to import:"
             )
-        )
-        tail = "Repair with `pytest --pycguard=fix` or `pycguard fix --deep %s`." % (
-            _printable(self.rootdir),
+        else:
+            head = (
+                f"pycguard: {len(errors)} bytecode caches Python would run although they "
+                "do not match their source, or fail to import:"
+            )
+        rootdir = _printable(self.rootdir)
+        tail = advice or (
+            f"Repair with `pytest --pycguard=fix` or `pycguard fix --deep {rootdir}`."
         )
         return "\n".join([head] + self.listed(errors) + [tail])
 
@@ -312,10 +322,10 @@ def _summary(report):
     ]
     noun = "cache" if total == 1 else "caches"
     if not counts:
-        return "%d %s" % (total, noun)
+        return f"{total} {noun}"
     if len(counts) == 1 and counts[0] == ("fresh", total):
-        return "%d %s fresh" % (total, noun)
-    return "%d %s: %s" % (total, noun, ", ".join("%d %s" % (n, s) for s, n in counts))
+        return f"{total} {noun} fresh"
+    return f"{total} {noun}: " + ", ".join(f"{n} {state}" for state, n in counts)
 
 
 def _within(path, directory):
@@ -327,10 +337,14 @@ def _printable(text):
     """``text`` with lone surrogates (file names that are not UTF-8, as pycguard's JSON
     writes them) and control characters escaped, safe for any terminal encoding."""
     try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        text = text.encode("utf-8", "surrogateescape").decode(
+            "utf-8", "backslashreplace"
+        )
     except UnicodeEncodeError:  # a surrogate no file name decodes to
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return "".join(
-        c if c.isprintable() or c == "\t" else c.encode("unicode_escape").decode("ascii")
+        c
+        if c.isprintable() or c == "\t"
+        else c.encode("unicode_escape").decode("ascii")
         for c in text
     )
