@@ -765,7 +765,10 @@ fn uv_tool_install_dot_gives_a_working_pycguard() {
             .arg(".")
             .env("UV_TOOL_DIR", home.join("tools"))
             .env("UV_TOOL_BIN_DIR", &bin_dir)
-            .env("UV_CACHE_DIR", tools::tools_root().join("uv-cache"))
+            // A cache of its own: uv keys a local project's built wheel by the mtimes
+            // of its pyproject.toml (not by the Rust sources), so a shared cache could
+            // install an older build.
+            .env("UV_CACHE_DIR", home.join("uv-cache"))
             .env("UV_PYTHON_DOWNLOADS", "never")
             .env("UV_NO_CONFIG", "1")
             .env_remove("VIRTUAL_ENV"),

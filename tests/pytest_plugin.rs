@@ -85,16 +85,17 @@ fn pytests() -> Vec<Pytest> {
     let Some(wheel) = tools::pycguard_wheel() else {
         return Vec::new();
     };
-    let wheel = wheel.path.to_string_lossy().into_owned();
     std::thread::scope(|s| {
         let handles: Vec<_> = PINS
             .iter()
             .map(|version| {
-                let wheel = wheel.clone();
+                let wheel = &wheel;
                 s.spawn(move || {
                     let pin = format!("pytest=={version}");
                     let name = format!("pytest-plugin-{version}");
-                    tools::venv(&name, &[&pin, &wheel]).map(|venv| Pytest { version, venv })
+                    let venv = tools::venv(&name, &[&pin])?;
+                    venv.ensure_wheel(wheel);
+                    Some(Pytest { version, venv })
                 })
             })
             .collect();

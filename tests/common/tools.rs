@@ -77,6 +77,41 @@ impl ToolVenv {
         &self.dir
     }
 
+    /// Make sure pycguard's `wheel` is what is installed in this venv (once per wheel:
+    /// `pip install --force-reinstall --no-deps`, recorded in `.pycguard-wheel`), so one
+    /// venv serves every build of the checkout instead of one venv per build.
+    pub fn ensure_wheel(&self, wheel: &Wheel) {
+        let marker = self.dir.join(".pycguard-wheel");
+        let want = wheel.path.to_string_lossy().into_owned();
+        if fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
+            return;
+        }
+        let mut lock_path = self.dir.clone().into_os_string();
+        lock_path.push(".wheel-lock");
+        let lock = File::create(lock_path).expect("lock file");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+        if fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
+            return;
+        }
+        let out = run_logged(
+            self.command(self.python(), &self.dir)
+                .args(["-m", "pip", "install", "--force-reinstall"])
+                .args(PIP_QUIET)
+                .arg(&wheel.path),
+            Duration::from_secs(300),
+        );
+        assert!(
+            out.status.success(),
+            "pip install {} into {}:\n{}",
+            wheel.path.display(),
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tmp = self.dir.join(".pycguard-wheel.tmp");
+        fs::write(&tmp, &want).expect("write wheel marker");
+        fs::rename(&tmp, &marker).expect("publish wheel marker");
+    }
+
     /// The venv's interpreter.
     pub fn python(&self) -> PathBuf {
         self.dir.join("bin/python")
