@@ -15,11 +15,16 @@
 //! without untracked files, and a clean CI clone is then tested exactly as it is.
 //!
 //! Build time: pre-commit `pip install`s the hook repository into each new hook
-//! environment, which builds the Rust binary with maturin. `tools::build_env` exports
-//! `CARGO_TARGET_DIR` (this repository's `target/`, passed through by pre-commit and pip):
-//! the dependencies are not compiled again, only the pycguard crate, whose sources in the
-//! fresh clone are newer than the last build. try-repo makes its own environment, the
-//! installed hooks share one more (`PRE_COMMIT_HOME` of the test), so two builds in all.
+//! environment, which builds the Rust binary with maturin and cargo — pycguard's real
+//! install path. pre-commit and pip pass the environment through, so `tools::hook_build_env`
+//! can point cargo at a target directory of the test suite's (`target/test-tools/
+//! hook-target`, its dependencies compiled once and reused by every later run) and make the
+//! release profile cheap (opt-level 0, no LTO): pre-commit's fresh clone of the hook
+//! repository always has sources newer than any earlier build, so the pycguard crate itself
+//! is compiled for each hook environment, seconds this way instead of most of a minute.
+//! try-repo makes an environment of its own; the installed hooks share one more (in the
+//! test's `PRE_COMMIT_HOME`): two builds in all. (`tests/packaging.rs` builds and checks the
+//! real release wheel.)
 
 mod common;
 
@@ -43,7 +48,7 @@ fn text(out: &Output) -> String {
 
 /// The environment every git and pre-commit command of the test runs with: a git config
 /// of its own (no user or system config: hooks paths, templates, signing), pre-commit's
-/// store in the test's directory, builds as `tools::build_env` makes them.
+/// store in the test's directory, builds as `tools::hook_build_env` makes them.
 struct Env {
     home: PathBuf,
     gitconfig: PathBuf,
@@ -63,7 +68,7 @@ impl Env {
     }
 
     fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        tools::build_env(cmd)
+        tools::hook_build_env(cmd)
             .env("GIT_CONFIG_GLOBAL", &self.gitconfig)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("PRE_COMMIT_HOME", &self.home)

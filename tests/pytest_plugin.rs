@@ -240,6 +240,15 @@ fn without_the_plugin_the_first_run_fails_and_nothing_is_run() {
             let cache = settings_cache(pytest, &proj);
             assert_eq!(before[&cache], after[&cache], "{name}: settings cache");
         }
+        // `pytest --help` and `--version` import no test code: nothing to repair for.
+        let proj = stale_project(pytest, &tree, "help", "pycguard = \"fix\"\n");
+        let cache = settings_cache(pytest, &proj);
+        let old = fs::read(&cache).unwrap();
+        for flag in ["--help", "--version"] {
+            let out = pytest.run(&proj, &[flag], &[]);
+            assert_eq!(out.status.code(), Some(0), "{flag}: {}", text(&out));
+            assert_eq!(fs::read(&cache).unwrap(), old, "{flag} ran fix");
+        }
         // Off means off: with the binary gone, an off run is unaffected (nothing is looked
         // up, no subprocess), and asking for the plugin is a clear usage error.
         missing_binary(pytest, &tree);

@@ -101,6 +101,9 @@ def pytest_load_initial_conftests(early_config, parser, args):
     mode = _mode(early_config)
     if mode == "off" or os.environ.get("PYTEST_XDIST_WORKER"):
         return
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "help", False) or getattr(namespace, "version", False):
+        return  # `pytest --help` / `--version` import no test code
     run = _Run(early_config, mode)
     lines = run.fix() if mode == "fix" else run.check()
     _store(early_config, lines)
@@ -229,7 +232,12 @@ class _Run:
                 "pycguard: unexpected output from `pycguard fix`:\n"
                 + (stdout + stderr).rstrip()
             )
-        details = [line for line in out if not FIX_SUMMARY.match(line)]
+        # What was done (and what failed); caches left alone are only counted.
+        details = [
+            line
+            for line in out
+            if not FIX_SUMMARY.match(line) and not line.startswith("left ")
+        ]
         lines = ["pycguard: fix: " + summary[-1]]
         lines += ["  " + _printable(d) for d in details[:LISTED]]
         if len(details) > LISTED:

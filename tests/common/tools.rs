@@ -424,6 +424,24 @@ pub fn build_env(cmd: &mut Command) -> &mut Command {
         .env_remove("MATURIN_PEP517_ARGS")
 }
 
+/// Like [`build_env`], for builds of *copies* of the checkout that only need a working
+/// binary, not the release one: pre-commit's hook environments (`pip install` of a fresh
+/// clone). A clone's sources are always newer than any earlier build, so cargo recompiles
+/// the pycguard crate every time; with the release profile (thin LTO) that is most of a
+/// minute per hook environment. Here the release profile is overridden through cargo's
+/// `CARGO_PROFILE_RELEASE_*` variables (opt-level 0, no LTO, no debug info) and builds go to
+/// a target directory of their own (`target/test-tools/hook-target`), so the real release
+/// artifacts in `target/release/` are never replaced by these.
+pub fn hook_build_env(cmd: &mut Command) -> &mut Command {
+    build_env(cmd)
+        .env("CARGO_TARGET_DIR", tools_root().join("hook-target"))
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+        .env("CARGO_PROFILE_RELEASE_LTO", "off")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+}
+
 /// pycguard's wheel, built from this checkout by pip with maturin from PyPI.
 #[derive(Clone, Debug)]
 pub struct Wheel {
