@@ -403,6 +403,24 @@ fn check_stops_with_exit_4_naming_the_cache_and_passes_a_clean_tree() {
             "{}",
             text(&out)
         );
+        // A warning (a stale cache: Python recompiles it itself) does not stop the run;
+        // the header names it.
+        fs::write(proj.join("app/__init__.py"), "# the package\n").unwrap();
+        let out = pytest.run(&proj, &["tests/test_value.py", "--pycguard"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let header = header(&out);
+        assert_eq!(
+            header.first().map(String::as_str),
+            Some("pycguard: check: 2 caches: 1 fresh, 1 stale"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            header
+                .iter()
+                .any(|l| l.starts_with("  app/__pycache__/__init__.cpython-312.pyc: stale: ")),
+            "{header:?}"
+        );
     });
 }
 

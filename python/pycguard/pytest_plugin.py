@@ -44,6 +44,18 @@ PYTEST_CACHES = "*-pytest-*.pyc"
 FIX_SUMMARY = re.compile(
     r"^(?:would have )?repaired \d+, deleted \d+, left \d+, failed \d+"
 )
+# The states of `pycguard check`, in its order (README, "States and exit codes").
+STATES = (
+    "fresh",
+    "stale",
+    "suspect",
+    "hidden-stale",
+    "ghost",
+    "sourceless",
+    "orphan",
+    "corrupt",
+    "unknown",
+)
 # How many caches the report header and error messages list before "... and N more".
 LISTED = 20
 
@@ -323,10 +335,13 @@ def _summary(report):
     total = summary.get("caches")
     if not isinstance(total, int):
         total = len(report.get("caches") or [])
+    # Only states count: the summary may gain other numbers (skipped, seconds, ...).
+    states = set(STATES)
+    states.update(str(e.get("state")) for e in _entries(report, lambda e: True))
     counts = [
         (state, n)
         for state, n in summary.items()
-        if state != "caches" and isinstance(n, int) and n
+        if state in states and isinstance(n, int) and n
     ]
     noun = "cache" if total == 1 else "caches"
     if not counts:
