@@ -19,6 +19,16 @@
 //!
 //! When PyPI cannot be reached (or a pin cannot be found there), [`venv`] prints a `SKIP:`
 //! line and returns `None`; any other pip failure panics with pip's output.
+//!
+//! pycguard's own wheel ([`pycguard_wheel`]) is built the way a user's `pip install .`
+//! builds it — pip, PEP 517 build isolation, maturin from PyPI — once for each distinct
+//! content of the files that go into it (sources, `Cargo.*`, `pyproject.toml`, `python/`,
+//! README, licences), under `target/test-tools/wheel-<hash>/`, with the same locking as the
+//! venvs. Every build a test starts (that one, `pip install .`, pre-commit's hook
+//! environments, `uv tool install .`) goes through [`build_env`]: cargo's target directory
+//! is this repository's `target/` (`CARGO_TARGET_DIR`; release artifacts in
+//! `target/release/`, so `cargo test`'s debug build is not touched) and maturin is pinned
+//! by constraint files, so a warm build only re-links nothing and takes seconds.
 #![allow(dead_code)]
 
 use std::fs::{self, File};
@@ -37,9 +47,69 @@ pub struct ToolVenv {
 }
 
 impl ToolVenv {
+    /// A new, empty virtualenv at `dir` (which must not exist yet) made from `python`
+    /// with `python -m venv`: the pip it gets is the one `ensurepip` bundles, what a user's
+    /// fresh venv has. Not cached; the caller owns `dir`.
+    pub fn create(python: &Interp, dir: &Path) -> ToolVenv {
+        let made = run_logged(
+            Command::new(&python.path)
+                .args(["-m", "venv"])
+                .arg(dir)
+                .env_remove("PYTHONPATH")
+                .env_remove("PYTHONHOME"),
+            Duration::from_secs(300),
+        );
+        assert!(
+            made.status.success(),
+            "{}: python -m venv {} failed:\n{}",
+            python.version,
+            dir.display(),
+            String::from_utf8_lossy(&made.stderr)
+        );
+        ToolVenv {
+            dir: dir.to_path_buf(),
+            base: python.clone(),
+        }
+    }
+
     /// The venv's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Make sure pycguard's `wheel` is what is installed in this venv (once per wheel:
+    /// `pip install --force-reinstall --no-deps`, recorded in `.pycguard-wheel`), so one
+    /// venv serves every build of the checkout instead of one venv per build.
+    pub fn ensure_wheel(&self, wheel: &Wheel) {
+        let marker = self.dir.join(".pycguard-wheel");
+        let want = wheel.path.to_string_lossy().into_owned();
+        if fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
+            return;
+        }
+        let mut lock_path = self.dir.clone().into_os_string();
+        lock_path.push(".wheel-lock");
+        let lock = File::create(lock_path).expect("lock file");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+        if fs::read_to_string(&marker).ok().as_deref() == Some(want.as_str()) {
+            return;
+        }
+        let out = run_logged(
+            self.command(self.python(), &self.dir)
+                .args(["-m", "pip", "install", "--force-reinstall"])
+                .args(PIP_QUIET)
+                .arg(&wheel.path),
+            Duration::from_secs(300),
+        );
+        assert!(
+            out.status.success(),
+            "pip install {} into {}:\n{}",
+            wheel.path.display(),
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tmp = self.dir.join(".pycguard-wheel.tmp");
+        fs::write(&tmp, &want).expect("write wheel marker");
+        fs::rename(&tmp, &marker).expect("publish wheel marker");
     }
 
     /// The venv's interpreter.
@@ -297,3 +367,226 @@ pub fn have_program(program: &str) -> bool {
 pub fn report(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
+
+/// The build backend every build a test starts uses (pinned through constraint files, so a
+/// new maturin release cannot change what a test builds or make cargo rebuild).
+pub const MATURIN: &str = "maturin==1.16.0";
+/// The pip the shared wheel is built with.
+const BUILDER_PIP: &str = "pip==26.3";
+
+/// This checkout: the directory with `Cargo.toml` and `pyproject.toml`.
+pub fn checkout() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// cargo's target directory of this build (`target/`).
+pub fn target_dir() -> PathBuf {
+    tools_root()
+        .parent()
+        .expect("target/test-tools has a parent")
+        .to_path_buf()
+}
+
+/// The constraint file pinning maturin (written once; its content never changes).
+fn build_constraints() -> PathBuf {
+    let root = tools_root();
+    fs::create_dir_all(&root).expect("create target/test-tools");
+    let path = root.join("build-constraints.txt");
+    let want = format!("{MATURIN}\n");
+    if fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+        let tmp = root.join(format!("build-constraints.txt.{}", std::process::id()));
+        fs::write(&tmp, &want).expect("write build constraints");
+        fs::rename(&tmp, &path).expect("publish build constraints");
+    }
+    path
+}
+
+/// Make `cmd` (pip, pre-commit, uv, pipx: anything that may build pycguard from source)
+/// build the way the tests' shared wheel is built: cargo's target directory is this
+/// repository's `target/` (so a build of any copy of the checkout reuses its compiled
+/// dependencies, and an unchanged checkout re-links nothing), maturin is pinned (pip
+/// before 25.3 reads `PIP_CONSTRAINT` into its isolated build environments, later pip
+/// `PIP_BUILD_CONSTRAINT`; uv `UV_BUILD_CONSTRAINT`), and no pip or maturin option from the
+/// caller's environment leaks in.
+pub fn build_env(cmd: &mut Command) -> &mut Command {
+    let constraints = build_constraints();
+    cmd.env("CARGO_TARGET_DIR", target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env("PIP_CONSTRAINT", &constraints)
+        .env("PIP_BUILD_CONSTRAINT", &constraints)
+        .env("UV_BUILD_CONSTRAINT", &constraints)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+        .env_remove("PIP_REQUIRE_VIRTUALENV")
+        .env_remove("PIP_USER")
+        .env_remove("PIP_TARGET")
+        .env_remove("PIP_PREFIX")
+        .env_remove("MATURIN_PEP517_ARGS")
+}
+
+/// Like [`build_env`], for builds of *copies* of the checkout that only need a working
+/// binary, not the release one: pre-commit's hook environments (`pip install` of a fresh
+/// clone). A clone's sources are always newer than any earlier build, so cargo recompiles
+/// the pycguard crate every time; with the release profile (thin LTO) that is most of a
+/// minute per hook environment. Here the release profile is overridden through cargo's
+/// `CARGO_PROFILE_RELEASE_*` variables (opt-level 0, no LTO, no debug info) and builds go to
+/// a target directory of their own (`target/test-tools/hook-target`), so the real release
+/// artifacts in `target/release/` are never replaced by these.
+pub fn hook_build_env(cmd: &mut Command) -> &mut Command {
+    build_env(cmd)
+        .env("CARGO_TARGET_DIR", tools_root().join("hook-target"))
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+        .env("CARGO_PROFILE_RELEASE_LTO", "off")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+}
+
+/// pycguard's wheel, built from this checkout by pip with maturin from PyPI.
+#[derive(Clone, Debug)]
+pub struct Wheel {
+    /// `…/pycguard-0.1.0-py3-none-<platform>.whl`
+    pub path: PathBuf,
+    /// How long `pip wheel .` took when it was built (this run or an earlier one).
+    pub build_seconds: f64,
+}
+
+/// The files that go into the wheel (and the sdist's build), for the cache key.
+fn wheel_inputs() -> Vec<PathBuf> {
+    let root = checkout();
+    let mut files: Vec<PathBuf> = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "build.rs",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .filter(|p| p.is_file())
+    .collect();
+    let mut stack = vec![root.join("src"), root.join("python")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && entry.file_name() != "__pycache__" {
+                stack.push(path);
+            } else if kind.is_file() && !matches!(path.extension(), Some(e) if e == "pyc") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Build (once for each content of the checkout's wheel inputs, shared by every test
+/// binary and later runs) and return pycguard's wheel: `pip wheel --no-deps .` with
+/// PEP 517 build isolation, exactly the build `pip install .` does. `None` (after a
+/// `SKIP:` line) when there is no Python 3.12 or PyPI cannot be reached; any other build
+/// failure panics with pip's output.
+pub fn pycguard_wheel() -> Option<Wheel> {
+    let python = default_python().or_else(|| {
+        eprintln!("SKIP: no Python 3.12 to build pycguard's wheel with");
+        None
+    })?;
+    let builder = venv_with(&python, "wheel-builder", &[BUILDER_PIP])?;
+    let mut key = blake3::Hasher::new();
+    key.update(b"pycguard-wheel-v1\0");
+    key.update(MATURIN.as_bytes());
+    key.update(b"\0");
+    key.update(python.version.as_bytes());
+    for file in wheel_inputs() {
+        key.update(b"\0");
+        key.update(
+            file.strip_prefix(checkout())
+                .unwrap_or(&file)
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
+        key.update(b"\0");
+        key.update(&fs::read(&file).expect("read a wheel input"));
+    }
+    let hash = &key.finalize().to_hex()[..16];
+    let root = tools_root();
+    let dir = root.join(format!("wheel-{hash}"));
+    let marker = dir.join(".complete");
+    let found = |dir: &Path| -> Option<Wheel> {
+        let wheel = fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))?;
+        let build_seconds = fs::read_to_string(dir.join(".complete"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Wheel {
+            path: wheel,
+            build_seconds,
+        })
+    };
+    if marker.is_file() {
+        return found(&dir);
+    }
+    let lock = File::create(root.join(format!("wheel-{hash}.lock"))).expect("lock file");
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    if marker.is_file() {
+        return found(&dir);
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).expect("remove a half-built wheel dir");
+    }
+    fs::create_dir_all(&dir).expect("create the wheel dir");
+    let start = Instant::now();
+    let built = output_with_timeout(
+        build_env(
+            builder
+                .command(builder.python(), checkout())
+                .args(["-m", "pip", "wheel", "--no-deps", "--retries", "2"])
+                .args(["--timeout", "60", "-w"])
+                .arg(&dir)
+                .arg(checkout()),
+        ),
+        Duration::from_secs(1800),
+    );
+    let seconds = start.elapsed().as_secs_f64();
+    if !built.status.success() {
+        let err = String::from_utf8_lossy(&built.stderr);
+        let _ = fs::remove_dir_all(&dir);
+        if unreachable(&err) {
+            eprintln!("SKIP: cannot build pycguard's wheel: PyPI cannot be reached for {MATURIN}");
+            return None;
+        }
+        panic!(
+            "pip wheel {} failed:\n{}\n{err}",
+            checkout().display(),
+            String::from_utf8_lossy(&built.stdout)
+        );
+    }
+    let tmp = dir.join(".complete.tmp");
+    fs::write(&tmp, format!("{seconds:.1}\n")).expect("write marker");
+    fs::rename(&tmp, &marker).expect("publish marker");
+    report(&format!(
+        "WHEEL: built {} in {seconds:.1}s (pip wheel ., {MATURIN})\n",
+        dir.display()
+    ));
+    found(&dir)
+}
+
+/// The pip-install options the tests use for an install from a wheel file.
+pub const PIP_QUIET: &[&str] = &[
+    "--disable-pip-version-check",
+    "--no-input",
+    "--quiet",
+    "--no-deps",
+];
