@@ -83,6 +83,8 @@ fn installed() -> Option<&'static Installed> {
             let python = tools::default_python()?;
             let (tree, venv) = fresh_venv(&python);
             let start = Instant::now();
+            let _build = tools::build_lock();
+
             let out = run(tools::build_env(
                 venv.command(venv.python(), tools::checkout())
                     .args(["-m", "pip", "install", "--quiet", "."]),
@@ -692,6 +694,8 @@ fn sdist_has_the_licences_and_what_a_build_needs_and_installs() {
         return;
     };
     let out_dir = Tree::new();
+    let _build = tools::build_lock();
+
     let out = run(tools::build_env(
         maturin
             .command(maturin.bin("maturin"), tools::checkout())
@@ -733,6 +737,8 @@ fn sdist_has_the_licences_and_what_a_build_needs_and_installs() {
     // a wheel).
     let python = tools::default_python().unwrap();
     let (_tree, venv) = fresh_venv(&python);
+    let _build = tools::build_lock();
+
     let out = run(tools::build_env(
         venv.command(venv.python(), venv.dir())
             .args(["-m", "pip", "install", "--quiet"])
@@ -758,6 +764,8 @@ fn uv_tool_install_dot_gives_a_working_pycguard() {
     let home = Tree::new();
     let bin_dir = home.join("bin");
     let start = Instant::now();
+    let _build = tools::build_lock();
+
     let out = run(tools::build_env(
         uv.command(uv.bin("uv"), tools::checkout())
             .args(["tool", "install", "--python"])
@@ -799,6 +807,8 @@ fn pipx_install_dot_gives_a_working_pycguard() {
     let home = Tree::new();
     let bin_dir = home.join("bin");
     let start = Instant::now();
+    let _build = tools::build_lock();
+
     let out = run(tools::build_env(
         pipx.command(pipx.bin("pipx"), tools::checkout())
             .args(["install", "--python"])

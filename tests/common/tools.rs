@@ -401,6 +401,22 @@ fn build_constraints() -> PathBuf {
     path
 }
 
+/// Held while a build into [`target_dir`] runs: cargo locks its own build, but maturin
+/// then moves `target/release/pycguard` into `target/maturin/`, so two builds at once
+/// (the shared wheel, `pip install .`, `uv tool install .`, `pipx install .` run as
+/// parallel tests) race for that file. Every such build takes this lock (`flock`, so
+/// test processes exclude each other too).
+pub struct BuildLock(#[allow(dead_code)] File);
+
+/// Wait for, and take, the [`BuildLock`].
+pub fn build_lock() -> BuildLock {
+    let root = tools_root();
+    fs::create_dir_all(&root).expect("create target/test-tools");
+    let lock = File::create(root.join("release-build.lock")).expect("build lock file");
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    BuildLock(lock)
+}
+
 /// Make `cmd` (pip, pre-commit, uv, pipx: anything that may build pycguard from source)
 /// build the way the tests' shared wheel is built: cargo's target directory is this
 /// repository's `target/` (so a build of any copy of the checkout reuses its compiled
@@ -548,6 +564,7 @@ pub fn pycguard_wheel() -> Option<Wheel> {
     }
     fs::create_dir_all(&dir).expect("create the wheel dir");
     let start = Instant::now();
+    let build = build_lock();
     let built = output_with_timeout(
         build_env(
             builder
@@ -559,6 +576,7 @@ pub fn pycguard_wheel() -> Option<Wheel> {
         ),
         Duration::from_secs(1800),
     );
+    drop(build);
     let seconds = start.elapsed().as_secs_f64();
     if !built.status.success() {
         let err = String::from_utf8_lossy(&built.stderr);
