@@ -387,13 +387,7 @@ pub struct InspectArgs {
     pub pycache_prefix: Option<PathBuf>,
 }
 
-/// `--output-format`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    #[default]
-    Human,
-    Json,
-}
+pub use crate::output::Format;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorWhen {

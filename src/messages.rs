@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 
 use crate::pyc::magic::{MtimeRule, Series};
 use crate::pyc::source_hash::stored_hex;
-use crate::read::FileKind;
+use crate::stat::FileKind;
 use crate::timefmt;
 use crate::verdict::{Damage, Evidence, Gone, NotAFile, NotAFileAt, Reader, Verdict};
 

@@ -24,10 +24,11 @@ use crate::facts::{self, DirSources};
 use crate::layout::CacheName;
 use crate::pyc::magic::{self, Series};
 use crate::report::{Entry, Report, ScanError};
-use crate::settings::ScanConfig;
 use crate::store::scan_memo::Memo;
 use crate::verdict::{self, CacheFacts, SourceFacts, State};
-use crate::walk::{self, Candidate, DirContext, FoundAs, WalkEvent, WalkSummary};
+use crate::walk::{
+    self, Candidate, DirContext, FoundAs, Root, WalkEvent, WalkOptions, WalkSummary,
+};
 
 /// Which entries the report keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +154,15 @@ pub fn check_tag(tag: &str) -> Result<(), TagError> {
         return Err(TagError::Malformed);
     }
     Ok(())
+}
+
+/// What to scan and how (resolved by `settings`).
+#[derive(Clone, Debug)]
+pub struct ScanConfig {
+    pub roots: Vec<Root>,
+    pub walk: WalkOptions,
+    /// pycguard's cache directory; `None` with `--no-cache` (or when no home is known).
+    pub cache_dir: Option<PathBuf>,
 }
 
 thread_local! {

@@ -79,3 +79,56 @@ mod tests {
         assert!(!dir_stat.is_file);
     }
 }
+
+/// What a path turned out to be when opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+    /// A symlink that was not followed, or one that leads nowhere (dangling or a loop).
+    Symlink,
+    Unknown,
+}
+
+impl FileKind {
+    pub fn from_file_type(ft: FileType) -> FileKind {
+        match ft {
+            FileType::RegularFile => FileKind::Regular,
+            FileType::Directory => FileKind::Directory,
+            FileType::Fifo => FileKind::Fifo,
+            FileType::Socket => FileKind::Socket,
+            FileType::CharacterDevice => FileKind::CharDevice,
+            FileType::BlockDevice => FileKind::BlockDevice,
+            FileType::Symlink => FileKind::Symlink,
+            _ => FileKind::Unknown,
+        }
+    }
+
+    /// From `std`'s `MetadataExt::mode` (always a `u32`).
+    pub fn from_mode(mode: u32) -> FileKind {
+        FileKind::from_file_type(FileType::from_raw_mode(mode as _))
+    }
+
+    /// From a raw `stat` (whose mode is a `u16` on macOS and the BSDs).
+    pub fn from_stat(st: &Stat) -> FileKind {
+        FileKind::from_file_type(FileType::from_raw_mode(st.st_mode))
+    }
+
+    /// "a FIFO (named pipe)", "a character device"…
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Fifo => "a FIFO (named pipe)",
+            FileKind::Socket => "a socket",
+            FileKind::CharDevice => "a character device",
+            FileKind::BlockDevice => "a block device",
+            FileKind::Symlink => "a symlink",
+            FileKind::Unknown => "not a regular file",
+        }
+    }
+}

@@ -24,7 +24,7 @@ use crate::pyc::header::{
 };
 use crate::pyc::magic::{self, Series};
 use crate::pyc::marshal::{self, MarshalError};
-use crate::read::FileKind;
+use crate::stat::FileKind;
 
 /// The state of one cache. Each cache gets exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

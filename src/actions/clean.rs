@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use crate::actions::safe_fs::{self, Dir, SafeFsError};
 use crate::layout;
 use crate::report::{Entry, ScanError};
+use crate::scan::ScanConfig;
 use crate::scan::{self, ScanWith, Scanned};
-use crate::settings::ScanConfig;
 use crate::verdict::State;
 use crate::walk;
 

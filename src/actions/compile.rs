@@ -22,8 +22,8 @@ use crate::actions::safe_fs::SafeFsError;
 use crate::interpreters::{Interpreter, Interpreters, Origin, SearchPath};
 use crate::layout;
 use crate::report::ScanError;
+use crate::scan::ScanConfig;
 use crate::scan::{self, ScanWith, Scanned};
-use crate::settings::ScanConfig;
 use crate::verdict::State;
 use crate::walk::{self, Root};
 

@@ -10,8 +10,8 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::cli::Format;
 use crate::escape;
+use crate::output::Format;
 use crate::output::{human, json};
 use crate::prove::DeepSummary;
 use crate::report::Report;

@@ -25,9 +25,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::actions::clean::CleanOutcome;
-use crate::cli::Format;
 use crate::escape;
 use crate::output::human::severity_style;
+use crate::output::Format;
 use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::verdict::Severity;
 

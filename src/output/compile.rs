@@ -33,11 +33,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::actions::compile::CompileOutcome;
-use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::output::fix::mode_name;
 use crate::output::human::severity_style;
+use crate::output::Format;
 use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::report::ScanError;
 use crate::verdict::Severity;

@@ -38,10 +38,10 @@ use serde::Serialize;
 
 use crate::actions::fix::{Action, FixOutcome};
 use crate::actions::recompile::Mode;
-use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreters;
 use crate::output::human::severity_style;
+use crate::output::Format;
 use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::prove::DeepSummary;
 use crate::report::ScanError;

@@ -41,10 +41,10 @@ use crate::timefmt;
 pub fn print<W: Write>(
     out: &mut W,
     inspections: &[Inspection],
-    format: crate::cli::Format,
+    format: crate::output::Format,
 ) -> io::Result<()> {
     match format {
-        crate::cli::Format::Human => {
+        crate::output::Format::Human => {
             for (n, inspection) in inspections.iter().enumerate() {
                 if n > 0 {
                     writeln!(out)?;
@@ -52,7 +52,7 @@ pub fn print<W: Write>(
                 write_human(out, inspection)?;
             }
         }
-        crate::cli::Format::Json => {
+        crate::output::Format::Json => {
             let list = inspections
                 .iter()
                 .map(json)

@@ -23,9 +23,9 @@ use std::io::{self, Write};
 use anstyle::Style;
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreters;
+use crate::output::Format;
 use crate::output::{write_json, JsonPath, SCHEMA};
 
 const BOLD: Style = Style::new().bold();

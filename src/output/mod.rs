@@ -120,3 +120,11 @@ mod tests {
         assert_eq!(text, r#""caf\udce9/\"q\".pyc""#);
     }
 }
+
+/// `--output-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}

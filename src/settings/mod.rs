@@ -98,14 +98,7 @@ pub enum CommandConfig {
     Interpreters(InterpretersConfig),
 }
 
-/// What to scan and how.
-#[derive(Clone, Debug)]
-pub struct ScanConfig {
-    pub roots: Vec<Root>,
-    pub walk: WalkOptions,
-    /// pycguard's cache directory; `None` with `--no-cache` (or when no home is known).
-    pub cache_dir: Option<PathBuf>,
-}
+pub use crate::scan::ScanConfig;
 
 /// `pycguard check`.
 #[derive(Clone, Debug)]
