@@ -694,8 +694,6 @@ fn sdist_has_the_licences_and_what_a_build_needs_and_installs() {
         return;
     };
     let out_dir = Tree::new();
-    let _build = tools::build_lock();
-
     let out = run(tools::build_env(
         maturin
             .command(maturin.bin("maturin"), tools::checkout())
@@ -738,7 +736,6 @@ fn sdist_has_the_licences_and_what_a_build_needs_and_installs() {
     let python = tools::default_python().unwrap();
     let (_tree, venv) = fresh_venv(&python);
     let _build = tools::build_lock();
-
     let out = run(tools::build_env(
         venv.command(venv.python(), venv.dir())
             .args(["-m", "pip", "install", "--quiet"])
@@ -765,7 +762,6 @@ fn uv_tool_install_dot_gives_a_working_pycguard() {
     let bin_dir = home.join("bin");
     let start = Instant::now();
     let _build = tools::build_lock();
-
     let out = run(tools::build_env(
         uv.command(uv.bin("uv"), tools::checkout())
             .args(["tool", "install", "--python"])
@@ -808,7 +804,6 @@ fn pipx_install_dot_gives_a_working_pycguard() {
     let bin_dir = home.join("bin");
     let start = Instant::now();
     let _build = tools::build_lock();
-
     let out = run(tools::build_env(
         pipx.command(pipx.bin("pipx"), tools::checkout())
             .args(["install", "--python"])
