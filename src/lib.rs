@@ -44,6 +44,7 @@ pub mod store;
 pub(crate) mod timefmt;
 pub mod verdict;
 pub(crate) mod walk;
+pub mod why;
 pub mod worker;
 
 /// The whole program: parse the command line, run it, and give the exit status.
