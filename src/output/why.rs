@@ -237,6 +237,32 @@ fn write_human<W: Write>(out: &mut W, w: &WhyOutput<'_>) -> io::Result<()> {
             step_where(step, located)
         )?;
     }
+    for link in &located.sys_path.egg_links {
+        writeln!(
+            out,
+            "  {BOLD}egg-link{BOLD:#}  {} → {}",
+            escape::path(&link.file),
+            escape::path(&link.target)
+        )?;
+    }
+    for f in &located.sys_path.finders {
+        let mapped: Vec<String> = f
+            .mapping
+            .iter()
+            .map(|(k, p)| format!("{k} → {}", escape::path(p)))
+            .collect();
+        writeln!(
+            out,
+            "  {BOLD}editable{BOLD:#}  {} ({}): {}",
+            f.module,
+            escape::path(&f.pth),
+            if mapped.is_empty() {
+                "maps nothing".to_owned()
+            } else {
+                mapped.join(", ")
+            }
+        )?;
+    }
     if let Some(cache) = w.cache {
         let l = &cache.location;
         let what = match (&l.tag, &l.prefix) {
