@@ -35,30 +35,44 @@ name = sys.argv[1]
 if sys.version_info[0] >= 3:
     import importlib.util
     s = importlib.util.find_spec(name)
+    if s is None:
+        sys.stdout.write(json.dumps({"origin": None, "locations": [], "cached": None}))
+        sys.exit(0)
     origin = s.origin if s.origin not in (None, "namespace") else None
     if s.loader is None:
         origin = None
     out = {"origin": origin, "locations": list(s.submodule_search_locations or []), "cached": s.cached}
 else:
-    import imp
+    import imp, os
     path = None
-    for part in name.split("."):
-        f, pathname, desc = imp.find_module(part, path)
-        if f:
-            f.close()
-        if desc[2] == imp.PKG_DIRECTORY:
-            path = [pathname]
-            f, pathname, desc = imp.find_module("__init__", path)
+    try:
+        for part in name.split("."):
+            f, pathname, desc = imp.find_module(part, path)
             if f:
                 f.close()
-    import os
-    out = {"origin": os.path.abspath(pathname), "locations": [os.path.abspath(p) for p in path or []], "cached": None}
+            if desc[2] == imp.PKG_DIRECTORY:
+                path = [pathname]
+                f, pathname, desc = imp.find_module("__init__", path)
+                if f:
+                    f.close()
+        out = {"origin": os.path.abspath(pathname), "locations": [os.path.abspath(p) for p in path or []], "cached": None}
+    except ImportError:
+        out = {"origin": None, "locations": [], "cached": None}
 sys.stdout.write(json.dumps(out))
 "#;
 
 /// Environment both the oracle and pycguard get: nothing that changes caches, a HOME
 /// with no user site, and `pythonpath` when given.
 fn environment(cmd: &mut Command, home: &Path, pythonpath: Option<&str>) {
+    environment_with(cmd, home, pythonpath, &[]);
+}
+
+fn environment_with(
+    cmd: &mut Command,
+    home: &Path,
+    pythonpath: Option<&str>,
+    vars: &[(&str, &str)],
+) {
     for var in [
         "PYTHONDONTWRITEBYTECODE",
         "PYTHONPYCACHEPREFIX",
@@ -76,13 +90,27 @@ fn environment(cmd: &mut Command, home: &Path, pythonpath: Option<&str>) {
     if let Some(p) = pythonpath {
         cmd.env("PYTHONPATH", p);
     }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
 }
 
 /// `importlib.util.find_spec(module)` by `python` in `cwd` (`python -c`: the current
 /// directory first on `sys.path`), bytecode writing off.
 fn oracle(python: &Path, cwd: &Path, home: &Path, module: &str, pythonpath: Option<&str>) -> Spec {
+    oracle_with(python, cwd, home, module, pythonpath, &[])
+}
+
+fn oracle_with(
+    python: &Path,
+    cwd: &Path,
+    home: &Path,
+    module: &str,
+    pythonpath: Option<&str>,
+    vars: &[(&str, &str)],
+) -> Spec {
     let mut cmd = Command::new(python);
-    environment(&mut cmd, home, pythonpath);
+    environment_with(&mut cmd, home, pythonpath, vars);
     cmd.current_dir(cwd)
         .arg("-B")
         .arg("-c")
@@ -117,8 +145,20 @@ fn why(
     pythonpath: Option<&str>,
     extra: &[&str],
 ) -> (Value, Output) {
+    why_with(python, cwd, home, module, pythonpath, extra, &[])
+}
+
+fn why_with(
+    python: &Path,
+    cwd: &Path,
+    home: &Path,
+    module: &str,
+    pythonpath: Option<&str>,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> (Value, Output) {
     let mut cmd = common::pycguard();
-    environment(&mut cmd, home, pythonpath);
+    environment_with(&mut cmd, home, pythonpath, vars);
     cmd.current_dir(cwd)
         .args(["why", module, "--output-format", "json", "--python"])
         .arg(python)
@@ -170,8 +210,19 @@ fn agree(
     module: &str,
     pythonpath: Option<&str>,
 ) -> Value {
-    let (doc, out) = why(&python.path, cwd, home, module, pythonpath, &[]);
-    let expected = oracle(&python.path, cwd, home, module, pythonpath);
+    agree_with(python, cwd, home, module, pythonpath, &[])
+}
+
+fn agree_with(
+    python: &Interp,
+    cwd: &Path,
+    home: &Path,
+    module: &str,
+    pythonpath: Option<&str>,
+    vars: &[(&str, &str)],
+) -> Value {
+    let (doc, out) = why_with(&python.path, cwd, home, module, pythonpath, &[], vars);
+    let expected = oracle_with(&python.path, cwd, home, module, pythonpath, vars);
     let mut got = spec_of(&doc);
     if python.major == 2 {
         // imp.find_module names no cache; Python 2's is the .pyc beside the source.
@@ -193,6 +244,7 @@ fn each(interps: &[Interp], f: impl Fn(&Interp) + Sync) {
     assert!(!interps.is_empty(), "no interpreter found");
     std::thread::scope(|s| {
         for interp in interps {
+            common::exercised(interp.major, interp.minor);
             let f = &f;
             s.spawn(move || f(interp));
         }
@@ -347,6 +399,12 @@ fn pth_import_lines_are_listed_never_run() {
             root.display()
         );
         fs::write(site.join("zz-test.pth"), pth).unwrap();
+        let custom = root.join("customized");
+        fs::write(
+            site.join("sitecustomize.py"),
+            format!("open({:?}, 'w').close()\n", custom.display().to_string()),
+        )
+        .unwrap();
         fs::create_dir_all(root.join("cwd")).unwrap();
         fs::create_dir_all(root.join("home")).unwrap();
         let interp = Interp {
@@ -447,6 +505,92 @@ fn legacy_egg_link_through_easy_install_pth() {
         let entry = &doc["sys_path"][index];
         assert_eq!(entry["origin"], "pth", "{doc}");
         assert!(entry["pth"].as_str().unwrap().ends_with("easy-install.pth"));
+    });
+}
+
+#[test]
+fn cache_name_follows_optimize_and_the_pycache_prefix() {
+    each(&common::interpreters_from(3, 8), |py| {
+        let tree = Tree::new();
+        let root = fs::canonicalize(tree.path()).unwrap();
+        tree.write("app/mod.py", b"VALUE = 1\n");
+        fs::create_dir_all(root.join("home")).unwrap();
+        let (cwd, home) = (root.join("app"), root.join("home"));
+        let prefix = root.join("pfx").display().to_string();
+        let vars = [
+            ("PYTHONOPTIMIZE", "2"),
+            ("PYTHONPYCACHEPREFIX", prefix.as_str()),
+        ];
+        let doc = agree_with(py, &cwd, &home, "mod", None, &vars);
+        assert_eq!(doc["cache"]["optimization"], 2);
+        assert_eq!(doc["cache"]["pycache_prefix"], prefix.as_str());
+        // -O on pycguard's command line is python -O.
+        let (flagged, _) = why(&py.path, &cwd, &home, "mod", None, &["-O"]);
+        let expected = oracle_with(
+            &py.path,
+            &cwd,
+            &home,
+            "mod",
+            None,
+            &[("PYTHONOPTIMIZE", "1")],
+        );
+        assert_eq!(
+            flagged["cache"]["path"].as_str(),
+            expected.cached.as_deref()
+        );
+    });
+}
+
+#[test]
+fn user_site_as_site_decides() {
+    each(&common::interpreters(), |py| {
+        let tree = Tree::new();
+        let root = fs::canonicalize(tree.path()).unwrap();
+        let user_site = format!(
+            "home/.local/lib/python{}.{}/site-packages",
+            py.major, py.minor
+        );
+        tree.write(format!("{user_site}/usermod.py"), b"VALUE = 1\n");
+        fs::create_dir_all(root.join("cwd")).unwrap();
+        let (cwd, home) = (root.join("cwd"), root.join("home"));
+        let doc = agree(py, &cwd, &home, "usermod", None);
+        assert_eq!(doc["found"], true, "{}: {doc}", py.version);
+        let on = agree_with(
+            py,
+            &cwd,
+            &home,
+            "usermod",
+            None,
+            &[("PYTHONNOUSERSITE", "1")],
+        );
+        assert_eq!(on["found"], false, "{}: PYTHONNOUSERSITE", py.version);
+    });
+}
+
+#[test]
+fn venv_with_system_site_packages() {
+    each(&venv_interpreters(), |py| {
+        let tree = Tree::new();
+        let root = fs::canonicalize(tree.path()).unwrap();
+        let dir = root.join("venv");
+        let out = Command::new(&py.path)
+            .args(["-m", "venv", "--without-pip", "--system-site-packages"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let interp = Interp {
+            path: dir.join("bin/python"),
+            ..py.clone()
+        };
+        fs::create_dir_all(root.join("home")).unwrap();
+        // The base installation's pip (the venv has none of its own).
+        let doc = agree(&interp, &root, &root.join("home"), "pip", None);
+        assert_eq!(doc["venv"]["include_system_site_packages"], true);
     });
 }
 
