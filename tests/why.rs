@@ -97,10 +97,6 @@ fn environment_with(
 
 /// `importlib.util.find_spec(module)` by `python` in `cwd` (`python -c`: the current
 /// directory first on `sys.path`), bytecode writing off.
-fn oracle(python: &Path, cwd: &Path, home: &Path, module: &str, pythonpath: Option<&str>) -> Spec {
-    oracle_with(python, cwd, home, module, pythonpath, &[])
-}
-
 fn oracle_with(
     python: &Path,
     cwd: &Path,
