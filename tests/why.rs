@@ -832,3 +832,118 @@ fn story_why_ingest_rss_names_the_stale_cache() {
     }
     insta::assert_snapshot!(serde_json::to_string_pretty(&pinned).unwrap());
 }
+
+/// Nothing of the user's runs: modules shadowing what the probe and start-up import,
+/// `sitecustomize`, `usercustomize`, a `.pth` import line in the user site and in
+/// `PYTHONPATH`, a package whose `__init__` would record its execution — each writes a
+/// marker when run. `why` from that directory, with that environment, for every
+/// interpreter: no marker, and the answer names the hostile files it found.
+#[test]
+fn nothing_found_is_executed() {
+    const SHADOWS: &[&str] = &[
+        "site",
+        "sitecustomize",
+        "usercustomize",
+        "os",
+        "binascii",
+        "codecs",
+        "io",
+        "abc",
+        "stat",
+        "posixpath",
+        "importlib/__init__",
+        "importlib/util",
+        "importlib/machinery",
+        "encodings/__init__",
+        "encodings/utf_8",
+        "app/__init__",
+        "app/sub/__init__",
+    ];
+    each(&common::interpreters(), |py| {
+        let tree = Tree::new();
+        let root = fs::canonicalize(tree.path()).unwrap();
+        let markers = root.join("markers");
+        fs::create_dir_all(&markers).unwrap();
+        let record = |name: &str| {
+            format!(
+                "import sys, posix\nposix.close(posix.open({:?} + '/' + {:?}, posix.O_CREAT | posix.O_WRONLY, 420))\n",
+                markers.display().to_string(),
+                name.replace('/', ".")
+            )
+        };
+        for name in SHADOWS {
+            tree.write(format!("cwd/{name}.py"), record(name).as_bytes());
+        }
+        tree.write("cwd/app/sub/mod.py", b"VALUE = 1\n");
+        let pth = format!(
+            "import posix; posix.close(posix.open({:?}, posix.O_CREAT | posix.O_WRONLY, 420))\n",
+            markers.join("pth").display().to_string()
+        );
+        tree.write("cwd/evil.pth", pth.as_bytes());
+        let user_site = format!("userbase/lib/python{}.{}/site-packages", py.major, py.minor);
+        tree.write(format!("{user_site}/evil.pth"), pth.as_bytes());
+        tree.write(
+            format!("{user_site}/usercustomize.py"),
+            record("user-usercustomize").as_bytes(),
+        );
+        fs::create_dir_all(root.join("home")).unwrap();
+        let cwd = root.join("cwd");
+        let userbase = root.join("userbase").display().to_string();
+        let startup = cwd.join("site.py").display().to_string();
+        let vars = [
+            ("PYTHONUSERBASE", userbase.as_str()),
+            ("PYTHONSTARTUP", startup.as_str()),
+            ("PYTHONINSPECT", "1"),
+        ];
+        let pythonpath = cwd.display().to_string();
+        for module in ["app.sub.mod", "os", "encodings.utf_8", "json"] {
+            let (doc, out) = why_with(
+                &py.path,
+                &cwd,
+                &root.join("home"),
+                module,
+                Some(&pythonpath),
+                &[],
+                &vars,
+            );
+            assert!(
+                out.status.code() == Some(0) || out.status.code() == Some(1),
+                "{} why {module}: {}",
+                py.version,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if module == "app.sub.mod" {
+                assert_eq!(
+                    doc["file"],
+                    cwd.join("app/sub/mod.py").display().to_string()
+                );
+                let listed = doc["would_execute"].as_array().unwrap();
+                assert!(
+                    listed.iter().any(|w| w["pth"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with("site-packages/evil.pth")),
+                    "{}: the user site's .pth line is listed: {doc}",
+                    py.version
+                );
+            }
+        }
+        let ran: Vec<_> = fs::read_dir(&markers)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(ran.is_empty(), "{}: pycguard why ran {ran:?}", py.version);
+        // The markers work: the interpreter itself, started there, runs the package.
+        let mut cmd = Command::new(&py.path);
+        environment_with(&mut cmd, &root.join("home"), None, &[]);
+        cmd.current_dir(&cwd)
+            .args(["-B", "-c", "import app.sub.mod"]);
+        let real = cmd.output().unwrap();
+        assert!(
+            markers.join("app.__init__").exists(),
+            "{}: the marker was not written by the real import: {}",
+            py.version,
+            String::from_utf8_lossy(&real.stderr)
+        );
+    });
+}
