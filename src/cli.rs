@@ -127,8 +127,8 @@ component, and every candidate that loses is listed. The cache the interpreter w
 winning file (its tag, -O level, pycache prefix) is judged and proven as `check --deep` does.
 
 sys.path[0] is the current directory (as for python -c / -m) unless --path gives the script's \
-directory. PYTHONPATH, PYTHONUSERBASE, PYTHONNOUSERSITE, PYTHONOPTIMIZE and PYTHONPYCACHEPREFIX \
-are read as the interpreter would read them.
+directory. PYTHONPATH, PYTHONSAFEPATH, PYTHONUSERBASE, PYTHONNOUSERSITE, PYTHONOPTIMIZE and \
+PYTHONPYCACHEPREFIX are read as the interpreter would read them.
 
 Exit status: 0 when the module is found and its cache (if any) is not of error severity, 1 when \
 the cache is (hidden-stale, ghost, corrupt…) or the module is not found, 2 on bad usage.")]

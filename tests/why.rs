@@ -82,6 +82,7 @@ fn environment_with(
         "PYTHONOPTIMIZE",
         "PYTHONUSERBASE",
         "PYTHONNOUSERSITE",
+        "PYTHONSAFEPATH",
         "VIRTUAL_ENV",
     ] {
         cmd.env_remove(var);
@@ -287,6 +288,18 @@ fn package_beats_module_and_earlier_entries_win() {
             shadows.contains(&(later, "earlier-entry".into())),
             "{shadows:?}"
         );
+        if py.at_least(3, 11) {
+            // PYTHONSAFEPATH: no current directory first, so PYTHONPATH's module wins.
+            let safe = agree_with(
+                py,
+                &cwd,
+                &home,
+                "clash",
+                Some(&pythonpath),
+                &[("PYTHONSAFEPATH", "1")],
+            );
+            assert_eq!(safe["kind"], "module", "{safe}");
+        }
         let solo = agree(py, &cwd, &home, "solo", Some(&pythonpath));
         assert_eq!(solo["sys_path"][1]["origin"], "pythonpath", "{solo}");
         // A module is not a package.

@@ -20,6 +20,7 @@
 //! | `UV_PYTHON_INSTALL_DIR` | uv-managed Pythons |
 //! | `PYTHONPATH` | `why`: the entries it puts on `sys.path` |
 //! | `PYTHONUSERBASE`, `PYTHONNOUSERSITE` | `why`: the user site directory, and whether it is used |
+//! | `PYTHONSAFEPATH` | `why`: 3.11+ puts no script or current directory first on `sys.path` |
 //! | `PYTHONOPTIMIZE` | `why`: the optimisation level, and so the cache name, the interpreter would use |
 //! | `PYCGUARD_WALK_ENGINE` | the walk engine: `getdents` (Linux default) or `portable` |
 //! | `PYCGUARD_TEST_WORKER_*`, `PYCGUARD_TEST_MARKER` | fault injection in pycguard's own tests |
@@ -63,6 +64,8 @@ pub struct Environment {
     pub python_user_base: Option<PathBuf>,
     /// `PYTHONNOUSERSITE` is set.
     pub python_no_user_site: bool,
+    /// `PYTHONSAFEPATH` is set.
+    pub python_safe_path: bool,
     /// `PYTHONOPTIMIZE`: an integer level, or 1 for any other non-empty value (as Python
     /// reads it).
     pub python_optimize: u8,
@@ -106,6 +109,7 @@ impl Environment {
             pythonpath: set("PYTHONPATH"),
             python_user_base: dir("PYTHONUSERBASE"),
             python_no_user_site: set("PYTHONNOUSERSITE").is_some(),
+            python_safe_path: set("PYTHONSAFEPATH").is_some(),
             python_optimize: set("PYTHONOPTIMIZE").map_or(0, |v| {
                 v.to_str()
                     .and_then(|t| t.trim().parse::<u64>().ok())
@@ -179,6 +183,7 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.pythonpath.is_some()
         || env.python_user_base.is_some()
         || env.python_no_user_site
+        || env.python_safe_path
         || env.python_optimize > 0
 }
 
@@ -219,6 +224,7 @@ mod tests {
             "PYTHONPATH",
             "PYTHONUSERBASE",
             "PYTHONNOUSERSITE",
+            "PYTHONSAFEPATH",
             "PYTHONOPTIMIZE",
         ] {
             assert!(is_read(std::ffi::OsStr::new(name)), "{name}");

@@ -542,9 +542,10 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
     let path0 = if args.paths.is_empty() {
         vec![cwd.clone()]
     } else {
+        // A script path is relative to the process's working directory.
         args.paths
             .iter()
-            .map(|p| lexically_absolute(here, p))
+            .map(|p| lexically_absolute(&cwd, p))
             .collect()
     };
     let pythonpath = env
@@ -578,6 +579,7 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
             pythonpath,
             user_base,
             no_user_site: env.python_no_user_site,
+            safe_path: env.python_safe_path,
             optimize: args.optimize.max(env.python_optimize),
             pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &layer, env, here),
         },

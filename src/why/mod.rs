@@ -47,6 +47,8 @@ pub struct Search {
     pub user_base: Option<PathBuf>,
     /// `PYTHONNOUSERSITE`.
     pub no_user_site: bool,
+    /// `PYTHONSAFEPATH` (3.11+: no `sys.path[0]`).
+    pub safe_path: bool,
     /// `-O` count / `PYTHONOPTIMIZE`.
     pub optimize: u8,
     /// `PYTHONPYCACHEPREFIX` / `-X pycache_prefix` (absolute).
@@ -124,12 +126,18 @@ pub fn locate_with(
     search: &Search,
     files: &dyn view::FileView,
 ) -> Located {
+    let version = facts.base.version;
+    let safe_path = search.safe_path && version >= (3, 11);
     let inputs = syspath::SiteInputs {
         executable: search
             .executable
             .clone()
             .unwrap_or_else(|| interpreter.path.clone()),
-        path0: search.path0.clone(),
+        path0: if safe_path {
+            Vec::new()
+        } else {
+            search.path0.clone()
+        },
         cwd: search.cwd.clone(),
         pythonpath: search.pythonpath.clone(),
         user_base: search.user_base.clone(),
@@ -137,7 +145,6 @@ pub fn locate_with(
     };
     let sys_path = syspath::build(&facts.base, &inputs, files);
     let mut rules = facts.rules.clone();
-    let version = facts.base.version;
     if version.0 < 3 && search.optimize > 0 {
         rules.bytecode_suffixes = vec![".pyo".into()];
     }
