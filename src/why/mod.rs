@@ -13,7 +13,7 @@
 //!
 //! [`locate`] does all three and names the cache the interpreter would load for the
 //! winning file ([`CacheLocation`]: tag, optimisation level, pycache prefix). Judging and
-//! proving that cache is the command's business ([`crate::commands::why`]), through the
+//! proving that cache is the command's business (`commands::why`), through the
 //! scan and prove pipelines every other command uses. Other commands that need a
 //! module's location (`pycguard run -m MODULE`) call [`locate`].
 
