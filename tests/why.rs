@@ -960,3 +960,120 @@ fn nothing_found_is_executed() {
         );
     });
 }
+
+/// Hostile site-packages: a FIFO and a directory named `.pth`, a `.pth` symlink loop,
+/// undecodable bytes with a BOM, an editable finder whose `MAPPING` is code, one whose
+/// module is missing, a package whose `__init__.py` is a FIFO. `why` neither hangs nor
+/// fails: it reports what it could not read and answers as the importer would.
+#[test]
+fn hostile_site_packages() {
+    let Some(py) = tools::default_python() else {
+        eprintln!("SKIP: no Python 3.12 for the hostile site-packages");
+        return;
+    };
+    let tree = Tree::new();
+    let root = fs::canonicalize(tree.path()).unwrap();
+    let Some((python, site)) = bare_venv(&py, &root.join("venv")) else {
+        return;
+    };
+    let fifo = |path: &Path| {
+        let made = Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(made.success());
+    };
+    fifo(&site.join("a-fifo.pth"));
+    fs::write(
+        site.join("b-bad.pth"),
+        b"\xef\xbb\xbf\xff\xfe/nonexistent\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(site.join("c-loop.pth"), site.join("c-loop.pth")).unwrap();
+    fs::create_dir_all(site.join("d-dir.pth")).unwrap();
+    let marker = root.join("marker");
+    fs::write(
+        site.join("__editable__.evil-1.pth"),
+        "import __editable___evil_1_finder; __editable___evil_1_finder.install()\n",
+    )
+    .unwrap();
+    fs::write(
+        site.join("__editable___evil_1_finder.py"),
+        format!(
+            "MAPPING = __import__('os').system('touch {}')\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        site.join("__editable__.gone-1.pth"),
+        "import __editable___gone_1_finder; __editable___gone_1_finder.install()\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("cwd/weird")).unwrap();
+    fifo(&root.join("cwd/weird/__init__.py"));
+    fs::create_dir_all(root.join("home")).unwrap();
+    let (doc, out) = why(
+        &python,
+        &root.join("cwd"),
+        &root.join("home"),
+        "weird",
+        None,
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!marker.exists(), "a finder's MAPPING ran");
+    // A FIFO is not a file: `weird` is a namespace package, as the importer sees it.
+    assert_eq!(doc["kind"], "namespace", "{doc}");
+    let finders = doc["editable_finders"].as_array().unwrap();
+    assert_eq!(finders.len(), 2, "{doc}");
+    assert!(finders.iter().all(|f| f["error"].is_string()), "{doc}");
+    let notes = doc["not_followed"].to_string();
+    assert!(
+        notes.contains("__editable___evil_1_finder could not be read"),
+        "{notes}"
+    );
+    let (missing, out) = why(
+        &python,
+        &root.join("cwd"),
+        &root.join("home"),
+        "evil",
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(missing["error"], "No module named 'evil'");
+    // The interpreter agrees about `weird` (its site would block on the FIFO .pth, so
+    // it is removed first)…
+    fs::remove_file(site.join("a-fifo.pth")).unwrap();
+    // …and does not start at all with the undecodable one.
+    let started = Command::new(&python)
+        .args(["-c", "pass"])
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .unwrap();
+    assert!(
+        !started.status.success(),
+        "the undecodable .pth stops the interpreter"
+    );
+    fs::remove_file(site.join("b-bad.pth")).unwrap();
+    let interp = Interp {
+        path: python,
+        ..py.clone()
+    };
+    let spec = oracle_with(
+        &interp.path,
+        &root.join("cwd"),
+        &root.join("home"),
+        "weird",
+        None,
+        &[],
+    );
+    assert_eq!(spec.origin, None);
+    assert_eq!(
+        spec.locations,
+        vec![root.join("cwd/weird").display().to_string()]
+    );
+}

@@ -134,6 +134,12 @@ fn notes(located: &Located) -> Vec<String> {
             }
         })
         .collect();
+    for f in located.sys_path.pth_files.iter().filter(|f| f.undecodable) {
+        out.push(format!(
+            "{} is not valid UTF-8: site raises UnicodeDecodeError and the interpreter does not start (under a UTF-8 locale)",
+            escape::path(&f.path)
+        ));
+    }
     let unmodelled = located
         .sys_path
         .pth_files

@@ -837,6 +837,7 @@ mod tests {
             ],
             namespaces: Vec::new(),
             error: None,
+            placeholder: PathBuf::from("__editable__.app-1.finder.__path_hook__"),
         });
         let r = rules((3, 12));
         // A bare `app` directory in the current directory is a namespace package: the

@@ -57,14 +57,25 @@ pub fn assignment(text: &str, name: &str) -> Result<Literal, LiteralError> {
     Err(LiteralError::Missing(name.to_owned()))
 }
 
-/// Parse one literal (trailing whitespace and a comment allowed).
+/// Parse one literal (trailing whitespace and a comment allowed; strings may be joined
+/// with `+`).
 pub fn parse(text: &str) -> Result<Literal, LiteralError> {
     let mut p = Parser {
         chars: text.char_indices().collect(),
         at: 0,
     };
-    let value = p.value()?;
+    let mut value = p.value()?;
     p.skip_space();
+    // `'a' + "b"`: string concatenation (setuptools' PATH_PLACEHOLDER).
+    while p.peek() == Some('+') {
+        p.at += 1;
+        let next = p.value()?;
+        match (&mut value, next) {
+            (Literal::Str(a), Literal::Str(b)) => a.extend_from_slice(&b),
+            _ => return Err(LiteralError::Shape),
+        }
+        p.skip_space();
+    }
     match p.peek() {
         None | Some('#') => Ok(value),
         Some(c) => Err(p.unexpected(c)),
@@ -310,6 +321,11 @@ mod tests {
         );
         assert_eq!(parse("{'a': '/x'"), Err(LiteralError::Truncated));
         assert!(parse("{'a': '/x'} + evil()").is_err());
+        assert_eq!(
+            parse("'__editable__.a-1.finder' + \".__path_hook__\"").unwrap(),
+            Literal::Str(b"__editable__.a-1.finder.__path_hook__".to_vec())
+        );
+        assert_eq!(parse("{} + {}"), Err(LiteralError::Shape));
         assert_eq!(
             string_map(&parse("{'a': ['/x']}").unwrap()),
             Err(LiteralError::Shape)

@@ -133,6 +133,9 @@ pub enum PthEffect {
 pub struct PthFile {
     pub path: PathBuf,
     pub lines: Vec<(usize, PthEffect)>,
+    /// Not valid UTF-8: `site` raises `UnicodeDecodeError` (under a UTF-8 locale) and the
+    /// interpreter does not start. Its lines are read as far as they decode.
+    pub undecodable: bool,
 }
 
 /// A setuptools editable finder (`__editable___NAME_finder.py`), read from its literals.
@@ -149,14 +152,8 @@ pub struct EditableFinder {
     pub namespaces: Vec<(String, Vec<PathBuf>)>,
     /// Why its literals could not be read (then it maps nothing).
     pub error: Option<String>,
-}
-
-impl EditableFinder {
-    /// The `sys.path` placeholder it appends when it has namespaces.
-    pub fn placeholder(&self) -> PathBuf {
-        // `'__editable__.NAME.finder' + ".__path_hook__"`: named after the module.
-        PathBuf::from(format!("{}.__path_hook__", self.module))
-    }
+    /// The `sys.path` entry it appends when it has namespaces (`PATH_PLACEHOLDER`).
+    pub placeholder: PathBuf,
 }
 
 /// A legacy `*.egg-link` (from `setup.py develop` / old `pip install -e`).
@@ -389,9 +386,11 @@ impl Builder<'_> {
             };
             lines.push((n, effect));
         }
+        let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
         self.out.pth_files.push(PthFile {
             path: file.to_path_buf(),
             lines,
+            undecodable: std::str::from_utf8(text).is_err(),
         });
     }
 
@@ -411,11 +410,16 @@ impl Builder<'_> {
             mapping: Vec::new(),
             namespaces: Vec::new(),
             error: None,
+            placeholder: PathBuf::from(format!("{module}.__path_hook__")),
         };
         match file.as_deref().and_then(|f| self.view.read(f)) {
             None => finder.error = Some(format!("{module}.py not found on sys.path")),
             Some(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
+                if let Ok(literal::Literal::Str(p)) = literal::assignment(&text, "PATH_PLACEHOLDER")
+                {
+                    finder.placeholder = PathBuf::from(OsString::from_vec(p));
+                }
                 let parsed = literal::assignment(&text, "MAPPING")
                     .and_then(|m| literal::string_map(&m))
                     .and_then(|mapping| {
@@ -448,7 +452,7 @@ impl Builder<'_> {
             return existing;
         }
         if !finder.namespaces.is_empty() {
-            let placeholder = finder.placeholder();
+            let placeholder = finder.placeholder.clone();
             if !self.out.entries.iter().any(|e| e.path == placeholder) {
                 self.out.entries.push(Entry {
                     path: placeholder,
@@ -595,7 +599,7 @@ mod tests {
             )
             .file(
                 &format!("{sp}/__editable___app_1_0_finder.py"),
-                "MAPPING: dict[str, str] = {'app': '/proj/app'}\nNAMESPACES: dict[str, list[str]] = {'ns': ['/proj/ns']}\n",
+                "MAPPING: dict[str, str] = {'app': '/proj/app'}\nNAMESPACES: dict[str, list[str]] = {'ns': ['/proj/ns']}\nPATH_PLACEHOLDER = '__editable__.app-1.0.finder' + \".__path_hook__\"\n",
             );
         let inputs = SiteInputs {
             executable: PathBuf::from("/py/bin/python3.12"),
@@ -610,7 +614,7 @@ mod tests {
             [
                 sp,
                 "/src/hidden",
-                "__editable___app_1_0_finder.__path_hook__",
+                "__editable__.app-1.0.finder.__path_hook__",
                 "/src/a",
                 "/src/b"
             ]
