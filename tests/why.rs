@@ -661,7 +661,15 @@ fn editable_installs_by_real_pip_and_setuptools() {
     );
     tree.write("flatproj/flatpkg/__init__.py", b"");
     tree.write("flatproj/flatpkg/core.py", b"VALUE = 1\n");
-    for project in ["srcproj", "flatproj"] {
+    // A package inside an implicit namespace: setuptools' NAMESPACES and its path
+    // placeholder.
+    tree.write(
+        "nsproj/pyproject.toml",
+        b"[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n[project]\nname = \"nsdist\"\nversion = \"0.1\"\n[tool.setuptools]\npackages = [\"nsroot.pkg\"]\n",
+    );
+    tree.write("nsproj/nsroot/pkg/__init__.py", b"");
+    tree.write("nsproj/nsroot/pkg/core.py", b"VALUE = 1\n");
+    for project in ["srcproj", "flatproj", "nsproj"] {
         let out = pip(
             &venv,
             &root,
@@ -709,6 +717,10 @@ fn editable_installs_by_real_pip_and_setuptools() {
         .unwrap()
         .iter()
         .any(|w| w["code"].as_str().unwrap().contains("install()")));
+    let ns = agree(&interp, &cwd, &home, "nsroot", None);
+    assert_eq!(ns["kind"], "namespace", "{ns}");
+    let nspkg = agree(&interp, &cwd, &home, "nsroot.pkg.core", None);
+    assert_eq!(nspkg["steps"][1]["by"], "editable", "{nspkg}");
     // A bare `flatpkg` directory in the current directory is a namespace package the
     // path finder returns before the editable finder is asked: the interpreter agrees.
     fs::create_dir_all(cwd.join("flatpkg")).unwrap();

@@ -29,7 +29,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::syspath::{Origin, SysPath};
+use super::syspath::SysPath;
 use super::view::{FileView, Kind};
 
 /// What the interpreter's import system is made of (from the probe).
@@ -576,14 +576,17 @@ fn path_finder(
     let mut portions: Vec<PathBuf> = Vec::new();
     let mut later: Vec<Shadowed> = Vec::new();
     for (entry, index) in entries {
-        // A setuptools placeholder: the editable namespace finder's path hook.
-        if let Some(Origin::EditablePlaceholder { finder }) = index
-            .and_then(|i| sys_path.entries.get(i))
-            .map(|e| &e.origin)
+        // A setuptools placeholder (on sys.path, or on a namespace's __path__): the
+        // editable namespace finder's path hook answers for it, since it is no directory.
+        if let Some(finder) = sys_path
+            .finders
+            .iter()
+            .find(|f| !f.namespaces.is_empty() && f.placeholder == *entry)
         {
-            let finder = &sys_path.finders[*finder];
             if let Some((_, dirs)) = finder.namespaces.iter().find(|(k, _)| k == name) {
-                let dirs = if dirs.is_empty() {
+                // `_EditableNamespaceFinder._paths`: its directories (else the mapped
+                // one), then the placeholder again.
+                let mut dirs: Vec<PathBuf> = if dirs.is_empty() {
                     finder
                         .mapping
                         .iter()
@@ -593,6 +596,7 @@ fn path_finder(
                 } else {
                     dirs.clone()
                 };
+                dirs.push(finder.placeholder.clone());
                 if winner.is_none() {
                     portions.extend(dirs);
                 }
@@ -687,7 +691,7 @@ fn dynamic_path_hint(source: &[u8]) -> Option<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::why::syspath::{EditableFinder, Entry};
+    use crate::why::syspath::{EditableFinder, Entry, Origin};
     use crate::why::view::MemFiles;
 
     fn rules(version: (u32, u32)) -> Rules {
@@ -855,6 +859,38 @@ mod tests {
         assert_eq!(
             file_of(&resolve("tool", &plain, &r, &view)),
             Some(PathBuf::from("/proj/tool.py"))
+        );
+    }
+
+    #[test]
+    fn editable_namespaces_go_through_the_placeholder() {
+        let view = MemFiles::new().file("/proj/nsroot/pkg/__init__.py", "");
+        let placeholder = PathBuf::from("__editable__.ns-1.finder.__path_hook__");
+        let mut sp = sys_path(&["/cwd"]);
+        sp.entries.push(Entry {
+            path: placeholder.clone(),
+            origin: Origin::EditablePlaceholder { finder: 0 },
+        });
+        sp.finders.push(EditableFinder {
+            pth: "/sp/__editable__.ns-1.pth".into(),
+            module: "__editable___ns_1_finder".into(),
+            file: None,
+            mapping: vec![("nsroot.pkg".into(), "/proj/nsroot/pkg".into())],
+            namespaces: vec![("nsroot".into(), Vec::new())],
+            error: None,
+            placeholder: placeholder.clone(),
+        });
+        let r = resolve("nsroot.pkg", &sp, &rules((3, 12)), &view);
+        assert_eq!(
+            r.steps[0].found,
+            Found::Namespace {
+                portions: vec![placeholder]
+            }
+        );
+        assert_eq!(r.steps[1].by, By::Editable { finder: 0 });
+        assert_eq!(
+            file_of(&r),
+            Some(PathBuf::from("/proj/nsroot/pkg/__init__.py"))
         );
     }
 
