@@ -115,6 +115,61 @@ itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),
+
+    /// Which file `import MODULE` loads, and which cache is then executed (nothing of yours runs)
+    #[command(long_about = "\
+Which file `import MODULE` loads with an interpreter (--python, else the python3 on PATH), and \
+which cache it then executes. The interpreter is asked once, isolated (-I -S), for its base \
+sys.path, builtin and frozen modules and import suffixes; what site would add (virtualenv, user \
+site, site-packages, .pth files, setuptools editable finders, egg-links) is computed by pycguard: \
+.pth import lines are listed, never run. The importer's order is then followed component by \
+component, and every candidate that loses is listed. The cache the interpreter would load for the \
+winning file (its tag, -O level, pycache prefix) is judged and proven as `check --deep` does.
+
+sys.path[0] is the current directory (as for python -c / -m) unless --path gives the script's \
+directory. PYTHONPATH, PYTHONSAFEPATH, PYTHONUSERBASE, PYTHONNOUSERSITE, PYTHONOPTIMIZE and \
+PYTHONPYCACHEPREFIX are read as the interpreter would read them.
+
+Exit status: 0 when the module is found and its cache (if any) is not of error severity, 1 when \
+the cache is (hidden-stale, ghost, corrupt…) or the module is not found, 2 on bad usage.")]
+    Why(WhyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The module, as `import` names it (dotted: ingest.rss)
+    #[arg(value_name = "MODULE")]
+    pub module: String,
+
+    /// The interpreter that imports it [default: the python3 on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// The script's directory, first on sys.path as for `python DIR/script.py` (repeatable) [default: the current directory, as for `python -c` and `-m`]
+    #[arg(long = "path", value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+
+    /// The process's working directory [default: the current directory]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// The interpreter is started with -O (-OO: twice); the higher of this and $PYTHONOPTIMIZE counts
+    #[arg(short = 'O', action = clap::ArgAction::Count)]
+    pub optimize: u8,
+
+    /// The pycache prefix in effect [default: $PYTHONPYCACHEPREFIX]
+    #[arg(long, value_name = "DIR")]
+    pub pycache_prefix: Option<PathBuf>,
+
+    /// Seconds the proof of the cache may take [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// How written caches are invalidated.

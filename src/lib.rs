@@ -11,7 +11,8 @@
 //! - the pipelines: `scan` (walk → facts → verdict → report: the one walk sink), `prove`
 //!   (the deep stage), `actions` (fix, clean, compile, recompile, safe_fs, as_owner),
 //!   [`worker`] (the pool of interpreter processes), [`interpreters`] (discovery, probe,
-//!   trust, isolated children);
+//!   trust, isolated children), [`why`] (the `sys.path` model and the importer's order,
+//!   behind one isolated probe: which file `import MODULE` loads);
 //! - below them: `facts`, `read`, `walk`, `report`, the on-disk caches of [`store`] (scan memo, proofs, probe answers), `signals`, `escape`;
 //! - pure at the bottom: [`pyc`], [`layout`], [`verdict`], `stat`, `timefmt`.
 //!
@@ -44,6 +45,7 @@ pub mod store;
 pub(crate) mod timefmt;
 pub mod verdict;
 pub(crate) mod walk;
+pub mod why;
 pub mod worker;
 
 /// The whole program: parse the command line, run it, and give the exit status.

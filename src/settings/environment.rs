@@ -18,6 +18,10 @@
 //! | `SOURCE_DATE_EPOCH` | set: written caches default to checked-hash, as with `py_compile` |
 //! | `PYENV_ROOT`, `PYENV_VERSION` | pyenv's versions, and the one its shims select |
 //! | `UV_PYTHON_INSTALL_DIR` | uv-managed Pythons |
+//! | `PYTHONPATH` | `why`: the entries it puts on `sys.path` |
+//! | `PYTHONUSERBASE`, `PYTHONNOUSERSITE` | `why`: the user site directory, and whether it is used |
+//! | `PYTHONSAFEPATH` | `why`: 3.11+ puts no script or current directory first on `sys.path` |
+//! | `PYTHONOPTIMIZE` | `why`: the optimisation level, and so the cache name, the interpreter would use |
 //! | `PYCGUARD_WALK_ENGINE` | the walk engine: `getdents` (Linux default) or `portable` |
 //! | `PYCGUARD_TEST_WORKER_*`, `PYCGUARD_TEST_MARKER` | fault injection in pycguard's own tests |
 //!
@@ -54,6 +58,17 @@ pub struct Environment {
     pub test_variables: Vec<(OsString, OsString)>,
     /// `PYCGUARD_WALK_ENGINE`: the directory-reading engine (`getdents`, `portable`).
     pub walk_engine: Option<OsString>,
+    /// `PYTHONPATH` (unsplit).
+    pub pythonpath: Option<OsString>,
+    /// `PYTHONUSERBASE`.
+    pub python_user_base: Option<PathBuf>,
+    /// `PYTHONNOUSERSITE` is set.
+    pub python_no_user_site: bool,
+    /// `PYTHONSAFEPATH` is set.
+    pub python_safe_path: bool,
+    /// `PYTHONOPTIMIZE`: an integer level, or 1 for any other non-empty value (as Python
+    /// reads it).
+    pub python_optimize: u8,
 }
 
 impl Environment {
@@ -91,6 +106,15 @@ impl Environment {
             uv_python_install_dir: dir("UV_PYTHON_INSTALL_DIR"),
             test_variables,
             walk_engine: set("PYCGUARD_WALK_ENGINE"),
+            pythonpath: set("PYTHONPATH"),
+            python_user_base: dir("PYTHONUSERBASE"),
+            python_no_user_site: set("PYTHONNOUSERSITE").is_some(),
+            python_safe_path: set("PYTHONSAFEPATH").is_some(),
+            python_optimize: set("PYTHONOPTIMIZE").map_or(0, |v| {
+                v.to_str()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .map_or(1, |n| n.min(u64::from(u8::MAX)) as u8)
+            }),
         }
     }
 
@@ -156,6 +180,11 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.uv_python_install_dir.is_some()
         || !env.test_variables.is_empty()
         || env.walk_engine.is_some()
+        || env.pythonpath.is_some()
+        || env.python_user_base.is_some()
+        || env.python_no_user_site
+        || env.python_safe_path
+        || env.python_optimize > 0
 }
 
 #[cfg(test)]
@@ -192,9 +221,14 @@ mod tests {
             "UV_PYTHON_INSTALL_DIR",
             "PYCGUARD_TEST_WORKER_FAULT",
             "PYCGUARD_WALK_ENGINE",
+            "PYTHONPATH",
+            "PYTHONUSERBASE",
+            "PYTHONNOUSERSITE",
+            "PYTHONSAFEPATH",
+            "PYTHONOPTIMIZE",
         ] {
             assert!(is_read(std::ffi::OsStr::new(name)), "{name}");
         }
-        assert!(!is_read(std::ffi::OsStr::new("PYTHONPATH")));
+        assert!(!is_read(std::ffi::OsStr::new("PYTHONHOME")));
     }
 }

@@ -384,6 +384,7 @@ pub struct Options {
     pub compile: Option<CompileTable>,
     pub inspect: Option<InspectTable>,
     pub interpreters: Option<InterpretersTable>,
+    pub why: Option<WhyTable>,
 }
 
 impl Options {
@@ -417,6 +418,7 @@ impl Options {
             CommandName::Compile => self.compile.as_ref().map(CompileTable::layer),
             CommandName::Inspect => self.inspect.as_ref().map(InspectTable::layer),
             CommandName::Interpreters => self.interpreters.as_ref().map(InterpretersTable::layer),
+            CommandName::Why => self.why.as_ref().map(WhyTable::layer),
         };
         let shared = self.shared_layer(command);
         match table {
@@ -556,6 +558,18 @@ table! {
     }
 }
 
+table! {
+    /// `[tool.pycguard.why]`.
+    WhyTable {
+        pycache_prefix: PathBuf,
+        cache_dir: Spanned<PathBuf>,
+        no_cache: Spanned<bool>,
+        python: Vec<PathBuf>,
+        timeout: Timeout,
+        output_format: Choice<Format>,
+    }
+}
+
 /// Every key any table may hold, as one command sees them: its table's values over the
 /// top level's. The settings layer reads this; `None` means "not in the file".
 #[derive(Clone, Debug, Default)]
@@ -590,6 +604,7 @@ pub enum CommandName {
     Compile,
     Inspect,
     Interpreters,
+    Why,
 }
 
 /// Groups of shared keys, by which commands have them.
@@ -605,13 +620,14 @@ enum Key {
 }
 
 impl CommandName {
-    const ALL: [CommandName; 6] = [
+    const ALL: [CommandName; 7] = [
         CommandName::Check,
         CommandName::Fix,
         CommandName::Clean,
         CommandName::Compile,
         CommandName::Inspect,
         CommandName::Interpreters,
+        CommandName::Why,
     ];
 
     /// Does the command have the flags of this key group?
@@ -619,8 +635,8 @@ impl CommandName {
         use CommandName::*;
         match key {
             Key::Exclude | Key::Walk => self != Inspect,
-            Key::Python => matches!(self, Check | Fix | Compile | Interpreters),
-            Key::Timeout => matches!(self, Check | Fix | Compile),
+            Key::Python => matches!(self, Check | Fix | Compile | Interpreters | Why),
+            Key::Timeout => matches!(self, Check | Fix | Compile | Why),
             Key::InvalidationMode => matches!(self, Fix | Compile),
         }
     }

@@ -33,7 +33,7 @@ use crate::actions::fix::FixOptions;
 use crate::actions::recompile::{Mode, WriteOptions};
 use crate::cli::{
     CacheArgs, CheckArgs, CleanArgs, Cli, ColorWhen, Command, CompileArgs, DeepArgs, FixArgs,
-    Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, WalkArgs,
+    Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, WalkArgs, WhyArgs,
 };
 use crate::escape;
 use crate::exit::Policy;
@@ -78,6 +78,8 @@ pub enum SettingsError {
     },
     #[error("-O may be given at most twice (-OO)")]
     TooOptimized,
+    #[error("{flag} {}: not a directory", escape::path(.path))]
+    NotADirectory { flag: &'static str, path: PathBuf },
 }
 
 /// A resolved command line: the colour choice and the command's configuration.
@@ -96,6 +98,7 @@ pub enum CommandConfig {
     Compile(CompileConfig),
     Inspect(InspectConfig),
     Interpreters(InterpretersConfig),
+    Why(WhyConfig),
 }
 
 pub use crate::scan::ScanConfig;
@@ -167,6 +170,20 @@ pub struct InterpretersConfig {
     pub discovery: Discovery,
 }
 
+/// `pycguard why`.
+#[derive(Clone, Debug)]
+pub struct WhyConfig {
+    pub module: String,
+    /// `--python` (else the file's first `python`); `None`: the `python3` on `PATH`.
+    pub python: Option<PathBuf>,
+    /// Where interpreters are found (the `python3` on `PATH`), and the probe memo.
+    pub discovery: Discovery,
+    /// How the interpreter would be started (its executable is filled in by the command).
+    pub search: crate::why::Search,
+    pub prove: ProveConfig,
+    pub format: Format,
+}
+
 /// Resolve a parsed command line against the config file and the environment.
 pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
     let first_path = match &cli.command {
@@ -176,6 +193,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(a) => first(&a.walk.paths),
         Command::Interpreters(a) => first(&a.walk.paths),
         Command::Inspect(a) => first(&a.files),
+        Command::Why(a) => a.cwd.clone().unwrap_or_else(|| PathBuf::from(".")),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let command = match &cli.command {
@@ -185,6 +203,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env)?),
         Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
         Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
+        Command::Why(args) => CommandConfig::Why(why(args, &file, env)?),
     };
     Ok(Settings {
         color: cli.color,
@@ -494,6 +513,76 @@ fn interpreters(
         format: format_of(&args.output, &layer),
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
         scan,
+    })
+}
+
+fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig, SettingsError> {
+    let layer = file.layer(CommandName::Why);
+    let here = env.cwd().map_err(SettingsError::NoCurrentDir)?;
+    let cwd = match &args.cwd {
+        Some(dir) => {
+            let dir = lexically_absolute(here, dir);
+            if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                return Err(SettingsError::NotADirectory {
+                    flag: "--cwd",
+                    path: dir,
+                });
+            }
+            dir
+        }
+        None => here.clone(),
+    };
+    let path0 = if args.paths.is_empty() {
+        vec![cwd.clone()]
+    } else {
+        // A script path is relative to the process's working directory.
+        args.paths
+            .iter()
+            .map(|p| lexically_absolute(&cwd, p))
+            .collect()
+    };
+    let pythonpath = env
+        .pythonpath
+        .as_ref()
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    let user_base = env
+        .python_user_base
+        .clone()
+        .or_else(|| env.home.as_ref().map(|h| h.join(".local")));
+    let cache = cache_dir(&args.cache, &layer, env, here);
+    let timeout = timeout_of(args.timeout, &layer);
+    let python = args
+        .python
+        .clone()
+        .or_else(|| layer.python.as_ref().and_then(|l| l.first().cloned()));
+    Ok(WhyConfig {
+        module: args.module.clone(),
+        discovery: Discovery {
+            pythons: python.iter().cloned().collect(),
+            roots: Vec::new(),
+            cache_dir: cache.clone(),
+            search: env.search_path(),
+        },
+        python,
+        search: crate::why::Search {
+            executable: None,
+            path0,
+            cwd,
+            pythonpath,
+            user_base,
+            no_user_site: env.python_no_user_site,
+            safe_path: env.python_safe_path,
+            optimize: args.optimize.max(env.python_optimize),
+            pycache_prefix: pycache_prefix(args.pycache_prefix.as_deref(), &layer, env, here),
+        },
+        prove: ProveConfig {
+            workers: 1,
+            timeout,
+            cache_dir: cache,
+            progress: false,
+        },
+        format: format_of(&args.output, &layer),
     })
 }
 

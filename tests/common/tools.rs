@@ -287,7 +287,7 @@ pub fn venv_with(python: &Interp, name: &str, requirements: &[&str]) -> Option<T
 }
 
 /// Does pip's error say the index could not be reached (or had no such pin)?
-fn unreachable(pip_stderr: &str) -> bool {
+pub fn unreachable(pip_stderr: &str) -> bool {
     [
         "Could not find a version that satisfies",
         "No matching distribution found",
