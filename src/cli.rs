@@ -115,6 +115,36 @@ itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),
+
+    /// List the Python processes running code from PATHS that may be older than the tree
+    #[command(long_about = "\
+List the Python processes running code from PATHS (default: .) -- their script, -m module, \
+working directory or virtualenv lies under a PATH -- whose code may be older than the tree: \
+sources or caches under PATHS changed after the process started (by mtime, or ctime for a \
+replacement that kept its mtime), or a working directory in a release that a `current` \
+symlink no longer points to. Read from /proc only (cmdline, cwd, exe, stat, environ, \
+cgroup): nothing of the processes is attached to or run. A start time is known to about \
+1 s (the kernel's boot time is whole seconds); files changed within that window of a \
+start are counted, not listed.
+
+Exit status: 0 when no process may run old code, 1 when one may, 2 on bad usage.")]
+    Ps(PsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// List every process running code from PATHS, not only those that may run old code
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 /// How written caches are invalidated.

@@ -32,6 +32,7 @@ pub mod interpreters;
 pub mod layout;
 pub(crate) mod messages;
 pub(crate) mod output;
+pub(crate) mod procs;
 pub(crate) mod prove;
 pub mod pyc;
 pub(crate) mod read;

@@ -14,6 +14,7 @@ pub mod compile;
 pub mod fix;
 pub mod inspect;
 pub mod interpreters;
+pub mod ps;
 
 use std::io::{self, Write};
 
@@ -103,6 +104,7 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Compile(config) => compile::run(&config),
         CommandConfig::Inspect(config) => inspect::run(&config),
         CommandConfig::Interpreters(config) => interpreters::run(&config),
+        CommandConfig::Ps(config) => ps::run(&config),
     }
 }
 

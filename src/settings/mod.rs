@@ -33,7 +33,7 @@ use crate::actions::fix::FixOptions;
 use crate::actions::recompile::{Mode, WriteOptions};
 use crate::cli::{
     CacheArgs, CheckArgs, CleanArgs, Cli, ColorWhen, Command, CompileArgs, DeepArgs, FixArgs,
-    Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, WalkArgs,
+    Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, PsArgs, WalkArgs,
 };
 use crate::escape;
 use crate::exit::Policy;
@@ -96,6 +96,7 @@ pub enum CommandConfig {
     Compile(CompileConfig),
     Inspect(InspectConfig),
     Interpreters(InterpretersConfig),
+    Ps(PsConfig),
 }
 
 /// What to scan and how.
@@ -174,6 +175,16 @@ pub struct InterpretersConfig {
     pub discovery: Discovery,
 }
 
+/// `pycguard ps`.
+#[derive(Clone, Debug)]
+pub struct PsConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    /// List every matching process, not only those that may run old code.
+    pub all: bool,
+    pub discovery: Discovery,
+}
+
 /// Resolve a parsed command line against the config file and the environment.
 pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
     let first_path = match &cli.command {
@@ -183,6 +194,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(a) => first(&a.walk.paths),
         Command::Interpreters(a) => first(&a.walk.paths),
         Command::Inspect(a) => first(&a.files),
+        Command::Ps(a) => first(&a.walk.paths),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let command = match &cli.command {
@@ -192,6 +204,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env)?),
         Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
         Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
+        Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env)?),
     };
     Ok(Settings {
         color: cli.color,
@@ -499,6 +512,18 @@ fn interpreters(
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     Ok(InterpretersConfig {
         format: format_of(&args.output, &layer),
+        discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
+        scan,
+    })
+}
+
+/// `ps` reads the shared settings and `[check]`'s table (it has none of its own).
+fn ps(args: &PsArgs, file: &ConfigFile, env: &Environment) -> Result<PsConfig, SettingsError> {
+    let layer = file.layer(CommandName::Check);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    Ok(PsConfig {
+        format: format_of(&args.output, &layer),
+        all: args.all,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
         scan,
     })
