@@ -24,6 +24,7 @@
 pub(crate) mod actions;
 pub(crate) mod cli;
 pub(crate) mod commands;
+pub(crate) mod doctor;
 pub(crate) mod escape;
 pub(crate) mod exit;
 pub(crate) mod facts;

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod clean;
 pub mod compile;
+pub mod doctor;
 pub mod fix;
 pub mod human;
 pub mod inspect;

@@ -16,6 +16,7 @@
 //! | `PYCGUARD_CACHE_DIR` | pycguard's cache directory |
 //! | `PYTHONPYCACHEPREFIX` | the pycache prefix in effect |
 //! | `SOURCE_DATE_EPOCH` | set: written caches default to checked-hash, as with `py_compile` |
+//! | `PYTHONDONTWRITEBYTECODE`, `PYTHONOPTIMIZE`, `PYTHONPATH` | `doctor`: what they change for the interpreters run from this environment |
 //! | `PYENV_ROOT`, `PYENV_VERSION` | pyenv's versions, and the one its shims select |
 //! | `UV_PYTHON_INSTALL_DIR` | uv-managed Pythons |
 //! | `PYCGUARD_WALK_ENGINE` | the walk engine: `getdents` (Linux default) or `portable` |
@@ -46,6 +47,12 @@ pub struct Environment {
     pub pycache_prefix: Option<PathBuf>,
     /// `SOURCE_DATE_EPOCH` is set (reproducible builds): checked-hash is the default mode.
     pub source_date_epoch: bool,
+    /// `PYTHONDONTWRITEBYTECODE` is set (`doctor`: Python run from here writes no caches).
+    pub python_dont_write_bytecode: bool,
+    /// `PYTHONOPTIMIZE` (`doctor`: the optimisation level Python run from here uses).
+    pub python_optimize: Option<String>,
+    /// `PYTHONPATH` (`doctor`: directories put before site-packages).
+    pub python_path: Option<OsString>,
     pub pyenv_root: Option<PathBuf>,
     pub pyenv_version: Option<String>,
     pub uv_python_install_dir: Option<PathBuf>,
@@ -86,6 +93,9 @@ impl Environment {
             pycguard_cache_dir: dir("PYCGUARD_CACHE_DIR"),
             pycache_prefix: dir("PYTHONPYCACHEPREFIX"),
             source_date_epoch: set("SOURCE_DATE_EPOCH").is_some(),
+            python_dont_write_bytecode: set("PYTHONDONTWRITEBYTECODE").is_some(),
+            python_optimize: set("PYTHONOPTIMIZE").map(|v| v.to_string_lossy().into_owned()),
+            python_path: set("PYTHONPATH"),
             pyenv_root: dir("PYENV_ROOT"),
             pyenv_version: set("PYENV_VERSION").and_then(|v| v.into_string().ok()),
             uv_python_install_dir: dir("UV_PYTHON_INSTALL_DIR"),
@@ -151,6 +161,9 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.pycguard_cache_dir.is_some()
         || env.pycache_prefix.is_some()
         || env.source_date_epoch
+        || env.python_dont_write_bytecode
+        || env.python_optimize.is_some()
+        || env.python_path.is_some()
         || env.pyenv_root.is_some()
         || env.pyenv_version.is_some()
         || env.uv_python_install_dir.is_some()
@@ -192,9 +205,12 @@ mod tests {
             "UV_PYTHON_INSTALL_DIR",
             "PYCGUARD_TEST_WORKER_FAULT",
             "PYCGUARD_WALK_ENGINE",
+            "PYTHONDONTWRITEBYTECODE",
+            "PYTHONOPTIMIZE",
+            "PYTHONPATH",
         ] {
             assert!(is_read(std::ffi::OsStr::new(name)), "{name}");
         }
-        assert!(!is_read(std::ffi::OsStr::new("PYTHONPATH")));
+        assert!(!is_read(std::ffi::OsStr::new("PYTHONHOME")));
     }
 }
