@@ -494,3 +494,58 @@ fn json_schema() {
         .replace(&format!("Python {}", python.version), "Python [version]");
     insta::assert_snapshot!(text);
 }
+
+/// A PyPy 3.10 cache (no such interpreter here: judged by header only) whose header
+/// records a source of `mtime` and `size`.
+fn pypy310_cache(mtime: u32, size: u8) -> Vec<u8> {
+    let mut bytes = vec![0x80, 0x01, 0x0d, 0x0a, 0, 0, 0, 0];
+    bytes.extend_from_slice(&mtime.to_le_bytes());
+    bytes.extend_from_slice(&[size, 0, 0, 0]);
+    bytes.extend_from_slice(b"\xe3body");
+    bytes
+}
+
+#[test]
+fn header_only_future_mtimes_and_replaced_sources() {
+    let tree = Tree::new();
+    let t = 1_700_000_000u32;
+    // A source replaced after its cache was written, its mtime kept (only ctime moved).
+    let replaced = tree.write("app/r.py", b"R = 1\n");
+    set_mtime(&replaced, u64::from(t), 0);
+    tree.write("app/__pycache__/r.pypy310.pyc", &pypy310_cache(t, 6));
+    // Later than the cache's ctime by more than the judge's 2 s tolerance.
+    std::thread::sleep(Duration::from_millis(2200));
+    fs::write(&replaced, b"R = 2\n").unwrap();
+    set_mtime(&replaced, u64::from(t), 0);
+    // A source dated a day ahead of the clock, its cache matching that.
+    let future = common::now_secs() + 86_400;
+    let ahead = tree.write("app/f.py", b"F = 1\n");
+    set_mtime(&ahead, future, 0);
+    tree.write(
+        "app/__pycache__/f.pypy310.pyc",
+        &pypy310_cache(future as u32, 6),
+    );
+
+    let (doc, status, _) = doctor(&[], &[tree.path()], &[]);
+    assert_eq!(status, 0, "warnings only: {doc:#}");
+    let root = tree.path().display().to_string();
+    let header_only = findings(&doc, "header-only");
+    assert_eq!(header_only.len(), 1, "{doc:#}");
+    assert_eq!(header_only[0]["count"], 2);
+    assert!(
+        header_only[0]["evidence"].to_string().contains("PyPy 3.10"),
+        "{:#}",
+        header_only[0]
+    );
+    let future_found = findings(&doc, "future-mtimes");
+    assert_eq!(
+        paths_of(future_found[0]),
+        vec![format!("{root}/app/__pycache__/f.pypy310.pyc")]
+    );
+    let replaced_found = findings(&doc, "replaced-sources");
+    assert_eq!(
+        paths_of(replaced_found[0]),
+        vec![format!("{root}/app/__pycache__/r.pypy310.pyc")]
+    );
+    assert_eq!(replaced_found[0]["severity"], "warning");
+}

@@ -260,8 +260,9 @@ fn word(f: &Finding, d: &DoctorOutput<'_>) -> Worded {
             sources,
         } => {
             w.title = format!(
-                "{} no cache for {interpreter}: the first import compiles them (and writes a cache where it can)",
-                plural(sources.len(), "source has", "sources have")
+                "{} no cache for {interpreter}: the first import compiles {} (and writes a cache where it can)",
+                plural(sources.len(), "source has", "sources have"),
+                if sources.len() == 1 { "it" } else { "them" }
             );
             w.evidence = sources.iter().map(|p| show(p)).collect();
             w.remedy = Some(format!("pycguard compile {paths_tail}"));
