@@ -279,6 +279,76 @@ fn story_03_the_service_user_cannot_write_its_caches() {
         "{text}"
     );
     assert!(text.contains("belongs to root"), "{text}");
+
+    // The story's fix: a pycache prefix the service user owns. Then nothing under the
+    // root-owned release is unwritable — and the interpreter run as the user with that
+    // prefix does write its caches there.
+    let prefix = tree.join("instance/tmp");
+    fs::create_dir_all(&prefix).unwrap();
+    chown(&tree.join("instance"), uid);
+    chown(&prefix, uid);
+    let (doc, _, _) = doctor(
+        &[
+            "--user",
+            SERVICE_USER,
+            "--python",
+            "/usr/bin/python3",
+            "--pycache-prefix",
+        ],
+        &[&prefix, &tree.join("lernmanager")],
+        &[],
+    );
+    let lern = format!("{root}/lernmanager");
+    assert!(
+        !findings(&doc, "unwritable-cache-dir")
+            .iter()
+            .any(|f| f["paths"].to_string().contains(&lern)
+                || f["cache_dir"].to_string().contains("lernmanager")),
+        "{doc:#}"
+    );
+    let out = Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid",
+            SERVICE_USER,
+            "--regid",
+            SERVICE_USER,
+            "--clear-groups",
+        ])
+        .arg(&python.path)
+        .args(["-c", "import app"])
+        .current_dir(tree.join("lernmanager"))
+        .env("PYTHONPYCACHEPREFIX", &prefix)
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mirrored = prefix.join(tree.join("lernmanager").strip_prefix("/").unwrap());
+    assert!(mirrored.join(format!("app.{tag}.pyc")).is_file());
+    // With a prefix root owns instead, doctor names the prefix directory, and all four
+    // modules: 3.8+ reads no `__pycache__` while a prefix is set.
+    let (doc, _, _) = doctor(
+        &[
+            "--user",
+            SERVICE_USER,
+            "--python",
+            "/usr/bin/python3",
+            "--pycache-prefix",
+        ],
+        &[&tree.join("rootprefix"), &tree.join("lernmanager")],
+        &[],
+    );
+    let under_prefix = format!("{root}/rootprefix/");
+    let named = findings(&doc, "unwritable-cache-dir");
+    assert!(
+        named.iter().any(
+            |f| f["cache_dir"].as_str().unwrap().starts_with(&under_prefix) && f["count"] == 4
+        ),
+        "{doc:#}"
+    );
 }
 
 #[test]
