@@ -102,11 +102,19 @@ impl Checker {
         let at = if exists {
             cache_dir.to_path_buf()
         } else {
-            match cache_dir
+            // A relative path's last ancestor is "": the current directory.
+            let existing = cache_dir
                 .ancestors()
                 .skip(1)
-                .find(|a| std::fs::symlink_metadata(a).is_ok())
-            {
+                .map(|a| {
+                    if a.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        a
+                    }
+                })
+                .find(|a| std::fs::symlink_metadata(a).is_ok());
+            match existing {
                 Some(a) => a.to_path_buf(),
                 None => return Ok(None),
             }

@@ -432,8 +432,9 @@ pub fn source_findings(
     let checker = access::Checker::new(user.uid);
     let mut unwritable = Vec::new();
     for (dir, (mut recompiled, fresh)) in by_dir {
-        let absolute = layout::lexically_absolute(&config.cwd, &dir);
-        if let Some(denied) = checker.cache_dir(&absolute)? {
+        // As reached from PATH (relative to the current directory, which the checking
+        // thread shares), so that the evidence names it the way the user gave it.
+        if let Some(denied) = checker.cache_dir(&dir)? {
             recompiled.sort();
             unwritable.push(Unwritable {
                 user: user.clone(),
