@@ -619,3 +619,56 @@ fn header_only_future_mtimes_and_replaced_sources() {
     );
     assert_eq!(replaced_found[0]["severity"], "warning");
 }
+
+#[test]
+fn the_cache_settings_a_service_runs_with() {
+    let Some(python) = system_python() else {
+        eprintln!("SKIP: /usr/bin/python3 not found");
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("server.py", b"import sys, time\nimport pkg\nopen(sys.argv[1], 'w').close()\nwhile True:\n    time.sleep(0.2)\n");
+    tree.write("pkg/__init__.py", b"VALUE = 1\n");
+    let prefix = tempfile::tempdir().unwrap();
+    let ready = tempfile::tempdir().unwrap();
+    let mark = ready.path().join("up");
+    let child = python
+        .command(tree.path())
+        .env("PYTHONPYCACHEPREFIX", prefix.path())
+        .arg("-B")
+        .arg("server.py")
+        .arg(&mark)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !mark.exists() {
+        assert!(Instant::now() < deadline, "server never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The oracle: it wrote no cache, beside the sources or under its prefix.
+    assert!(!tree.join("pkg/__pycache__").exists());
+    assert_eq!(fs::read_dir(prefix.path()).unwrap().count(), 0);
+    let (doc, _, _) = doctor(&["--python", "/usr/bin/python3"], &[tree.path()], &[]);
+    let settings = findings(&doc, "process-environment");
+    let mine = settings
+        .iter()
+        .find(|f| {
+            f["title"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("PID {} ", server.0.id()))
+        })
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(mine["severity"], "warning");
+    let title = mine["title"].as_str().unwrap();
+    assert!(
+        title.contains("-B") && title.contains("PYTHONPYCACHEPREFIX="),
+        "{title}"
+    );
+    assert_eq!(paths_of(mine), vec![prefix.path().display().to_string()]);
+    // Running unchanged code: no `process` finding for it.
+    assert!(findings(&doc, "process").is_empty(), "{doc:#}");
+    drop(server);
+}

@@ -151,6 +151,26 @@ pub enum Finding {
     },
     /// A process running code from PATHS that may be older than the tree.
     Process(Box<Running>),
+    /// What a process running code from PATHS was started with that changes what it
+    /// does with caches (from `/proc/PID/environ` and its command line).
+    ProcessSettings {
+        pid: u32,
+        unit: Option<String>,
+        settings: Vec<ProcessSetting>,
+    },
+}
+
+/// One cache-related setting of a running process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessSetting {
+    /// `-B` or `PYTHONDONTWRITEBYTECODE`: it writes no caches.
+    NoWrites { flag: bool },
+    /// `-X pycache_prefix=` or `PYTHONPYCACHEPREFIX`: its caches are under this directory.
+    Prefix { dir: PathBuf, flag: bool },
+    /// `-O`… or `PYTHONOPTIMIZE`: it reads `.opt-N` caches.
+    Optimize { level: String, flag: bool },
+    /// `PYTHONPATH`.
+    PythonPath { value: String },
 }
 
 impl Finding {
@@ -170,6 +190,16 @@ impl Finding {
             Finding::Unwritable(_) => Severity::Warning,
             Finding::Caches { severity, .. } => *severity,
             Finding::Process(_) => Severity::Error,
+            Finding::ProcessSettings { settings, .. } => {
+                if settings
+                    .iter()
+                    .any(|s| matches!(s, ProcessSetting::NoWrites { .. }))
+                {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                }
+            }
         }
     }
 
@@ -188,6 +218,7 @@ impl Finding {
             Finding::FutureMtimes { .. } => "future-mtimes",
             Finding::Replaced { .. } => "replaced-sources",
             Finding::Process(_) => "process",
+            Finding::ProcessSettings { .. } => "process-environment",
         }
     }
 }
@@ -574,13 +605,63 @@ fn root_owned(found: &FoundTree, user: &User) -> Vec<Finding> {
         .collect()
 }
 
-/// The processes running old code, as findings.
+/// The processes running old code, and the cache settings of every process running
+/// code from PATHS, as findings.
 pub fn process_findings(running: Vec<Running>) -> Vec<Finding> {
-    running
-        .into_iter()
-        .filter(Running::is_stale)
-        .map(|r| Finding::Process(Box::new(r)))
-        .collect()
+    let mut findings: Vec<Finding> = running.iter().filter_map(settings_of).collect();
+    findings.extend(
+        running
+            .into_iter()
+            .filter(Running::is_stale)
+            .map(|r| Finding::Process(Box::new(r))),
+    );
+    findings
+}
+
+/// A process's cache-related settings (none: `None`). Variables count unless `-E`/`-I`
+/// hides them; an unreadable environment shows only the command line's.
+fn settings_of(r: &Running) -> Option<Finding> {
+    let p = &r.process;
+    let c = &p.command;
+    let var = |name: &str| -> Option<String> {
+        if c.ignores_environment {
+            return None;
+        }
+        p.env(name).map(|v| v.to_string_lossy().into_owned())
+    };
+    let mut settings = Vec::new();
+    if c.no_write {
+        settings.push(ProcessSetting::NoWrites { flag: true });
+    } else if var("PYTHONDONTWRITEBYTECODE").is_some() {
+        settings.push(ProcessSetting::NoWrites { flag: false });
+    }
+    if let Some(dir) = &c.pycache_prefix {
+        settings.push(ProcessSetting::Prefix {
+            dir: dir.clone(),
+            flag: true,
+        });
+    } else if let Some(dir) = var("PYTHONPYCACHEPREFIX") {
+        settings.push(ProcessSetting::Prefix {
+            dir: PathBuf::from(dir),
+            flag: false,
+        });
+    }
+    if c.optimize > 0 {
+        settings.push(ProcessSetting::Optimize {
+            level: c.optimize.to_string(),
+            flag: true,
+        });
+    } else if let Some(level) = var("PYTHONOPTIMIZE") {
+        settings.push(ProcessSetting::Optimize { level, flag: false });
+    }
+    if let Some(value) = var("PYTHONPATH") {
+        settings.push(ProcessSetting::PythonPath { value });
+    }
+    (!settings.is_empty()).then(|| Finding::ProcessSettings {
+        pid: p.pid,
+        unit: p.unit.clone(),
+        settings,
+    })
 }
 
 /// Sort findings: most severe first, in the order they were gathered within a severity.

@@ -20,7 +20,7 @@
 //!  "findings": [{"kind": "interpreter" | "interpreters-without-caches" | "no-interpreter" | "environment"
 //!                        | "unwritable-cache-dir" | "root-owned-caches" | "caches"
 //!                        | "sources-without-caches" | "header-only" | "future-mtimes"
-//!                        | "replaced-sources" | "process",
+//!                        | "replaced-sources" | "process" | "process-environment",
 //!                "severity": "error" | "warning" | "info",
 //!                "title": S, "evidence": [S, …], "remedy": S | null,
 //!                "paths": [P, …],       the files or directories it is about
@@ -44,7 +44,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::cli::Format;
-use crate::doctor::{Finding, Setting, Severity, User};
+use crate::doctor::{Finding, ProcessSetting, Setting, Severity, User};
 use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::output::ps::{write_process, JsonProcess};
@@ -312,6 +312,63 @@ fn word(f: &Finding, d: &DoctorOutput<'_>) -> Worded {
             w.remedy = Some(format!("pycguard fix {paths_tail}"));
             w.paths.clone_from(caches);
             w.count = caches.len();
+        }
+        Finding::ProcessSettings {
+            pid,
+            unit,
+            settings,
+        } => {
+            let names: Vec<String> = settings
+                .iter()
+                .map(|s| match s {
+                    ProcessSetting::NoWrites { flag: true } => "-B".to_owned(),
+                    ProcessSetting::NoWrites { flag: false } => {
+                        "PYTHONDONTWRITEBYTECODE".to_owned()
+                    }
+                    ProcessSetting::Prefix { dir, flag: true } => {
+                        format!("-X pycache_prefix={}", show(dir))
+                    }
+                    ProcessSetting::Prefix { dir, flag: false } => {
+                        format!("PYTHONPYCACHEPREFIX={}", show(dir))
+                    }
+                    ProcessSetting::Optimize { level, flag: true } => {
+                        format!("-{}", "O".repeat(level.parse().unwrap_or(1)))
+                    }
+                    ProcessSetting::Optimize { level, flag: false } => {
+                        format!("PYTHONOPTIMIZE={}", escape::text(level))
+                    }
+                    ProcessSetting::PythonPath { value } => {
+                        format!("PYTHONPATH={}", escape::text(value))
+                    }
+                })
+                .collect();
+            w.title = format!(
+                "PID {pid}{} runs with {}",
+                unit.as_deref()
+                    .map(|u| format!(" ({})", escape::text(u)))
+                    .unwrap_or_default(),
+                names.join(", ")
+            );
+            for s in settings {
+                w.evidence.push(match s {
+                    ProcessSetting::NoWrites { .. } => "it writes no caches but reads every one that exists: a stale cache is still imported, a missing one compiled at every start".into(),
+                    ProcessSetting::Prefix { dir, .. } => {
+                        w.paths.push(dir.clone());
+                        format!(
+                            "it reads and writes its caches only under {} (3.8+); check them with `pycguard check --pycache-prefix {} {paths_tail}`",
+                            show(dir),
+                            shell_word(&show(dir))
+                        )
+                    }
+                    ProcessSetting::Optimize { .. } => {
+                        "it reads .opt-N caches: check and compile at that level (`pycguard compile -O`)".into()
+                    }
+                    ProcessSetting::PythonPath { .. } => {
+                        "its PYTHONPATH directories come before site-packages: modules there shadow installed ones".into()
+                    }
+                });
+            }
+            w.count = settings.len();
         }
         Finding::Process(r) => {
             let p = &r.process;
