@@ -198,6 +198,10 @@ fn names_the_process_started_before_a_change_and_only_it() {
     assert_eq!(process["stale"], true);
     assert!(listed(&doc, s2.pid()).is_none(), "unchanged: {doc:#}");
     assert!(listed(&doc, s3.pid()).is_none(), "not in PATHS: {doc:#}");
+    // …and asked about its own tree, that other interpreter's process is named.
+    let (doc, _) = ps_json(&[elsewhere.path()]);
+    let other = listed(&doc, s3.pid()).unwrap_or_else(|| panic!("{} {doc:#}", py_b.version));
+    assert!(changed_paths(other)[0].0.ends_with("pkg/mod.py"));
 
     // --all lists the unchanged one too, as not stale.
     let out = pycguard()
