@@ -299,6 +299,9 @@ fn run_every_command(tree: &Path, cache_dir: &Path, inspect: &[&Path]) -> Value 
         &["clean", "--dry-run", "--debris"],
         &["clean", "--dry-run", "--state", "ghost,orphan,corrupt"],
         &["compile", "--dry-run"],
+        &["doctor"],
+        &["doctor", "--user", "nobody", "--format", "json"],
+        &["ps", "--all"],
     ] {
         let ran = run(tree, list, cache_dir);
         assert!(matches!(ran.code, Some(0 | 1)), "{list:?}: {}", ran.text());

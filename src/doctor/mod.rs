@@ -514,20 +514,26 @@ fn measure(config: &DoctorConfig, interpreter: &Interpreter, unwritable: &mut [U
         .collect();
     let level = config.optimize_level;
     let cwd = &config.cwd;
+    // Read without blocking (a FIFO named like a source is refused) and never past the
+    // size limit every tree file has.
     let make = |i: usize| -> Option<Job> {
         let source_path = &jobs[i].1;
-        let meta = std::fs::metadata(source_path).ok()?;
-        if !meta.is_file() || meta.len() > 64 << 20 {
-            return None;
-        }
-        let source = std::fs::read(source_path).ok()?;
+        let mut source = Vec::new();
+        let stat = crate::read::read_into(
+            source_path,
+            crate::read::Follow::Yes,
+            "the source",
+            crate::read::MAX_FILE_BYTES,
+            &mut source,
+        )
+        .ok()?;
         started.insert(i, Instant::now());
         Some(Job::Compile {
             filename: layout::lexically_absolute(cwd, source_path),
             optimize: level,
             invalidation: Invalidation::Timestamp {
-                mtime: meta.mtime() as u32,
-                size: meta.len() as u32,
+                mtime: stat.mtime_secs as u32,
+                size: stat.size as u32,
             },
             source,
         })
