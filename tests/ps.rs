@@ -391,3 +391,79 @@ fn json_schema() {
     insta::assert_snapshot!(text);
     drop(server);
 }
+
+/// A cgroup made for one test, named like a systemd unit; removed when dropped (after
+/// the process in it is gone).
+struct UnitCgroup {
+    dir: PathBuf,
+}
+
+impl UnitCgroup {
+    /// `…/pgt-ops-test.slice/NAME` in systemd's hierarchy (v1 `name=systemd` in a hybrid
+    /// setup, else the unified one), when this test may make one.
+    fn make(name: &str) -> Option<UnitCgroup> {
+        for base in [
+            "/sys/fs/cgroup/systemd",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ] {
+            let base = Path::new(base);
+            if !base.join("cgroup.procs").is_file() {
+                continue;
+            }
+            let dir = base.join("pgt-ops-test.slice").join(name);
+            if fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").is_file() {
+                return Some(UnitCgroup { dir });
+            }
+        }
+        None
+    }
+}
+
+impl Drop for UnitCgroup {
+    fn drop(&mut self) {
+        // The process was killed and reaped first (its Server dropped before this).
+        for _ in 0..50 {
+            if fs::remove_dir(&self.dir).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = fs::remove_dir(self.dir.parent().unwrap());
+    }
+}
+
+#[test]
+fn the_systemd_unit_is_read_from_the_cgroup() {
+    if !common::capability("root") {
+        eprintln!("SKIP: needs root to make a cgroup");
+        return;
+    }
+    let Some((python, _)) = two_interpreters() else {
+        eprintln!("SKIP: ps needs a Python 3 interpreter");
+        return;
+    };
+    let unit = format!("pgt-ops-test-{}.service", std::process::id());
+    let Some(cgroup) = UnitCgroup::make(&unit) else {
+        eprintln!("SKIP: no cgroup hierarchy this test may write");
+        return;
+    };
+    let ready = tempfile::tempdir().unwrap();
+    let tree = app_tree();
+    let server = serve(&python, &tree, &ready.path().join("u"));
+    fs::write(cgroup.dir.join("cgroup.procs"), server.pid().to_string()).unwrap();
+    settle();
+    tree.write("pkg/mod.py", b"TIMEOUT = 7\n");
+    let (doc, _) = ps_json(&[tree.path()]);
+    let p = listed(&doc, server.pid()).unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(p["unit"], unit.as_str());
+    let out = pycguard()
+        .args(["--isolated", "ps"])
+        .arg(tree.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("unit {unit}")), "{text}");
+    drop(server);
+    drop(cgroup);
+}

@@ -79,19 +79,23 @@ pub fn systemd_unit(cgroup: &[u8]) -> Option<String> {
             .find(|l| l.split('\0').next() == Some(want))
             .map(|l| l.split('\0').nth(1).unwrap_or("").to_owned())
     };
-    let path = pick("").or_else(|| pick("name=systemd"))?;
     const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".swap"];
-    path.split('/')
-        .rev()
-        .find(|c| {
-            UNIT_SUFFIXES
-                .iter()
-                .any(|s| c.ends_with(s) && c.len() > s.len())
-        })
-        .map(str::to_owned)
+    let unit_in = |path: String| {
+        path.split('/')
+            .rev()
+            .find(|c| {
+                UNIT_SUFFIXES
+                    .iter()
+                    .any(|s| c.ends_with(s) && c.len() > s.len())
+            })
+            .map(str::to_owned)
+    };
+    // Hybrid hierarchies leave the unified one at `/`: systemd's is the v1 `name=systemd`.
+    pick("")
+        .and_then(unit_in)
+        .or_else(|| pick("name=systemd").and_then(unit_in))
 }
 
-/// What a Python command line runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Runs {
     /// `python [OPTIONS] SCRIPT ARGS…` (a file, a directory or a zip with `__main__`).
@@ -299,6 +303,12 @@ mod tests {
             Some("old.service")
         );
         assert_eq!(systemd_unit(b"0::/\n"), None);
+        // Hybrid: the unified hierarchy at the root, the unit in systemd's own.
+        assert_eq!(
+            systemd_unit(b"9:name=systemd:/system.slice/app.service\n4:memory:/x\n0::/\n")
+                .as_deref(),
+            Some("app.service")
+        );
         assert_eq!(systemd_unit(b"0::/docker/abc123\n"), None);
         assert_eq!(systemd_unit(b""), None);
     }
