@@ -1,7 +1,9 @@
 //! `pycguard ps`: the Python processes running code from PATHS whose code may be older
 //! than the tree — sources or caches changed after they started, or a working directory
 //! in a release a `current` symlink no longer points to. Read-only, from `/proc` only
-//! ([`crate::procs`]); nothing of the processes is run or attached to.
+//! ([`crate::procs`]); nothing of the processes is run or attached to. The interpreters
+//! pycguard discovers on its own (trusted, isolated, usually remembered: no process) are
+//! recognised by their resolved executables besides the CPython name rule.
 //!
 //! Exit status: 1 when a listed process may run old code, else 0 (2 on bad usage).
 
