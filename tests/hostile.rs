@@ -299,8 +299,7 @@ fn run_every_command(tree: &Path, cache_dir: &Path, inspect: &[&Path]) -> Value 
         &["clean", "--dry-run", "--debris"],
         &["clean", "--dry-run", "--state", "ghost,orphan,corrupt"],
         &["compile", "--dry-run"],
-        &["doctor"],
-        &["doctor", "--user", "nobody", "--format", "json"],
+        &["doctor", "--user", "nobody"],
         &["ps", "--all"],
     ] {
         let ran = run(tree, list, cache_dir);
