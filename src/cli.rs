@@ -133,6 +133,40 @@ PYTHONPYCACHEPREFIX are read as the interpreter would read them.
 Exit status: 0 when the module is found and its cache (if any) is not of error severity, 1 when \
 the cache is (hidden-stale, ghost, corrupt…) or the module is not found, 2 on bad usage.")]
     Why(WhyArgs),
+
+    /// List the Python processes running code from PATHS that may be older than the tree
+    #[command(long_about = "\
+List the Python processes running code from PATHS (default: .) -- their script, -m module, \
+working directory or virtualenv lies under a PATH -- whose code may be older than the tree: \
+sources or caches under PATHS changed after the process started (by mtime, or ctime for a \
+replacement that kept its mtime), or a working directory in a release that a `current` \
+symlink no longer points to. Read from /proc only (cmdline, cwd, exe, stat, environ, \
+cgroup): nothing of the processes is attached to or run. A start time is known to about \
+1 s (the kernel's boot time is whole seconds); files changed within that window of a \
+start are counted, not listed.
+
+Exit status: 0 when no process may run old code, 1 when one may, 2 on bad usage.")]
+    Ps(PsArgs),
+
+    /// Diagnose the caches, interpreters, environment, service user and processes of PATHS
+    #[command(long_about = "\
+Diagnose what decides which code Python runs from PATHS (default: .), as findings, each with \
+a severity, its evidence and a remedy: the interpreters found and the caches each owns, caches \
+of a Python that is not installed, environment variables that change cache behaviour \
+(PYTHONDONTWRITEBYTECODE, PYTHONPYCACHEPREFIX, SOURCE_DATE_EPOCH, PYTHONOPTIMIZE, PYTHONPATH), \
+caches that are not fresh (proven against their sources, as `check --deep`), sources without \
+caches, future mtimes, sources replaced with their mtime kept, and the processes running code \
+from PATHS that may be older than the tree (as `ps`).
+
+--user NAME (a service account): every __pycache__ (or pycache-prefix directory) that user \
+cannot create or write — so each start of the service compiles those modules again — with the \
+measured cost of compiling them (in memory, nothing is written), and caches owned by root in \
+directories the user owns. Asked of the kernel as that user (modes, ACLs, read-only mounts), \
+never by writing.
+
+Exit status: 0 without error findings, 1 with one (with --strict: also a warning), 2 on bad \
+usage.")]
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +204,46 @@ pub struct WhyArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Check what this user (a service account) can cache: unwritable cache directories, root-owned caches
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Exit 1 on warnings too
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Seconds one file may take before its worker is stopped [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// List every process running code from PATHS, not only those that may run old code
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 /// How written caches are invalidated.

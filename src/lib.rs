@@ -25,6 +25,7 @@
 pub(crate) mod actions;
 pub(crate) mod cli;
 pub(crate) mod commands;
+pub(crate) mod doctor;
 pub(crate) mod escape;
 pub(crate) mod exit;
 pub(crate) mod facts;
@@ -33,6 +34,7 @@ pub mod interpreters;
 pub mod layout;
 pub(crate) mod messages;
 pub(crate) mod output;
+pub(crate) mod procs;
 pub(crate) mod prove;
 pub mod pyc;
 pub(crate) mod read;

@@ -299,6 +299,8 @@ fn run_every_command(tree: &Path, cache_dir: &Path, inspect: &[&Path]) -> Value 
         &["clean", "--dry-run", "--debris"],
         &["clean", "--dry-run", "--state", "ghost,orphan,corrupt"],
         &["compile", "--dry-run"],
+        &["doctor", "--user", "nobody"],
+        &["ps", "--all"],
     ] {
         let ran = run(tree, list, cache_dir);
         assert!(matches!(ran.code, Some(0 | 1)), "{list:?}: {}", ran.text());

@@ -113,7 +113,7 @@ fn spawn(uid: u32) -> Helper {
 
 /// Switch this thread (only) to `uid`, `gid` and `groups`; groups first, uid last (after
 /// it, no capability is left to change the others).
-fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
+pub(crate) fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
     let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
     rustix::thread::set_thread_groups(&groups)?;
     let g = Gid::from_raw(gid);
@@ -125,7 +125,7 @@ fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
 
 /// The primary group and supplementary groups of `uid` from the user database; a uid
 /// without an entry gets nobody's group and no others.
-fn credentials(uid: u32) -> (u32, Vec<u32>) {
+pub(crate) fn credentials(uid: u32) -> (u32, Vec<u32>) {
     use nix::unistd::{getgrouplist, User};
     let Ok(Some(user)) = User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
         return (NO_GROUP, Vec::new());

@@ -11,9 +11,11 @@
 pub mod check;
 pub mod clean;
 pub mod compile;
+pub mod doctor;
 pub mod fix;
 pub mod inspect;
 pub mod interpreters;
+pub mod ps;
 pub mod why;
 
 use std::io::{self, Write};
@@ -44,6 +46,9 @@ pub enum CommandError {
     /// Stopped by SIGINT or SIGTERM; whatever it started is stopped and reaped.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
+    /// `doctor` could not check what a user may write.
+    #[error(transparent)]
+    Doctor(#[from] doctor::DoctorError),
     /// The output could not be written (a closed pipe exits 0).
     #[error("cannot write output")]
     Output(#[from] io::Error),
@@ -108,6 +113,8 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Inspect(config) => inspect::run(&config),
         CommandConfig::Interpreters(config) => interpreters::run(&config),
         CommandConfig::Why(config) => why::run(&config),
+        CommandConfig::Ps(config) => ps::run(&config),
+        CommandConfig::Doctor(config) => doctor::run(&config),
     }
 }
 

@@ -11,11 +11,13 @@
 pub mod check;
 pub mod clean;
 pub mod compile;
+pub mod doctor;
 pub mod fix;
 pub mod human;
 pub mod inspect;
 pub mod interpreters;
 pub mod json;
+pub mod ps;
 pub mod why;
 
 /// The escaping of names and messages lives at the bottom ([`crate::escape`]); the check

@@ -16,6 +16,7 @@
 //! | `PYCGUARD_CACHE_DIR` | pycguard's cache directory |
 //! | `PYTHONPYCACHEPREFIX` | the pycache prefix in effect |
 //! | `SOURCE_DATE_EPOCH` | set: written caches default to checked-hash, as with `py_compile` |
+//! | `PYTHONDONTWRITEBYTECODE`, `PYTHONOPTIMIZE`, `PYTHONPATH` | `doctor`: what they change for the interpreters run from this environment |
 //! | `PYENV_ROOT`, `PYENV_VERSION` | pyenv's versions, and the one its shims select |
 //! | `UV_PYTHON_INSTALL_DIR` | uv-managed Pythons |
 //! | `PYTHONPATH` | `why`: the entries it puts on `sys.path` |
@@ -50,6 +51,14 @@ pub struct Environment {
     pub pycache_prefix: Option<PathBuf>,
     /// `SOURCE_DATE_EPOCH` is set (reproducible builds): checked-hash is the default mode.
     pub source_date_epoch: bool,
+    /// `PYTHONDONTWRITEBYTECODE` is set (`doctor`: Python run from here writes no caches).
+    pub python_dont_write_bytecode: bool,
+    /// `PYTHONOPTIMIZE` as set (`doctor` shows it; [`Environment::python_optimize`] is the
+    /// level it means).
+    pub python_optimize_raw: Option<String>,
+    /// `PYTHONPATH`, unsplit (`why`: the entries it puts on `sys.path`; `doctor`: the
+    /// directories put before site-packages).
+    pub python_path: Option<OsString>,
     pub pyenv_root: Option<PathBuf>,
     pub pyenv_version: Option<String>,
     pub uv_python_install_dir: Option<PathBuf>,
@@ -58,8 +67,6 @@ pub struct Environment {
     pub test_variables: Vec<(OsString, OsString)>,
     /// `PYCGUARD_WALK_ENGINE`: the directory-reading engine (`getdents`, `portable`).
     pub walk_engine: Option<OsString>,
-    /// `PYTHONPATH` (unsplit).
-    pub pythonpath: Option<OsString>,
     /// `PYTHONUSERBASE`.
     pub python_user_base: Option<PathBuf>,
     /// `PYTHONNOUSERSITE` is set.
@@ -101,12 +108,14 @@ impl Environment {
             pycguard_cache_dir: dir("PYCGUARD_CACHE_DIR"),
             pycache_prefix: dir("PYTHONPYCACHEPREFIX"),
             source_date_epoch: set("SOURCE_DATE_EPOCH").is_some(),
+            python_dont_write_bytecode: set("PYTHONDONTWRITEBYTECODE").is_some(),
+            python_optimize_raw: set("PYTHONOPTIMIZE").map(|v| v.to_string_lossy().into_owned()),
+            python_path: set("PYTHONPATH"),
             pyenv_root: dir("PYENV_ROOT"),
             pyenv_version: set("PYENV_VERSION").and_then(|v| v.into_string().ok()),
             uv_python_install_dir: dir("UV_PYTHON_INSTALL_DIR"),
             test_variables,
             walk_engine: set("PYCGUARD_WALK_ENGINE"),
-            pythonpath: set("PYTHONPATH"),
             python_user_base: dir("PYTHONUSERBASE"),
             python_no_user_site: set("PYTHONNOUSERSITE").is_some(),
             python_safe_path: set("PYTHONSAFEPATH").is_some(),
@@ -175,12 +184,14 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.pycguard_cache_dir.is_some()
         || env.pycache_prefix.is_some()
         || env.source_date_epoch
+        || env.python_dont_write_bytecode
+        || env.python_optimize_raw.is_some()
+        || env.python_path.is_some()
         || env.pyenv_root.is_some()
         || env.pyenv_version.is_some()
         || env.uv_python_install_dir.is_some()
         || !env.test_variables.is_empty()
         || env.walk_engine.is_some()
-        || env.pythonpath.is_some()
         || env.python_user_base.is_some()
         || env.python_no_user_site
         || env.python_safe_path
@@ -226,6 +237,7 @@ mod tests {
             "PYTHONNOUSERSITE",
             "PYTHONSAFEPATH",
             "PYTHONOPTIMIZE",
+            "PYTHONDONTWRITEBYTECODE",
         ] {
             assert!(is_read(std::ffi::OsStr::new(name)), "{name}");
         }

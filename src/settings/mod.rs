@@ -32,8 +32,9 @@ use crate::actions::compile::CompileOptions;
 use crate::actions::fix::FixOptions;
 use crate::actions::recompile::{Mode, WriteOptions};
 use crate::cli::{
-    CacheArgs, CheckArgs, CleanArgs, Cli, ColorWhen, Command, CompileArgs, DeepArgs, FixArgs,
-    Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, WalkArgs, WhyArgs,
+    CacheArgs, CheckArgs, CleanArgs, Cli, ColorWhen, Command, CompileArgs, DeepArgs, DoctorArgs,
+    FixArgs, Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, PsArgs, WalkArgs,
+    WhyArgs,
 };
 use crate::escape;
 use crate::exit::Policy;
@@ -80,6 +81,8 @@ pub enum SettingsError {
     TooOptimized,
     #[error("{flag} {}: not a directory", escape::path(.path))]
     NotADirectory { flag: &'static str, path: PathBuf },
+    #[error("--user {0:?}: no such user")]
+    UnknownUser(String),
 }
 
 /// A resolved command line: the colour choice and the command's configuration.
@@ -99,6 +102,8 @@ pub enum CommandConfig {
     Inspect(InspectConfig),
     Interpreters(InterpretersConfig),
     Why(WhyConfig),
+    Ps(PsConfig),
+    Doctor(DoctorConfig),
 }
 
 pub use crate::scan::ScanConfig;
@@ -184,6 +189,45 @@ pub struct WhyConfig {
     pub format: Format,
 }
 
+/// `pycguard ps`.
+#[derive(Clone, Debug)]
+pub struct PsConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    /// List every matching process, not only those that may run old code.
+    pub all: bool,
+    pub discovery: Discovery,
+}
+
+/// `pycguard doctor`.
+#[derive(Clone, Debug)]
+pub struct DoctorConfig {
+    pub scan: ScanConfig,
+    pub format: Format,
+    pub policy: Policy,
+    pub discovery: Discovery,
+    pub prove: ProveConfig,
+    /// `--user NAME`: the name and its uid.
+    pub user: Option<(String, u32)>,
+    /// The cache-related variables of pycguard's own environment.
+    pub environment: CacheEnvironment,
+    /// The optimisation level Python run from this environment uses (`PYTHONOPTIMIZE`).
+    pub optimize_level: u8,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+}
+
+/// The environment variables that change what Python does with caches, as set here.
+#[derive(Clone, Debug, Default)]
+pub struct CacheEnvironment {
+    pub dont_write_bytecode: bool,
+    /// `PYTHONPYCACHEPREFIX`, absolute.
+    pub pycache_prefix: Option<PathBuf>,
+    pub source_date_epoch: bool,
+    pub optimize: Option<String>,
+    pub python_path: Option<std::ffi::OsString>,
+}
+
 /// Resolve a parsed command line against the config file and the environment.
 pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
     let first_path = match &cli.command {
@@ -194,6 +238,8 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Interpreters(a) => first(&a.walk.paths),
         Command::Inspect(a) => first(&a.files),
         Command::Why(a) => a.cwd.clone().unwrap_or_else(|| PathBuf::from(".")),
+        Command::Ps(a) => first(&a.walk.paths),
+        Command::Doctor(a) => first(&a.walk.paths),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let command = match &cli.command {
@@ -204,6 +250,8 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
         Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
         Command::Why(args) => CommandConfig::Why(why(args, &file, env)?),
+        Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env)?),
+        Command::Doctor(args) => CommandConfig::Doctor(doctor(args, &file, env)?),
     };
     Ok(Settings {
         color: cli.color,
@@ -542,7 +590,7 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
             .collect()
     };
     let pythonpath = env
-        .pythonpath
+        .python_path
         .as_ref()
         .map(|p| std::env::split_paths(p).collect())
         .unwrap_or_default();
@@ -583,6 +631,66 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
             progress: false,
         },
         format: format_of(&args.output, &layer),
+    })
+}
+
+/// `ps` reads the shared settings and `[check]`'s table (it has none of its own).
+fn ps(args: &PsArgs, file: &ConfigFile, env: &Environment) -> Result<PsConfig, SettingsError> {
+    let layer = file.layer(CommandName::Check);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    Ok(PsConfig {
+        format: format_of(&args.output, &layer),
+        all: args.all,
+        discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
+        scan,
+    })
+}
+
+/// `doctor` reads the shared settings and `[check]`'s table (it has none of its own).
+fn doctor(
+    args: &DoctorArgs,
+    file: &ConfigFile,
+    env: &Environment,
+) -> Result<DoctorConfig, SettingsError> {
+    let layer = file.layer(CommandName::Check);
+    let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
+    let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?.clone();
+    let user = match &args.user {
+        None => None,
+        Some(name) => {
+            let found = nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| SettingsError::UnknownUser(name.clone()))?;
+            Some((name.clone(), found.uid.as_raw()))
+        }
+    };
+    // PYTHONOPTIMIZE: an integer is that many -O, any other non-empty value one.
+    let optimize_level = env.python_optimize;
+    let timeout = timeout_of(args.timeout, &layer);
+    Ok(DoctorConfig {
+        format: format_of(&args.output, &layer),
+        policy: Policy {
+            strict: args.strict,
+            exit_zero: false,
+        },
+        discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
+        prove: prove_of(&scan, timeout, true),
+        user,
+        environment: CacheEnvironment {
+            dont_write_bytecode: env.python_dont_write_bytecode,
+            pycache_prefix: env
+                .pycache_prefix
+                .as_ref()
+                .map(|p| lexically_absolute(&cwd, p)),
+            source_date_epoch: env.source_date_epoch,
+            optimize: env.python_optimize_raw.clone(),
+            python_path: env.python_path.clone(),
+        },
+        optimize_level,
+        cwd,
+        timeout,
+        scan,
     })
 }
 
