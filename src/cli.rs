@@ -115,6 +115,20 @@ itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),
+
+    /// Watch PATHS and repair a cache as soon as its source changes (for edit-reload loops)
+    #[command(long_about = "\
+Watch the trees under PATHS (default: .) and, whenever a source changes or is replaced (an \
+editor's atomic save, a formatter rewriting or rolling back a file, git checkout), judge and \
+prove that source's caches once the writes have settled (50 ms without another event) and \
+repair a wrong one exactly as `fix` does: recompiled with the interpreter it is for, in its \
+invalidation mode and optimisation level, or deleted when its source is gone. Each repair is \
+one line. The trees are first brought in order by one `fix` of PATHS. New directories are \
+watched as they appear; VCS directories, --exclude globs and virtual environments are left \
+alone as the walk leaves them. Settings come from the config file's fix table.
+
+Runs until Ctrl-C (exit 130) or SIGTERM (exit 143).")]
+    Watch(WatchArgs),
 }
 
 /// How written caches are invalidated.
@@ -153,6 +167,34 @@ pub struct FixArgs {
     pub dry_run: bool,
 
     /// Print only the summary line and failures
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    /// Seconds one file may take to prove or compile before its worker is stopped [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+
+    /// Delete caches that would be recompiled instead
+    #[arg(long)]
+    pub delete: bool,
+
+    /// Write recompiled caches in this mode instead of the one they had
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub invalidation_mode: Option<InvalidationMode>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Print only repairs and failures (no line when watching starts)
     #[arg(short, long)]
     pub quiet: bool,
 }

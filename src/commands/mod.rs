@@ -14,6 +14,7 @@ pub mod compile;
 pub mod fix;
 pub mod inspect;
 pub mod interpreters;
+pub mod watch;
 
 use std::io::{self, Write};
 
@@ -37,6 +38,9 @@ pub enum CommandError {
     /// `compile` found nothing to compile with (exit 2).
     #[error("no Python interpreter found (give one with --python PATH)")]
     NoInterpreter,
+    /// `watch` could not watch a PATH (exit 2).
+    #[error(transparent)]
+    Watch(crate::watch::WatchError),
     /// Stopped by SIGINT or SIGTERM; whatever it started is stopped and reaped.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -103,6 +107,7 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Compile(config) => compile::run(&config),
         CommandConfig::Inspect(config) => inspect::run(&config),
         CommandConfig::Interpreters(config) => interpreters::run(&config),
+        CommandConfig::Watch(config) => watch::run(&config),
     }
 }
 

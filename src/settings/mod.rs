@@ -21,6 +21,7 @@
 
 pub mod environment;
 pub mod file;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,6 +46,7 @@ use crate::verdict::State;
 use crate::walk::{Engine, Root, UnknownEngine, WalkOptions};
 pub use environment::Environment;
 use file::{CommandName, ConfigFile, FileError, Layer, Lookup};
+pub use watch::WatchConfig;
 
 /// The default `--timeout`, in seconds.
 const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
@@ -96,6 +98,7 @@ pub enum CommandConfig {
     Compile(CompileConfig),
     Inspect(InspectConfig),
     Interpreters(InterpretersConfig),
+    Watch(WatchConfig),
 }
 
 /// What to scan and how.
@@ -183,6 +186,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(a) => first(&a.walk.paths),
         Command::Interpreters(a) => first(&a.walk.paths),
         Command::Inspect(a) => first(&a.files),
+        Command::Watch(a) => first(&a.walk.paths),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let command = match &cli.command {
@@ -192,6 +196,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env)?),
         Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
         Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
+        Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env)?),
     };
     Ok(Settings {
         color: cli.color,
