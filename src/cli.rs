@@ -129,6 +129,23 @@ alone as the walk leaves them. Settings come from the config file's fix table.
 
 Runs until Ctrl-C (exit 130) or SIGTERM (exit 143).")]
     Watch(WatchArgs),
+
+    /// Repair the caches a command's interpreter will import, then run the command in pycguard's place
+    #[command(long_about = "\
+Find the Python interpreter CMD starts, without running it (`python app.py`, `python -m app`, \
+a virtualenv's `bin/uvicorn` by its #! line), with the options that decide which caches it \
+reads (-O, -I/-E, -X pycache_prefix, $PYTHONOPTIMIZE, $PYTHONPYCACHEPREFIX), and the trees it \
+imports from: the script's directory, the current directory (unless it is /) and its \
+virtualenv. Then fix (the default) or --check those caches of that interpreter, proving each, \
+print one line per problem to stderr, and exec CMD: same process id, exit status and signals.
+
+A problem that cannot be repaired (a stray module with a syntax error) never stops the start \
+unless --strict; after --timeout seconds CMD is started anyway, and that is said. A CMD that is \
+not a Python program pycguard recognises is started unchecked, with a line saying so.
+
+Exit status: CMD's own, once started; 1 with --strict when a problem remains; 2 on bad usage; \
+126 when CMD cannot be executed, 127 when it is not found.")]
+    Run(RunArgs),
 }
 
 /// How written caches are invalidated.
@@ -169,6 +186,38 @@ pub struct FixArgs {
     /// Print only the summary line and failures
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Repair the caches before starting CMD (the default)
+    #[arg(long, conflicts_with = "check")]
+    pub fix: bool,
+
+    /// Only report them
+    #[arg(long)]
+    pub check: bool,
+
+    /// Do not start CMD while a problem remains that could not be repaired (exit 1)
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Start CMD anyway after this many seconds (with --strict: exit 1 instead) [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// The command to run, and its arguments (after --)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ pub(crate) mod exit;
 pub(crate) mod facts;
 pub(crate) mod inspect;
 pub mod interpreters;
+pub(crate) mod launch;
 pub mod layout;
 pub(crate) mod messages;
 pub(crate) mod output;

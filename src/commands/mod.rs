@@ -14,6 +14,7 @@ pub mod compile;
 pub mod fix;
 pub mod inspect;
 pub mod interpreters;
+pub mod run;
 pub mod watch;
 
 use std::io::{self, Write};
@@ -38,6 +39,13 @@ pub enum CommandError {
     /// `compile` found nothing to compile with (exit 2).
     #[error("no Python interpreter found (give one with --python PATH)")]
     NoInterpreter,
+    /// `run` could not exec its command (exit 126, or 127 when it is not found).
+    #[error("cannot run {}: {}", escape::path(.program), crate::read::io_message(.err))]
+    Exec {
+        program: std::path::PathBuf,
+        status: ExitStatus,
+        err: io::Error,
+    },
     /// `watch` could not watch a PATH (exit 2).
     #[error(transparent)]
     Watch(crate::watch::WatchError),
@@ -108,6 +116,7 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Inspect(config) => inspect::run(&config),
         CommandConfig::Interpreters(config) => interpreters::run(&config),
         CommandConfig::Watch(config) => watch::run(&config),
+        CommandConfig::Run(config) => run::run(&config),
     }
 }
 
@@ -127,6 +136,7 @@ fn fail(err: &CommandError) -> ExitStatus {
     );
     match err {
         CommandError::Output(_) => ExitStatus::Problems,
+        CommandError::Exec { status, .. } => *status,
         _ => ExitStatus::Usage,
     }
 }

@@ -16,6 +16,7 @@ pub mod human;
 pub mod inspect;
 pub mod interpreters;
 pub mod json;
+pub mod run;
 pub mod watch;
 
 /// The escaping of names and messages lives at the bottom ([`crate::escape`]); the check

@@ -15,6 +15,7 @@
 //! | `XDG_DATA_HOME` | `$XDG_DATA_HOME/uv/python` (uv-managed Pythons) |
 //! | `PYCGUARD_CACHE_DIR` | pycguard's cache directory |
 //! | `PYTHONPYCACHEPREFIX` | the pycache prefix in effect |
+//! | `PYTHONOPTIMIZE` | `run`: the optimisation level of the command's interpreter (unless it is given `-E` or `-I`) |
 //! | `SOURCE_DATE_EPOCH` | set: written caches default to checked-hash, as with `py_compile` |
 //! | `PYENV_ROOT`, `PYENV_VERSION` | pyenv's versions, and the one its shims select |
 //! | `UV_PYTHON_INSTALL_DIR` | uv-managed Pythons |
@@ -44,6 +45,8 @@ pub struct Environment {
     pub xdg_data_home: Option<PathBuf>,
     pub pycguard_cache_dir: Option<PathBuf>,
     pub pycache_prefix: Option<PathBuf>,
+    /// `PYTHONOPTIMIZE`, as set (`run` reads it as the command's interpreter would).
+    pub python_optimize: Option<OsString>,
     /// `SOURCE_DATE_EPOCH` is set (reproducible builds): checked-hash is the default mode.
     pub source_date_epoch: bool,
     pub pyenv_root: Option<PathBuf>,
@@ -85,6 +88,7 @@ impl Environment {
             xdg_data_home: dir("XDG_DATA_HOME"),
             pycguard_cache_dir: dir("PYCGUARD_CACHE_DIR"),
             pycache_prefix: dir("PYTHONPYCACHEPREFIX"),
+            python_optimize: set("PYTHONOPTIMIZE"),
             source_date_epoch: set("SOURCE_DATE_EPOCH").is_some(),
             pyenv_root: dir("PYENV_ROOT"),
             pyenv_version: set("PYENV_VERSION").and_then(|v| v.into_string().ok()),
@@ -150,6 +154,7 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.xdg_data_home.is_some()
         || env.pycguard_cache_dir.is_some()
         || env.pycache_prefix.is_some()
+        || env.python_optimize.is_some()
         || env.source_date_epoch
         || env.pyenv_root.is_some()
         || env.pyenv_version.is_some()
@@ -186,6 +191,7 @@ mod tests {
             "XDG_DATA_HOME",
             "PYCGUARD_CACHE_DIR",
             "PYTHONPYCACHEPREFIX",
+            "PYTHONOPTIMIZE",
             "SOURCE_DATE_EPOCH",
             "PYENV_ROOT",
             "PYENV_VERSION",

@@ -21,6 +21,7 @@
 
 pub mod environment;
 pub mod file;
+pub mod run;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use crate::verdict::State;
 use crate::walk::{Engine, Root, UnknownEngine, WalkOptions};
 pub use environment::Environment;
 use file::{CommandName, ConfigFile, FileError, Layer, Lookup};
+pub use run::RunConfig;
 pub use watch::WatchConfig;
 
 /// The default `--timeout`, in seconds.
@@ -99,6 +101,7 @@ pub enum CommandConfig {
     Inspect(InspectConfig),
     Interpreters(InterpretersConfig),
     Watch(WatchConfig),
+    Run(RunConfig),
 }
 
 /// What to scan and how.
@@ -187,6 +190,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Interpreters(a) => first(&a.walk.paths),
         Command::Inspect(a) => first(&a.files),
         Command::Watch(a) => first(&a.walk.paths),
+        Command::Run(_) => PathBuf::from("."),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let command = match &cli.command {
@@ -197,6 +201,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
         Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
         Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env)?),
+        Command::Run(args) => CommandConfig::Run(run::resolve(args, &file, env)?),
     };
     Ok(Settings {
         color: cli.color,
