@@ -494,3 +494,147 @@ fn supervisor_restart_runs_the_new_code() {
     );
     drop(supervisor);
 }
+
+/// The code block of the README that follows `heading`, with the machine's paths in.
+fn readme_block(heading: &str, tree: &Path) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let after = &readme[readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README: {heading}"))..];
+    let start = after.find("```").unwrap();
+    let body = &after[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let block = &body[..body.find("```").unwrap()];
+    block
+        .replace("/usr/local/bin/pycguard", env!("CARGO_BIN_EXE_pycguard"))
+        .replace("/opt/app", &tree.display().to_string())
+        .replace(" /app", &format!(" {}", tree.display()))
+}
+
+/// The README's service recipes, as far as this machine can run them: the systemd unit
+/// passes `systemd-analyze verify` and its `ExecStartPre=` repairs; the Dockerfile step
+/// compiles checked-hash caches the interpreter then verifies itself; the cron line is
+/// silent on a healthy tree and lists what it cannot repair. (The supervisor recipe is
+/// `supervisor_restart_runs_the_new_code`.)
+#[test]
+fn the_readme_service_recipes_work() {
+    let Some(interp) = common::interpreters_from(3, 8).into_iter().last() else {
+        eprintln!("SKIP: no Python 3.8+ interpreter");
+        return;
+    };
+    // systemd
+    let (tree, app) = stale_app(&interp);
+    let unit = readme_block("### systemd", &app);
+    let gunicorn = app.join("venv/bin/gunicorn");
+    std::fs::create_dir_all(gunicorn.parent().unwrap()).unwrap();
+    std::fs::write(&gunicorn, "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&gunicorn, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if tools::have_program("systemd-analyze") {
+        let unit_file = tree.join("pgw-watch-app.service");
+        std::fs::write(&unit_file, format!("[Unit]\nDescription=app\n\n{unit}")).unwrap();
+        let out = tools::output_with_timeout(
+            Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(&unit_file),
+            Duration::from_secs(60),
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("bad unit file setting")
+                && !String::from_utf8_lossy(&out.stderr).contains("Neither a valid executable"),
+            "systemd-analyze verify:\n{}\n{unit}",
+            text(&out)
+        );
+    } else {
+        eprintln!("SKIP: no systemd-analyze to verify the README's unit with");
+    }
+    let pre = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStartPre=+"))
+        .expect("the unit's ExecStartPre=+");
+    let words: Vec<&str> = pre.split_whitespace().collect();
+    let out = Command::new(words[0])
+        .args(&words[1..])
+        .env("PYCGUARD_CACHE_DIR", common::test_cache_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{pre}: {}", text(&out));
+    assert_eq!(
+        interp.import_value(&app, "settings"),
+        Ok("222".into()),
+        "{pre}"
+    );
+
+    // Docker: a tree without caches, python3 on PATH being `interp`.
+    let docker = Tree::new();
+    let settings = docker.write("settings.py", b"VALUE = 1\n");
+    set_mtime(&settings, T, 0);
+    let bin = Tree::new();
+    std::os::unix::fs::symlink(&interp.path, bin.join("python3")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pycguard"), bin.join("pycguard")).unwrap();
+    let step = readme_block("### Docker", docker.path());
+    let step = step
+        .trim()
+        .strip_prefix("RUN ")
+        .expect("a RUN step")
+        .replace("\\\n", " ");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = pycguard_env(Command::new("sh").arg("-c").arg(&step))
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{step}: {}", text(&out));
+    let tag = interp.tag().unwrap();
+    let cache = std::fs::read(docker.join(format!("__pycache__/settings.{tag}.pyc"))).unwrap();
+    assert_eq!(cache[4] & 0b11, 0b11, "a checked-hash cache");
+    hidden_edit(&settings, "VALUE = 2\n");
+    assert_eq!(
+        interp.import_value(docker.path(), "settings"),
+        Ok("2".into()),
+        "the interpreter verifies checked-hash caches itself"
+    );
+
+    // cron: silent when all is well, the failures listed when not.
+    let healthy = Tree::new();
+    healthy.write("ok.py", b"X = 1\n");
+    let cron_line = |tree: &Path| {
+        let line = readme_block("### cron", tree);
+        // Five time fields and the user, then the command.
+        let mut rest = line.trim();
+        for _ in 0..6 {
+            rest = rest.trim_start();
+            rest = &rest[rest.find(char::is_whitespace).unwrap()..];
+        }
+        rest.trim().to_owned()
+    };
+    let command = cron_line(healthy.path());
+    let out = pycguard_env(Command::new("sh").arg("-c").arg(&command))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{command}: {}", text(&out));
+    assert_eq!(text(&out), "", "cron mails nothing");
+    let broken = Tree::new();
+    unrepairable(&broken, &interp);
+    let command = cron_line(broken.path());
+    let out = pycguard_env(Command::new("sh").arg("-c").arg(&command))
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("failed to repair"),
+        "{command}: {}",
+        text(&out)
+    );
+}
+
+/// A shell command running pycguard, with the test's cache directory.
+fn pycguard_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("PYCGUARD_CACHE_DIR", common::test_cache_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .env_remove("SOURCE_DATE_EPOCH")
+}
