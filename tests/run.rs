@@ -225,6 +225,68 @@ fn a_virtualenv_console_script_is_found_by_its_shebang() {
     );
 }
 
+#[test]
+fn the_optimisation_level_of_the_command_decides_which_caches_are_repaired() {
+    let Some(interp) = common::interpreters_from(3, 5).into_iter().last() else {
+        eprintln!("SKIP: no Python 3.5+ interpreter");
+        return;
+    };
+    let tree = Tree::new();
+    let app = tree.join("app");
+    tree.write(
+        "app/app.py",
+        b"import settings, sys\nsys.stdout.write('VALUE=%s\\n' % settings.VALUE)\n",
+    );
+    let settings = tree.write("app/settings.py", b"VALUE = 1\n");
+    set_mtime(&settings, T, 0);
+    interp.compile(&app, &["settings.py"], "timestamp", 0);
+    interp.compile(&app, &["settings.py"], "timestamp", 1);
+    hidden_edit(&settings, "VALUE = 2\n");
+    let tag = interp.tag().unwrap();
+    let level0 = app.join(format!("__pycache__/settings.{tag}.pyc"));
+    let before = std::fs::read(&level0).unwrap();
+    // PYTHONOPTIMIZE=1: the interpreter reads .opt-1 caches only; those are repaired.
+    let out = run(&app, &[os("--"), interp.path.as_os_str(), os("app.py")])
+        .env("PYTHONOPTIMIZE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "VALUE=2\n",
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(".opt-1.pyc (hidden-stale"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(&level0).unwrap(),
+        before,
+        "the level-0 cache is another run's"
+    );
+    // -E ignores PYTHONOPTIMIZE: now the level-0 cache is the one read.
+    let out = run(
+        &app,
+        &[os("--"), interp.path.as_os_str(), os("-E"), os("app.py")],
+    )
+    .env("PYTHONOPTIMIZE", "1")
+    .output()
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "VALUE=2\n",
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(&format!("settings.{tag}.pyc (hidden-stale")),
+        "{}",
+        text(&out)
+    );
+}
+
 /// A module whose edit gives it a syntax error (same size, mtime put back): its cache
 /// cannot be repaired.
 fn unrepairable(tree: &Tree, interp: &Interp) {

@@ -1,6 +1,6 @@
 //! `pycguard watch` against real interpreters and real file-system events: a module
-//! rewritten again and again with same-size edits whose mtime is put back (what the
-//! interpreter cannot see) is imported with its current value within a second of the last
+//! rewritten again and again with same-size edits whose mtime is put back, in place or by
+//! atomic saves (what the interpreter cannot see) is imported with its current value within a second of the last
 //! write; directories created, removed and created again stay watched; a deleted source's
 //! legacy cache (a ghost the interpreter would import) is deleted; Ctrl-C exits 130; an
 //! idle watch uses next to no CPU; `--output-format json` writes one object per line.
@@ -149,6 +149,15 @@ fn hidden_edit(path: &Path, content: &str) {
     set_mtime(path, secs as u64, nanos as u32);
 }
 
+/// The same, as an editor's atomic save does it: a new file renamed over the old one.
+fn hidden_atomic_save(path: &Path, content: &str) {
+    let (secs, nanos) = common::mtime(path);
+    let tmp = path.with_extension("py.swp");
+    std::fs::write(&tmp, content).unwrap();
+    set_mtime(&tmp, secs as u64, nanos as u32);
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 fn module(value: u32) -> String {
     format!("VALUE = {value}\n")
 }
@@ -187,7 +196,12 @@ fn a_module_rewritten_in_a_loop_is_imported_current_within_a_second() {
         // A burst of rewrites, as a formatter or an editor's save loop makes them.
         for _ in 0..15 {
             last += 1;
-            hidden_edit(&source, &module(last));
+            // Round 1 saves atomically (write, then rename over the source).
+            if round == 1 {
+                hidden_atomic_save(&source, &module(last));
+            } else {
+                hidden_edit(&source, &module(last));
+            }
             std::thread::sleep(Duration::from_millis(25 + (last % 3) as u64 * 20));
         }
         let written = Instant::now();

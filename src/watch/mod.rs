@@ -119,7 +119,8 @@ impl TreeWatcher {
             watcher
                 .watch(&absolute, RecursiveMode::NonRecursive)
                 .map_err(|e| WatchError::of(parent, e))?;
-            given.push((absolute, parent.to_path_buf()));
+            // Only the file itself is of interest in its directory.
+            given.push((layout::lexically_absolute(cwd, file), file.clone()));
         }
         // The longest first: a PATH inside another is named by its own form.
         given.sort_by_key(|(absolute, _)| std::cmp::Reverse(absolute.components().count()));
