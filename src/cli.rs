@@ -167,6 +167,37 @@ never by writing.
 Exit status: 0 without error findings, 1 with one (with --strict: also a warning), 2 on bad \
 usage.")]
     Doctor(DoctorArgs),
+
+    /// Watch PATHS and repair a cache as soon as its source changes (for edit-reload loops)
+    #[command(long_about = "\
+Watch the trees under PATHS (default: .) and, whenever a source changes or is replaced (an \
+editor's atomic save, a formatter rewriting or rolling back a file, git checkout), judge and \
+prove that source's caches once the writes have settled (50 ms without another event) and \
+repair a wrong one exactly as `fix` does: recompiled with the interpreter it is for, in its \
+invalidation mode and optimisation level, or deleted when its source is gone. Each repair is \
+one line. The trees are first brought in order by one `fix` of PATHS. New directories are \
+watched as they appear; VCS directories, --exclude globs and virtual environments are left \
+alone as the walk leaves them. Settings come from the config file's fix table.
+
+Runs until Ctrl-C (exit 130) or SIGTERM (exit 143).")]
+    Watch(WatchArgs),
+
+    /// Repair the caches a command's interpreter will import, then run the command in pycguard's place
+    #[command(long_about = "\
+Find the Python interpreter CMD starts, without running it (`python app.py`, `python -m app`, \
+a virtualenv's `bin/uvicorn` by its #! line), with the options that decide which caches it \
+reads (-O, -I/-E, -X pycache_prefix, $PYTHONOPTIMIZE, $PYTHONPYCACHEPREFIX), and the trees it \
+imports from: the script's directory, the current directory (unless it is /) and its \
+virtualenv. Then fix (the default) or --check those caches of that interpreter, proving each, \
+print one line per problem to stderr, and exec CMD: same process id, exit status and signals.
+
+A problem that cannot be repaired (a stray module with a syntax error) never stops the start \
+unless --strict; after --timeout seconds CMD is started anyway, and that is said. A CMD that is \
+not a Python program pycguard recognises is started unchecked, with a line saying so.
+
+Exit status: CMD's own, once started; 1 with --strict when a problem remains; 2 on bad usage; \
+126 when CMD cannot be executed, 127 when it is not found.")]
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +313,66 @@ pub struct FixArgs {
     pub dry_run: bool,
 
     /// Print only the summary line and failures
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Repair the caches before starting CMD (the default)
+    #[arg(long, conflicts_with = "check")]
+    pub fix: bool,
+
+    /// Only report them
+    #[arg(long)]
+    pub check: bool,
+
+    /// Do not start CMD while a problem remains that could not be repaired (exit 1)
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Start CMD anyway after this many seconds (with --strict: exit 1 instead) [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// The command to run, and its arguments (after --)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    pub python: PythonArgs,
+
+    /// Seconds one file may take to prove or compile before its worker is stopped [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<f64>,
+
+    /// Delete caches that would be recompiled instead
+    #[arg(long)]
+    pub delete: bool,
+
+    /// Write recompiled caches in this mode instead of the one they had
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub invalidation_mode: Option<InvalidationMode>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Print only repairs and failures (no line when watching starts)
     #[arg(short, long)]
     pub quiet: bool,
 }

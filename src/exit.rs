@@ -9,6 +9,7 @@
 //! | 0 | nothing counted (or `--exit-zero`) |
 //! | 1 | an error-severity cache (check, inspect), a failed repair, removal or compile, or an entry that could not be read; with `--strict` a warning too |
 //! | 2 | bad usage: a flag, a PATH, a config file or a `--python` that cannot be used |
+//! | 126, 127 | `run`: the command cannot be executed, or is not found (as a shell says) |
 //! | 130, 143 | stopped by SIGINT / SIGTERM (128 + the signal, as a shell reports it) |
 //!
 //! Fatal errors (2, 130, 143) never reach a tally: they end the command as a
@@ -20,6 +21,10 @@ pub enum ExitStatus {
     Success = 0,
     Problems = 1,
     Usage = 2,
+    /// `run`: the command cannot be executed (as a shell reports it).
+    CannotExecute = 126,
+    /// `run`: the command is not found.
+    NotFound = 127,
     /// Ctrl-C (128 + SIGINT).
     Interrupted = 130,
     /// SIGTERM (128 + 15).

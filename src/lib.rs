@@ -8,7 +8,9 @@
 //!   environment) → `commands` (one file per subcommand: configuration → pipeline →
 //!   outcome → printer → exit status, decided by `exit`) → `output` (one printer per
 //!   command, human and JSON);
-//! - the pipelines: `scan` (walk → facts → verdict → report: the one walk sink), `prove`
+//! - the pipelines: `scan` (walk → facts → verdict → report: the one walk sink), `watch`
+//!   (file-system events → settled paths → the PATHs of a small scan, for `pycguard
+//!   watch`), `prove`
 //!   (the deep stage), `actions` (fix, clean, compile, recompile, safe_fs, as_owner),
 //!   [`worker`] (the pool of interpreter processes), [`interpreters`] (discovery, probe,
 //!   trust, isolated children), [`why`] (the `sys.path` model and the importer's order,
@@ -31,6 +33,7 @@ pub(crate) mod exit;
 pub(crate) mod facts;
 pub(crate) mod inspect;
 pub mod interpreters;
+pub(crate) mod launch;
 pub mod layout;
 pub(crate) mod messages;
 pub(crate) mod output;
@@ -47,6 +50,7 @@ pub mod store;
 pub(crate) mod timefmt;
 pub mod verdict;
 pub(crate) mod walk;
+pub(crate) mod watch;
 pub mod why;
 pub mod worker;
 

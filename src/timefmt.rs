@@ -26,3 +26,8 @@ pub fn nanos(ns: i128) -> String {
         None => format!("{ns} ns after the epoch"),
     }
 }
+
+/// `15:30:02`: the local time now, for the lines of a long-running command (`watch`).
+pub fn clock_now() -> String {
+    Local::now().format("%H:%M:%S").to_string()
+}

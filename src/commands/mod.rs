@@ -16,6 +16,8 @@ pub mod fix;
 pub mod inspect;
 pub mod interpreters;
 pub mod ps;
+pub mod run;
+pub mod watch;
 pub mod why;
 
 use std::io::{self, Write};
@@ -43,6 +45,16 @@ pub enum CommandError {
     /// `why` could not look for the module (a bad name, an interpreter that did not answer).
     #[error(transparent)]
     Why(#[from] crate::why::WhyError),
+    /// `run` could not exec its command (exit 126, or 127 when it is not found).
+    #[error("cannot run {}: {}", escape::path(.program), crate::read::io_message(.err))]
+    Exec {
+        program: std::path::PathBuf,
+        status: ExitStatus,
+        err: io::Error,
+    },
+    /// `watch` could not watch a PATH (exit 2).
+    #[error(transparent)]
+    Watch(crate::watch::WatchError),
     /// Stopped by SIGINT or SIGTERM; whatever it started is stopped and reaped.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -115,6 +127,8 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Why(config) => why::run(&config),
         CommandConfig::Ps(config) => ps::run(&config),
         CommandConfig::Doctor(config) => doctor::run(&config),
+        CommandConfig::Watch(config) => watch::run(&config),
+        CommandConfig::Run(config) => run::run(&config),
     }
 }
 
@@ -134,6 +148,7 @@ fn fail(err: &CommandError) -> ExitStatus {
     );
     match err {
         CommandError::Output(_) => ExitStatus::Problems,
+        CommandError::Exec { status, .. } => *status,
         _ => ExitStatus::Usage,
     }
 }

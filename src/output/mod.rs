@@ -18,6 +18,8 @@ pub mod inspect;
 pub mod interpreters;
 pub mod json;
 pub mod ps;
+pub mod run;
+pub mod watch;
 pub mod why;
 
 /// The escaping of names and messages lives at the bottom ([`crate::escape`]); the check

@@ -15,6 +15,7 @@
 //! | `XDG_DATA_HOME` | `$XDG_DATA_HOME/uv/python` (uv-managed Pythons) |
 //! | `PYCGUARD_CACHE_DIR` | pycguard's cache directory |
 //! | `PYTHONPYCACHEPREFIX` | the pycache prefix in effect |
+//! | `PYTHONOPTIMIZE` | `run`: the optimisation level of the command's interpreter (unless it is given `-E` or `-I`) |
 //! | `SOURCE_DATE_EPOCH` | set: written caches default to checked-hash, as with `py_compile` |
 //! | `PYTHONDONTWRITEBYTECODE`, `PYTHONOPTIMIZE`, `PYTHONPATH` | `doctor`: what they change for the interpreters run from this environment |
 //! | `PYENV_ROOT`, `PYENV_VERSION` | pyenv's versions, and the one its shims select |
@@ -53,8 +54,8 @@ pub struct Environment {
     pub source_date_epoch: bool,
     /// `PYTHONDONTWRITEBYTECODE` is set (`doctor`: Python run from here writes no caches).
     pub python_dont_write_bytecode: bool,
-    /// `PYTHONOPTIMIZE` as set (`doctor` shows it; [`Environment::python_optimize`] is the
-    /// level it means).
+    /// `PYTHONOPTIMIZE` as set (`doctor` shows it, `run` reads it as the command's
+    /// interpreter would; [`Environment::python_optimize`] is the level it means here).
     pub python_optimize_raw: Option<String>,
     /// `PYTHONPATH`, unsplit (`why`: the entries it puts on `sys.path`; `doctor`: the
     /// directories put before site-packages).
@@ -183,6 +184,7 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.xdg_data_home.is_some()
         || env.pycguard_cache_dir.is_some()
         || env.pycache_prefix.is_some()
+        || env.python_optimize.is_some()
         || env.source_date_epoch
         || env.python_dont_write_bytecode
         || env.python_optimize_raw.is_some()
@@ -226,6 +228,7 @@ mod tests {
             "XDG_DATA_HOME",
             "PYCGUARD_CACHE_DIR",
             "PYTHONPYCACHEPREFIX",
+            "PYTHONOPTIMIZE",
             "SOURCE_DATE_EPOCH",
             "PYENV_ROOT",
             "PYENV_VERSION",

@@ -21,6 +21,8 @@
 
 pub mod environment;
 pub mod file;
+pub mod run;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +48,8 @@ use crate::verdict::State;
 use crate::walk::{Engine, Root, UnknownEngine, WalkOptions};
 pub use environment::Environment;
 use file::{CommandName, ConfigFile, FileError, Layer, Lookup};
+pub use run::RunConfig;
+pub use watch::WatchConfig;
 
 /// The default `--timeout`, in seconds.
 const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
@@ -104,6 +108,8 @@ pub enum CommandConfig {
     Why(WhyConfig),
     Ps(PsConfig),
     Doctor(DoctorConfig),
+    Watch(WatchConfig),
+    Run(RunConfig),
 }
 
 pub use crate::scan::ScanConfig;
@@ -240,6 +246,8 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Why(a) => a.cwd.clone().unwrap_or_else(|| PathBuf::from(".")),
         Command::Ps(a) => first(&a.walk.paths),
         Command::Doctor(a) => first(&a.walk.paths),
+        Command::Watch(a) => first(&a.walk.paths),
+        Command::Run(_) => PathBuf::from("."),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let command = match &cli.command {
@@ -252,6 +260,8 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Why(args) => CommandConfig::Why(why(args, &file, env)?),
         Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env)?),
         Command::Doctor(args) => CommandConfig::Doctor(doctor(args, &file, env)?),
+        Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env)?),
+        Command::Run(args) => CommandConfig::Run(run::resolve(args, &file, env)?),
     };
     Ok(Settings {
         color: cli.color,
