@@ -34,6 +34,27 @@ pub struct Cli {
     /// Ignore every config file
     #[arg(long, global = true)]
     pub isolated: bool,
+
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
+}
+
+/// `-q`, `-qq`/`--silent`, `-v`: one meaning in every command (see
+/// [`crate::output::verbosity`]). Global, so `pycguard -q check` and `pycguard check -q`
+/// are the same; a subcommand must not define its own `-q`, `-s` or `-v`.
+#[derive(Debug, Args)]
+pub struct VerbosityArgs {
+    /// Print the problems and nothing else (no summary, no notes, no progress bar); -qq: print nothing
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// Print nothing: the exit status says it all (same as -qq)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub silent: bool,
+
+    /// Also list fresh caches and what was skipped
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,10 +172,6 @@ pub struct FixArgs {
     /// Print every action it would take; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-
-    /// Print only the summary line and failures
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,10 +204,6 @@ pub struct CompileArgs {
     /// List what would be compiled; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-
-    /// Print only the summary line and failures
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -216,14 +229,6 @@ pub struct CleanArgs {
     /// List what would be removed; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-
-    /// List every removed path
-    #[arg(short, long)]
-    pub verbose: bool,
-
-    /// Print only the summary line and failures
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
 }
 
 /// Which interpreters prove caches (`check --deep`, `interpreters`).
@@ -356,10 +361,6 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
-
-    /// Print only the summary line
-    #[arg(short, long)]
-    pub quiet: bool,
 
     /// Exit 1 on warnings too
     #[arg(long, conflicts_with = "exit_zero")]

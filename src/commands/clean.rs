@@ -12,12 +12,12 @@ pub fn run(config: &CleanConfig) -> CommandResult {
     let outcome = clean::run(&config.scan, &config.options);
     stop_if_interrupted()?;
     print(
-        &mut anstream::stdout().lock(),
+        &mut config.verbosity.stdout(),
         &CleanOutput {
             outcome: &outcome,
             dry_run: config.options.dry_run,
             list: config.list,
-            quiet: config.quiet,
+            verbosity: config.verbosity,
             format: config.format,
         },
     )?;

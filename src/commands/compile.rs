@@ -23,8 +23,8 @@ pub fn run(config: &CompileConfig) -> CommandResult {
     if chosen.is_empty() {
         return Err(CommandError::NoInterpreter);
     }
-    let mut out = anstream::stdout().lock();
-    print_chosen(&mut out, &chosen, config.format, config.quiet)?;
+    let mut out = config.verbosity.stdout();
+    print_chosen(&mut out, &chosen, config.format, config.verbosity)?;
     let errors = found_tree.errors.clone();
     let walk = found_tree.walk.clone();
     let (chosen, reasons): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
@@ -40,7 +40,7 @@ pub fn run(config: &CompileConfig) -> CommandResult {
             walk: &walk,
             prefix_given: config.scan.walk.pycache_prefix.is_some(),
             dry_run: config.options.dry_run,
-            quiet: config.quiet,
+            verbosity: config.verbosity,
             format: config.format,
         },
     )?;

@@ -12,7 +12,7 @@ use crate::verdict::State;
 
 /// Run `fix`.
 pub fn run(config: &FixConfig) -> CommandResult {
-    let keep = if config.prove_first {
+    let keep = if config.prove_first || config.verbosity.verbose() {
         Keep::All
     } else {
         Keep::Problems
@@ -28,15 +28,20 @@ pub fn run(config: &FixConfig) -> CommandResult {
     let header_only = report.summary.header_only;
     let walked = std::mem::take(&mut report.walk);
     let scan_errors = std::mem::take(&mut report.errors);
-    let entries: Vec<_> = report
+    let (fresh, entries): (Vec<_>, Vec<_>) = report
         .entries
         .into_iter()
-        .filter(|e| e.verdict.state != State::Fresh)
-        .collect();
+        .partition(|e| e.verdict.state == State::Fresh);
+    // -v lists the fresh caches fix leaves alone.
+    let fresh: Vec<_> = if config.verbosity.verbose() {
+        fresh.into_iter().map(|e| e.path).collect()
+    } else {
+        Vec::new()
+    };
     let outcome = fix::run(entries, &interpreters, &config.options, &config.write);
     stop_if_interrupted()?;
     print(
-        &mut anstream::stdout().lock(),
+        &mut config.verbosity.stdout(),
         &FixOutput {
             outcome: &outcome,
             interpreters: &interpreters,
@@ -45,7 +50,8 @@ pub fn run(config: &FixConfig) -> CommandResult {
             header_only,
             walk: &walked,
             dry_run: config.options.dry_run,
-            quiet: config.quiet,
+            fresh: &fresh,
+            verbosity: config.verbosity,
             format: config.format,
         },
     )?;

@@ -1,8 +1,9 @@
 //! `pycguard clean`'s printer.
 //!
-//! Human: with `--verbose` or `--dry-run`, every path removed (`removed PATH`, a
-//! directory with a trailing `/`); `failed PATH: why` and `unreadable PATH: why`; the
-//! summary line; the environments skipped.
+//! Human: with `-v` or `--dry-run` (not with `-q`), every path removed (`removed PATH`,
+//! a directory with a trailing `/`); `failed PATH: why` and `unreadable PATH: why` (the
+//! problems: also with `-q`); then — not with `-q` — the summary line and the
+//! environments skipped (`-v`: one per line).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -28,6 +29,7 @@ use crate::actions::clean::CleanOutcome;
 use crate::cli::Format;
 use crate::escape;
 use crate::output::human::severity_style;
+use crate::output::verbosity::Verbosity;
 use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::verdict::Severity;
 
@@ -37,7 +39,7 @@ pub struct CleanOutput<'a> {
     pub dry_run: bool,
     /// List every path removed.
     pub list: bool,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub format: Format,
 }
 
@@ -53,7 +55,8 @@ pub fn print<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
 fn write_human<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
     let o = c.outcome;
     let verb = if c.dry_run { "would remove" } else { "removed" };
-    if c.list && !c.quiet {
+    let v = c.verbosity;
+    if c.list && v.normal() {
         for p in &o.removed {
             writeln!(out, "{verb} {}", escape::path(p))?;
         }
@@ -80,6 +83,9 @@ fn write_human<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
             escape::path(&e.path),
             escape::text(&e.message)
         )?;
+    }
+    if !v.normal() {
+        return Ok(());
     }
     let mut parts = vec![format!(
         "{verb} {} {}",
@@ -109,10 +115,7 @@ fn write_human<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
         parts.push(format!("{err}{} failed{err:#}", o.failed.len()));
     }
     writeln!(out, "{}", parts.join(", "))?;
-    match o.walk.skipped_line() {
-        Some(line) if !c.quiet => writeln!(out, "{line}"),
-        _ => Ok(()),
-    }
+    crate::output::human::write_skipped(out, &o.walk, v)
 }
 
 #[derive(Serialize)]

@@ -2,8 +2,10 @@
 //!
 //! Human: `compiling for Python 3.12.1 (why)` per interpreter before anything is
 //! compiled (not with `-q`); in a dry run `would compile SOURCE -> CACHE with PYTHON
-//! (why)` per cache; `failed PATH: why`, `unreadable PATH: why`; the summary line; a note
-//! per pycache prefix found in the tree when none is in effect; the environments skipped.
+//! (why)` per cache (with `-v` also `compiled …` after a real run); `failed PATH: why`,
+//! `unreadable PATH: why` (the problems: also with `-q`); then — not with `-q` — the
+//! summary line, a note per pycache prefix found in the tree when none is in effect, the
+//! environments skipped (`-v`: one per line).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -38,6 +40,7 @@ use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::output::fix::mode_name;
 use crate::output::human::severity_style;
+use crate::output::verbosity::Verbosity;
 use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::report::ScanError;
 use crate::verdict::Severity;
@@ -48,9 +51,9 @@ pub fn print_chosen<W: Write>(
     out: &mut W,
     chosen: &[(Interpreter, String)],
     format: Format,
-    quiet: bool,
+    verbosity: Verbosity,
 ) -> io::Result<()> {
-    if format == Format::Human && !quiet {
+    if format == Format::Human && verbosity.normal() {
         for (interpreter, why) in chosen {
             writeln!(out, "compiling for {} ({why})", interpreter.display_name())?;
         }
@@ -70,7 +73,7 @@ pub struct CompileOutput<'a> {
     /// A pycache prefix is in effect (then prefixes found in the tree are not noted).
     pub prefix_given: bool,
     pub dry_run: bool,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub format: Format,
 }
 
@@ -90,11 +93,21 @@ fn compiled(c: &CompileOutput<'_>) -> usize {
 
 fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
     let outcome = c.outcome;
-    if c.dry_run && !c.quiet {
+    let v = c.verbosity;
+    if (c.dry_run && v.normal()) || v.verbose() {
+        let failed: BTreeSet<&PathBuf> = outcome.failed.iter().map(|(p, _)| p).collect();
         for p in &outcome.planned {
+            if !c.dry_run && failed.contains(&p.task.cache) {
+                continue;
+            }
             writeln!(
                 out,
-                "would compile {} -> {} with {} ({})",
+                "{} {} -> {} with {} ({})",
+                if c.dry_run {
+                    "would compile"
+                } else {
+                    "compiled"
+                },
                 escape::path(&p.task.source),
                 escape::path(&p.task.cache),
                 escape::text(&c.chosen[p.interpreter].display_name()),
@@ -119,6 +132,9 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
             escape::text(&e.message)
         )?;
     }
+    if !v.normal() {
+        return Ok(());
+    }
     let names: Vec<String> = c
         .chosen
         .iter()
@@ -142,9 +158,6 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
         },
         names.join(", ")
     )?;
-    if c.quiet {
-        return Ok(());
-    }
     if !c.prefix_given {
         for prefix in &c.walk.found_prefixes {
             writeln!(
@@ -155,10 +168,7 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
             )?;
         }
     }
-    if let Some(line) = c.walk.skipped_line() {
-        writeln!(out, "{line}")?;
-    }
-    Ok(())
+    crate::output::human::write_skipped(out, c.walk, v)
 }
 
 #[derive(Serialize)]

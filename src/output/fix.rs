@@ -1,10 +1,11 @@
 //! `pycguard fix`'s printer.
 //!
-//! Human: one line per action (`recompiled PATH (STATE; with Python 3.12.1)`, `deleted PATH
-//! (STATE; why)`, `left PATH (STATE; why)`; with `-q` only failures), `failed to repair PATH
-//! (STATE): why`, `unreadable PATH: why`, the summary line, then the proof summary (or,
-//! with `--shallow`, how many caches were judged by header only) and the environments
-//! skipped.
+//! Human: with `-v` first `fresh PATH` for each cache left alone because it is fresh;
+//! one line per action (`recompiled PATH (STATE; with Python 3.12.1)`, `deleted PATH
+//! (STATE; why)`, `left PATH (STATE; why)`; not with `-q`), `failed to repair PATH
+//! (STATE): why`, `unreadable PATH: why` (the problems: also with `-q`), then — not with
+//! `-q` — the summary line, the proof summary (or, with `--shallow`, how many caches were
+//! judged by header only) and the environments skipped (`-v`: one per line).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -42,6 +43,7 @@ use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreters;
 use crate::output::human::severity_style;
+use crate::output::verbosity::Verbosity;
 use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::prove::DeepSummary;
 use crate::report::ScanError;
@@ -58,7 +60,9 @@ pub struct FixOutput<'a> {
     pub header_only: usize,
     pub walk: &'a WalkSummary,
     pub dry_run: bool,
-    pub quiet: bool,
+    /// The fresh caches left alone (listed with `-v`; empty otherwise).
+    pub fresh: &'a [std::path::PathBuf],
+    pub verbosity: Verbosity,
     pub format: Format,
 }
 
@@ -89,6 +93,12 @@ fn counts(f: &FixOutput<'_>) -> (usize, usize, usize, usize) {
 
 fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
     let err = severity_style(Severity::Error);
+    let v = f.verbosity;
+    if v.verbose() {
+        for path in f.fresh {
+            writeln!(out, "fresh {}", escape::path(path))?;
+        }
+    }
     for d in &f.outcome.done {
         let (verb, detail) = match (&d.action, f.dry_run) {
             (Action::Recompile { interpreter, .. }, dry) => (
@@ -118,7 +128,7 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
                 d.state,
                 escape::text(&detail)
             )?,
-            None if !f.quiet => writeln!(
+            None if v.normal() => writeln!(
                 out,
                 "{verb} {} ({}; {})",
                 escape::path(&d.path),
@@ -136,6 +146,9 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
             escape::text(&e.message)
         )?;
     }
+    if !v.normal() {
+        return Ok(());
+    }
     let (repaired, deleted, left, failed) = counts(f);
     let dirs = &f.outcome.dirs_removed;
     writeln!(
@@ -148,18 +161,12 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
             format!("; removed {} empty __pycache__ directories", dirs.len())
         }
     )?;
-    if f.quiet {
-        return Ok(());
-    }
     match f.deep {
         Some(summary) => crate::output::human::write_deep_summary(out, summary)?,
         None if f.header_only > 0 => write_shallow_note(out, f.header_only)?,
         None => {}
     }
-    if let Some(line) = f.walk.skipped_line() {
-        writeln!(out, "{line}")?;
-    }
-    Ok(())
+    crate::output::human::write_skipped(out, f.walk, v)
 }
 
 /// After `fix --shallow`: what was not proven.

@@ -84,6 +84,58 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
     Ok(())
 }
 
+/// With `-v`: the fresh caches, as one more group before the problems.
+pub fn write_fresh<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    let fresh: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|e| e.verdict.state == State::Fresh)
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let style = severity_style(Severity::Ok);
+    writeln!(
+        out,
+        "{style}fresh{style:#} ({}): {DIM}{}{DIM:#}",
+        fresh.len(),
+        State::Fresh.meaning()
+    )?;
+    for entry in fresh {
+        writeln!(out, "  {}", escape::path(&entry.path))?;
+    }
+    writeln!(out)
+}
+
+/// What the walk did not enter: one line (how to include it), or with `-v` one line per
+/// directory. Nothing below [`Verbosity::Normal`].
+pub fn write_skipped<W: Write>(
+    out: &mut W,
+    walk: &crate::walk::WalkSummary,
+    verbosity: crate::output::verbosity::Verbosity,
+) -> io::Result<()> {
+    if !verbosity.normal() {
+        return Ok(());
+    }
+    if verbosity.verbose() {
+        for skipped in &walk.skipped {
+            writeln!(
+                out,
+                "skipped {}/ ({}; --include-venvs walks it)",
+                escape::path(&skipped.path),
+                if skipped.venv {
+                    "a virtual environment"
+                } else {
+                    "a tool's environments"
+                }
+            )?;
+        }
+    } else if let Some(line) = walk.skipped_line() {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
 /// The summary line, then the header-only note when it applies.
 pub fn write_summary<W: Write>(out: &mut W, report: &Report, elapsed: Duration) -> io::Result<()> {
     let s = &report.summary;

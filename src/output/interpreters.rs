@@ -1,8 +1,8 @@
 //! `pycguard interpreters`'s printer.
 //!
-//! Human: a table (PATH, VERSION, MAGIC, TAG, FOUND VIA, CACHES), then how many caches
-//! need an interpreter that was not found, then each executable that was refused, with
-//! why.
+//! Human: a table (PATH, VERSION, MAGIC, TAG, FOUND VIA, CACHES; not with `-q`), then
+//! how many caches need an interpreter that was not found, then each executable that was
+//! refused, with why (the problems: also with `-q`).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -45,9 +45,10 @@ pub fn print<W: Write>(
     interpreters: &Interpreters,
     provable: &Provable,
     format: Format,
+    verbosity: crate::output::verbosity::Verbosity,
 ) -> io::Result<()> {
     match format {
-        Format::Human => write_human(out, interpreters, provable)?,
+        Format::Human => write_human(out, interpreters, provable, verbosity.normal())?,
         Format::Json => write_json(out, &json(interpreters, provable))?,
     }
     out.flush()
@@ -61,6 +62,7 @@ fn write_human<W: Write>(
     out: &mut W,
     interpreters: &Interpreters,
     provable: &Provable,
+    table: bool,
 ) -> io::Result<()> {
     let rows: Vec<[String; 6]> = interpreters
         .all()
@@ -95,9 +97,11 @@ fn write_human<W: Write>(
         }
         s
     };
-    writeln!(out, "{BOLD}{}{BOLD:#}", line(&heads.map(str::to_owned)))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row))?;
+    if table {
+        writeln!(out, "{BOLD}{}{BOLD:#}", line(&heads.map(str::to_owned)))?;
+        for row in &rows {
+            writeln!(out, "{}", line(row))?;
+        }
     }
     if rows.is_empty() {
         writeln!(out, "(no Python interpreter found; pass --python PATH)")?;

@@ -7,6 +7,9 @@
 //! written whole to stdout (nothing else goes there); paths in it are written as Python
 //! writes file names it cannot decode (surrogateescape, see [`json::write_path`]), so
 //! `os.fsencode(value)` gives back the exact bytes.
+//!
+//! Shared by every command (and meant for new ones): [`verbosity`] (`-q`, `-qq`/`--silent`,
+//! `-v`: what each level prints, and a stdout that is a sink when silent).
 
 pub mod check;
 pub mod clean;
@@ -16,6 +19,7 @@ pub mod human;
 pub mod inspect;
 pub mod interpreters;
 pub mod json;
+pub mod verbosity;
 
 /// The escaping of names and messages lives at the bottom ([`crate::escape`]); the check
 /// printers name it through here.

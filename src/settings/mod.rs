@@ -39,6 +39,7 @@ use crate::escape;
 use crate::exit::Policy;
 use crate::interpreters::Discovery;
 use crate::layout::lexically_absolute;
+use crate::output::verbosity::Verbosity;
 use crate::prove::ProveConfig;
 use crate::scan::TagError;
 use crate::verdict::State;
@@ -112,7 +113,7 @@ pub struct ScanConfig {
 pub struct CheckConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub policy: Policy,
     /// Prove the caches (`--deep`).
     pub deep: bool,
@@ -125,7 +126,7 @@ pub struct CheckConfig {
 pub struct FixConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     /// Prove before repairing (the default; `--shallow` turns it off).
     pub prove_first: bool,
     pub discovery: Discovery,
@@ -139,7 +140,7 @@ pub struct FixConfig {
 pub struct CleanConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     /// List every removed path (`--verbose`, and always in a dry run).
     pub list: bool,
     pub options: CleanOptions,
@@ -150,7 +151,7 @@ pub struct CleanConfig {
 pub struct CompileConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub discovery: Discovery,
     pub options: CompileOptions,
     pub write: WriteOptions,
@@ -164,6 +165,7 @@ pub struct InspectConfig {
     /// The absolute pycache prefix the files may live under.
     pub prefix: Option<PathBuf>,
     pub format: Format,
+    pub verbosity: Verbosity,
 }
 
 /// `pycguard interpreters`.
@@ -171,6 +173,7 @@ pub struct InspectConfig {
 pub struct InterpretersConfig {
     pub scan: ScanConfig,
     pub format: Format,
+    pub verbosity: Verbosity,
     pub discovery: Discovery,
 }
 
@@ -185,13 +188,17 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Inspect(a) => first(&a.files),
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
+    let v = &cli.verbosity;
+    let verbosity = Verbosity::from_flags(v.quiet, v.silent, v.verbose);
     let command = match &cli.command {
-        Command::Check(args) => CommandConfig::Check(check(args, &file, env)?),
-        Command::Fix(args) => CommandConfig::Fix(fix(args, &file, env)?),
-        Command::Clean(args) => CommandConfig::Clean(clean(args, &file, env)?),
-        Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env)?),
-        Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
-        Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
+        Command::Check(args) => CommandConfig::Check(check(args, &file, env, verbosity)?),
+        Command::Fix(args) => CommandConfig::Fix(fix(args, &file, env, verbosity)?),
+        Command::Clean(args) => CommandConfig::Clean(clean(args, &file, env, verbosity)?),
+        Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env, verbosity)?),
+        Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env, verbosity)?),
+        Command::Interpreters(args) => {
+            CommandConfig::Interpreters(interpreters(args, &file, env, verbosity)?)
+        }
     };
     Ok(Settings {
         color: cli.color,
@@ -293,12 +300,12 @@ fn discovery_of(
     }
 }
 
-fn prove_of(scan: &ScanConfig, timeout: Duration, quiet: bool) -> ProveConfig {
+fn prove_of(scan: &ScanConfig, timeout: Duration, verbosity: Verbosity) -> ProveConfig {
     ProveConfig {
         workers: scan.walk.threads,
         timeout,
         cache_dir: scan.cache_dir.clone(),
-        progress: !quiet,
+        progress: verbosity.normal(),
     }
 }
 
@@ -314,6 +321,7 @@ fn check(
     args: &CheckArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<CheckConfig, SettingsError> {
     let layer = file.layer(CommandName::Check);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
@@ -338,11 +346,11 @@ fn check(
     let timeout = timeout_of(args.deep.timeout, &layer);
     Ok(CheckConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
+        verbosity,
         policy,
         deep,
         discovery: discovery_of(&args.deep.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, args.quiet),
+        prove: prove_of(&scan, timeout, verbosity),
         scan,
     })
 }
@@ -377,7 +385,12 @@ fn states_of(
         .map(Some)
 }
 
-fn fix(args: &FixArgs, file: &ConfigFile, env: &Environment) -> Result<FixConfig, SettingsError> {
+fn fix(
+    args: &FixArgs,
+    file: &ConfigFile,
+    env: &Environment,
+    verbosity: Verbosity,
+) -> Result<FixConfig, SettingsError> {
     let layer = file.layer(CommandName::Fix);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     let timeout = timeout_of(args.deep.timeout, &layer);
@@ -390,12 +403,12 @@ fn fix(args: &FixArgs, file: &ConfigFile, env: &Environment) -> Result<FixConfig
     };
     Ok(FixConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
+        verbosity,
         // Proving is the default: a fix that leaves hidden-stale code is not a fix. The
         // proofs are remembered, so a second run only hashes.
         prove_first: proving(&args.deep, &layer, true),
         discovery: discovery_of(&args.deep.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, args.quiet),
+        prove: prove_of(&scan, timeout, verbosity),
         write: write_of(&scan, timeout, env),
         options,
         scan,
@@ -406,6 +419,7 @@ fn clean(
     args: &CleanArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<CleanConfig, SettingsError> {
     let layer = file.layer(CommandName::Clean);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
@@ -432,8 +446,8 @@ fn clean(
     };
     Ok(CleanConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
-        list: args.verbose || args.dry_run,
+        verbosity,
+        list: verbosity.verbose() || args.dry_run,
         options: CleanOptions {
             states: states_of(&args.state, layer.state.as_ref())?,
             tags,
@@ -448,6 +462,7 @@ fn compile(
     args: &CompileArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<CompileConfig, SettingsError> {
     let layer = file.layer(CommandName::Compile);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
@@ -464,7 +479,7 @@ fn compile(
     };
     Ok(CompileConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
+        verbosity,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
         write: write_of(&scan, timeout, env),
         options,
@@ -476,6 +491,7 @@ fn inspect(
     args: &InspectArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<InspectConfig, SettingsError> {
     let layer = file.layer(CommandName::Inspect);
     let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?;
@@ -487,6 +503,7 @@ fn inspect(
             .collect(),
         prefix: pycache_prefix(args.pycache_prefix.as_deref(), &layer, env, cwd),
         format: format_of(&args.output, &layer),
+        verbosity,
     })
 }
 
@@ -494,11 +511,13 @@ fn interpreters(
     args: &InterpretersArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<InterpretersConfig, SettingsError> {
     let layer = file.layer(CommandName::Interpreters);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     Ok(InterpretersConfig {
         format: format_of(&args.output, &layer),
+        verbosity,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
         scan,
     })

@@ -1,0 +1,216 @@
+//! The command-line habits of ruff and uv, in every command (issue 11 §5): `-q` prints the
+//! problems and nothing else, `-qq`/`--silent` nothing, `-v` also the fresh caches and what
+//! was skipped; the output formats; completions, man page and help examples; the progress
+//! bar; messages; filters that cannot match; `clean --dry-run`.
+//!
+//! Most fixtures need no interpreter: PyPy 3.10 caches (their bodies are never walked)
+//! judged by header. Where an interpreter must compile, the first one found is used, and
+//! the test prints `SKIP:` without one.
+
+mod common;
+
+use std::process::Output;
+
+use common::{pycguard, set_mtime, Tree};
+
+const T: u64 = 1_700_000_000;
+
+/// A PyPy 3.10 cache (magic 384) whose header records a source of `mtime` and `size`.
+fn pypy310_cache_at(mtime: u32, size: u8) -> Vec<u8> {
+    let mut bytes = vec![0x80, 0x01, 0x0d, 0x0a, 0, 0, 0, 0];
+    bytes.extend_from_slice(&mtime.to_le_bytes());
+    bytes.extend_from_slice(&[size, 0, 0, 0]);
+    bytes.extend_from_slice(b"\xe3body");
+    bytes
+}
+
+/// A fresh cache, a stale one, an orphan, and a virtualenv the walk skips.
+fn fixture() -> Tree {
+    let tree = Tree::new();
+    let source = tree.write("app/s.py", b"changed source\n");
+    set_mtime(&source, T, 0);
+    tree.write("app/__pycache__/s.pypy310.pyc", &pypy310_cache_at(0, 1));
+    let fresh = tree.write("app/f.py", b"fresh\n");
+    set_mtime(&fresh, T, 0);
+    tree.write(
+        "app/__pycache__/f.pypy310.pyc",
+        &pypy310_cache_at(T as u32, 6),
+    );
+    tree.write("app/__pycache__/gone.cpython-39.pyc", b"not a cache");
+    tree.write(".venv/pyvenv.cfg", b"home = /usr/bin\n");
+    tree.write(".venv/lib/__pycache__/x.cpython-312.pyc", b"x");
+    tree
+}
+
+const FRESH: &str = "app/__pycache__/f.pypy310.pyc";
+const STALE: &str = "app/__pycache__/s.pypy310.pyc";
+const ORPHAN: &str = "app/__pycache__/gone.cpython-39.pyc";
+
+fn run(tree: &Tree, args: &[&str]) -> Output {
+    pycguard()
+        .current_dir(tree.path())
+        .arg("--isolated")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `-qq` and `--silent` (and `-s`) print nothing and exit as the normal run does.
+fn assert_silent(tree: &Tree, args: &[&str], status: Option<i32>) {
+    for flag in ["-qq", "--silent", "-s"] {
+        let mut with: Vec<&str> = args.to_vec();
+        with.push(flag);
+        let out = run(tree, &with);
+        assert_eq!(out.status.code(), status, "{with:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{with:?} printed on stdout");
+        assert_eq!(stderr(&out), "", "{with:?} printed on stderr");
+    }
+}
+
+#[test]
+fn check_verbosity_levels() {
+    let tree = fixture();
+    let normal = run(&tree, &["check"]);
+    assert_eq!(normal.status.code(), Some(0), "{}", stderr(&normal));
+    let text = stdout(&normal);
+    assert!(text.contains("caches checked in"), "{text}");
+    assert!(text.contains(STALE) && text.contains(ORPHAN), "{text}");
+    assert!(
+        !text.contains(FRESH),
+        "a fresh cache listed without -v: {text}"
+    );
+    assert!(text.contains("1 virtual environment"), "{text}");
+
+    // -q: the problems and nothing else.
+    let quiet = run(&tree, &["check", "-q"]);
+    assert_eq!(quiet.status.code(), Some(0));
+    let q = stdout(&quiet);
+    assert!(q.contains(STALE) && q.contains(ORPHAN), "{q}");
+    assert!(!q.contains("checked in"), "-q printed the summary: {q}");
+    assert!(!q.contains("virtual environment"), "-q printed a note: {q}");
+    assert!(!q.contains("--deep"), "-q printed the hint: {q}");
+    // `pycguard -q check` is the same.
+    assert_eq!(stdout(&run(&tree, &["-q", "check"])), q);
+
+    // --strict: the stale cache fails the run; -qq says so by the status alone.
+    assert_silent(&tree, &["check"], Some(0));
+    assert_silent(&tree, &["check", "--strict"], Some(1));
+    assert_silent(&tree, &["check", "--output-format", "json"], Some(0));
+
+    // -v: the fresh caches too, and each directory skipped.
+    let verbose = run(&tree, &["check", "-v"]);
+    let v = stdout(&verbose);
+    assert!(v.contains(FRESH), "{v}");
+    assert!(v.contains("fresh (1)"), "{v}");
+    assert!(v.contains("skipped ./.venv/"), "{v}");
+    assert!(v.contains("caches checked in"), "{v}");
+
+    // -q and -v contradict each other: a usage error.
+    assert_eq!(run(&tree, &["check", "-q", "-v"]).status.code(), Some(2));
+}
+
+#[test]
+fn fix_verbosity_levels() {
+    let tree = fixture();
+    let args = ["fix", "--shallow", "--dry-run"];
+    let normal = run(&tree, &args);
+    assert_eq!(normal.status.code(), Some(0), "{}", stderr(&normal));
+    let text = stdout(&normal);
+    assert!(text.contains(&format!("would delete ./{STALE}")), "{text}");
+    assert!(text.contains("would have repaired 0, deleted 2"), "{text}");
+    assert!(!text.contains(FRESH), "{text}");
+
+    let quiet = run(&tree, &[&args[..], &["-q"]].concat());
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(stdout(&quiet), "", "nothing failed, so -q prints nothing");
+    assert_silent(&tree, &args, Some(0));
+
+    let v = stdout(&run(&tree, &[&args[..], &["-v"]].concat()));
+    assert!(v.contains(&format!("fresh ./{FRESH}")), "{v}");
+    assert!(v.contains("skipped ./.venv/"), "{v}");
+}
+
+#[test]
+fn clean_verbosity_levels() {
+    let tree = fixture();
+    let normal = run(&tree, &["clean", "--state", "orphan"]);
+    assert_eq!(normal.status.code(), Some(0), "{}", stderr(&normal));
+    let text = stdout(&normal);
+    assert!(text.starts_with("removed 1 cache"), "{text}");
+    assert!(!text.contains(&format!("removed ./{ORPHAN}")), "{text}");
+
+    let tree = fixture();
+    let quiet = run(&tree, &["clean", "--state", "orphan", "-q"]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(stdout(&quiet), "", "nothing failed, so -q prints nothing");
+    assert!(!tree.join(ORPHAN).exists(), "-q still removes");
+
+    let tree = fixture();
+    assert_silent(&tree, &["clean", "--dry-run"], Some(0));
+    let v = stdout(&run(&tree, &["clean", "--state", "orphan", "-v"]));
+    assert!(v.contains(&format!("removed ./{ORPHAN}")), "{v}");
+    assert!(v.contains("skipped ./.venv/"), "{v}");
+}
+
+#[test]
+fn compile_verbosity_levels() {
+    let Some(python) = common::interpreters().into_iter().find(|i| i.major == 3) else {
+        eprintln!("SKIP: no Python 3 to compile with");
+        return;
+    };
+    let py = python.path.to_str().unwrap().to_owned();
+    let tree = Tree::new();
+    tree.write("pkg/a.py", b"A = 1\n");
+    let normal = run(&tree, &["compile", "--dry-run", "--python", &py]);
+    assert_eq!(normal.status.code(), Some(0), "{}", stderr(&normal));
+    let text = stdout(&normal);
+    assert!(text.contains("compiling for"), "{text}");
+    assert!(text.contains("would compile 1,"), "{text}");
+
+    let quiet = run(&tree, &["compile", "--python", &py, "-q"]);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet), "", "nothing failed, so -q prints nothing");
+    assert!(tree
+        .join(format!("pkg/__pycache__/a.{}.pyc", python.tag().unwrap()))
+        .is_file());
+    assert_silent(&tree, &["compile", "--python", &py, "--force"], Some(0));
+
+    let v = stdout(&run(&tree, &["compile", "--python", &py, "--force", "-v"]));
+    assert!(v.contains("compiled ./pkg/a.py -> "), "{v}");
+}
+
+#[test]
+fn inspect_and_interpreters_verbosity_levels() {
+    let tree = fixture();
+    let both = ["inspect", FRESH, STALE];
+    let normal = stdout(&run(&tree, &both));
+    assert!(normal.contains(FRESH) && normal.contains(STALE), "{normal}");
+    let quiet = stdout(&run(&tree, &[&both[..], &["-q"]].concat()));
+    assert!(quiet.contains(STALE), "{quiet}");
+    assert!(!quiet.contains(FRESH), "-q showed a fresh cache: {quiet}");
+    assert_silent(&tree, &both, Some(0));
+
+    let Some(python) = common::interpreters().into_iter().find(|i| i.major == 3) else {
+        eprintln!("SKIP: no Python 3 for `interpreters`");
+        return;
+    };
+    let py = python.path.to_str().unwrap();
+    let normal = stdout(&run(&tree, &["interpreters", "--python", py]));
+    assert!(normal.contains("FOUND VIA"), "{normal}");
+    assert!(normal.contains("need PyPy 3.10"), "{normal}");
+    let quiet = stdout(&run(&tree, &["interpreters", "--python", py, "-q"]));
+    assert!(
+        !quiet.contains("FOUND VIA"),
+        "-q printed the table: {quiet}"
+    );
+    assert!(quiet.contains("need PyPy 3.10"), "{quiet}");
+    assert_silent(&tree, &["interpreters", "--python", py], Some(0));
+}
