@@ -261,7 +261,7 @@ pub struct DeepArgs {
 /// `--output-format` (every command).
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Output format [default: human]
+    /// Output format: human, json, json-lines (one object per cache or action), github (Actions annotations) [default: human]
     #[arg(
         long = "output-format",
         alias = "format",
@@ -391,9 +391,22 @@ pub struct InspectArgs {
 /// `--output-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Text for a person (colour on a terminal)
     #[default]
     Human,
+    /// One JSON document (schemas in the README)
     Json,
+    /// One JSON object per line, one per cache or action
+    JsonLines,
+    /// GitHub Actions annotations, one per problem
+    Github,
+}
+
+impl Format {
+    /// Is this a format for a program, not a person (notes then go to stderr)?
+    pub fn is_machine(self) -> bool {
+        self != Format::Human
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -214,3 +214,122 @@ fn inspect_and_interpreters_verbosity_levels() {
     assert!(quiet.contains("need PyPy 3.10"), "{quiet}");
     assert_silent(&tree, &["interpreters", "--python", py], Some(0));
 }
+
+/// Every line of `out` parsed as one JSON object with a `"type"`.
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    stdout(out)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+            assert!(v["type"].is_string(), "no type: {line}");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn json_lines_of_every_command() {
+    let tree = fixture();
+    let out = run(&tree, &["check", "--output-format", "json-lines"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let (doc, _) = common::check_json(tree.path(), &["--isolated"]);
+    assert_eq!(lines.len(), doc["caches"].as_array().unwrap().len());
+    for (line, cache) in lines.iter().zip(doc["caches"].as_array().unwrap()) {
+        assert_eq!(line["type"], "cache");
+        let mut line = line.clone();
+        line.as_object_mut().unwrap().remove("type");
+        assert_eq!(
+            &line, cache,
+            "a json-lines cache is the JSON report's cache"
+        );
+    }
+    insta::assert_snapshot!("check_json_lines", stdout(&out));
+
+    let out = run(&tree, &["fix", "-n", "--shallow", "--format", "json-lines"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "one object per action");
+    insta::assert_snapshot!("fix_json_lines", stdout(&out));
+
+    let out = run(&tree, &["clean", "-n", "--output-format", "json-lines"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let kinds: Vec<_> = json_lines(&out)
+        .iter()
+        .map(|v| v["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.iter().filter(|k| *k == "removed").count() == 3,
+        "{kinds:?}"
+    );
+    insta::assert_snapshot!("clean_json_lines", stdout(&out));
+
+    let out = run(
+        &tree,
+        &["inspect", "--output-format", "json-lines", FRESH, STALE],
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|v| v["type"] == "file"));
+}
+
+#[test]
+fn github_annotations() {
+    let tree = fixture();
+    // Property values escape ':' and ',' (and '%'); the message '%', CR and LF.
+    tree.write("app/__pycache__/we,ird:100%.cpython-39.pyc", b"x");
+    let out = run(&tree, &["check", "--output-format", "github"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines().all(|l| l.starts_with("::warning ")
+            || l.starts_with("::error ")
+            || l.starts_with("::notice ")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("f.pypy310.pyc"),
+        "a fresh cache annotated: {text}"
+    );
+    assert!(
+        text.contains("file=app/__pycache__/we%2Cird%3A100%25.cpython-39.pyc,title=pycguard%3A orphan cache::"),
+        "{text}"
+    );
+    insta::assert_snapshot!("check_github", text);
+    // --format is the same flag.
+    assert_eq!(stdout(&run(&tree, &["check", "--format", "github"])), text);
+    // A problem-free run prints no annotation.
+    let clean = Tree::new();
+    let out = run(&clean, &["check", "--output-format", "github"]);
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn github_annotation_of_a_syntax_error_names_its_line() {
+    let Some(python) = common::interpreters().into_iter().find(|i| i.major == 3) else {
+        eprintln!("SKIP: no Python 3 to compile with");
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("pkg/ok.py", b"A = 1\n");
+    tree.write("pkg/bad.py", b"A = 1\n\ndef f(:\n    pass\n");
+    let py = python.path.to_str().unwrap();
+    let out = run(
+        &tree,
+        &["compile", "--python", py, "--output-format", "github"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("::error file=pkg/bad.py,line=3,title=pycguard%3A failed to compile::"),
+        "{text}"
+    );
+    let out = run(
+        &tree,
+        &["compile", "--python", py, "--output-format", "json-lines"],
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.iter().filter(|v| v["type"] == "failed").count(), 1);
+}

@@ -24,8 +24,8 @@ pub fn run(config: &CheckConfig) -> CommandResult {
         _ if config.deep => Keep::All,
         // -v lists the fresh caches too.
         _ if config.verbosity.verbose() => Keep::All,
-        Format::Human => Keep::Problems,
-        _ => Keep::All,
+        Format::Human | Format::Github => Keep::Problems,
+        Format::Json | Format::JsonLines => Keep::All,
     };
     let mut report = scan::run(&config.scan, keep);
     // A walk cut short: print nothing that looks like a result.

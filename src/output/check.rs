@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use crate::cli::Format;
 use crate::escape;
+use crate::output::github::{self, Annotation, Level};
 use crate::output::verbosity::Verbosity;
-use crate::output::{human, json};
+use crate::output::{human, json, json_lines, JsonError};
 use crate::prove::DeepSummary;
 use crate::report::Report;
 
@@ -33,6 +34,8 @@ pub fn print<O: Write, E: Write>(out: &mut O, err: &mut E, c: &CheckOutput<'_>) 
     let v = c.verbosity;
     match c.format {
         Format::Json => json::write_report(out, report)?,
+        Format::JsonLines => write_lines(out, report)?,
+        Format::Github => write_annotations(out, report)?,
         Format::Human => {
             if v.verbose() {
                 human::write_fresh(out, report)?;
@@ -49,7 +52,7 @@ pub fn print<O: Write, E: Write>(out: &mut O, err: &mut E, c: &CheckOutput<'_>) 
         }
     }
     out.flush()?;
-    if c.format == Format::Json {
+    if c.format.is_machine() {
         if v.normal() {
             if let Some(line) = report.walk.skipped_line() {
                 writeln!(err, "pycguard: {line}")?;
@@ -59,7 +62,8 @@ pub fn print<O: Write, E: Write>(out: &mut O, err: &mut E, c: &CheckOutput<'_>) 
             }
         }
         // Unreadable entries still reach the user on stderr when stdout is not for them.
-        for error in report.errors.iter().filter(|_| v.problems()) {
+        let annotated = c.format == Format::Github;
+        for error in report.errors.iter().filter(|_| v.problems() && !annotated) {
             writeln!(
                 err,
                 "pycguard: {}: {}",
@@ -69,4 +73,48 @@ pub fn print<O: Write, E: Write>(out: &mut O, err: &mut E, c: &CheckOutput<'_>) 
         }
     }
     err.flush()
+}
+
+/// `--output-format json-lines`: a `cache` object per cache (as in the JSON report's
+/// `caches`), an `error` object per entry that could not be read.
+fn write_lines<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    let mut object = Vec::new();
+    for entry in &report.entries {
+        object.clear();
+        json::write_entry(&mut object, entry)?;
+        json_lines::write_raw(out, "cache", &object)?;
+    }
+    for error in &report.errors {
+        json_lines::write(out, "error", &JsonError::new(&error.path, &error.message))?;
+    }
+    Ok(())
+}
+
+/// `--output-format github`: an annotation per cache that is not fresh, and per entry
+/// that could not be read.
+fn write_annotations<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    for entry in &report.entries {
+        let Some(level) = Level::of(entry.verdict.severity) else {
+            continue;
+        };
+        let state = entry.verdict.state;
+        let title = format!("pycguard: {} cache", state.name());
+        let message = crate::messages::reason(&entry.verdict).map_or_else(
+            || state.meaning().to_owned(),
+            |r| format!("{}: {r}", state.meaning()),
+        );
+        github::write(out, &Annotation::on(level, &entry.path, &title, &message))?;
+    }
+    for error in &report.errors {
+        github::write(
+            out,
+            &Annotation::on(
+                Level::Error,
+                &error.path,
+                "pycguard: unreadable",
+                &error.message,
+            ),
+        )?;
+    }
+    Ok(())
 }

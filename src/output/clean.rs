@@ -28,9 +28,10 @@ use serde::Serialize;
 use crate::actions::clean::CleanOutcome;
 use crate::cli::Format;
 use crate::escape;
+use crate::output::github::{self, Annotation, Level};
 use crate::output::human::severity_style;
 use crate::output::verbosity::Verbosity;
-use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
+use crate::output::{json_lines, json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::verdict::Severity;
 
 /// What a clean did, to print.
@@ -48,6 +49,30 @@ pub fn print<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
     match c.format {
         Format::Human => write_human(out, c)?,
         Format::Json => write_json(out, &json(c))?,
+        Format::JsonLines => {
+            let doc = json(c);
+            json_lines::write_paths(out, "removed", &doc.removed)?;
+            json_lines::write_paths(out, "debris_removed", &doc.debris_removed)?;
+            json_lines::write_paths(out, "dir_removed", &doc.dirs_removed)?;
+            for failed in &doc.failed {
+                json_lines::write(out, "failed", failed)?;
+            }
+            for error in &doc.errors {
+                json_lines::write(out, "error", error)?;
+            }
+        }
+        Format::Github => {
+            let o = c.outcome;
+            for (p, e) in &o.failed {
+                let message = e.to_string();
+                let a = Annotation::on(Level::Error, p, "pycguard: failed to remove", &message);
+                github::write(out, &a)?;
+            }
+            for e in &o.scan_errors {
+                let a = Annotation::on(Level::Error, &e.path, "pycguard: unreadable", &e.message);
+                github::write(out, &a)?;
+            }
+        }
     }
     out.flush()
 }

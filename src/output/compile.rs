@@ -30,18 +30,20 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::actions::compile::CompileOutcome;
+use crate::actions::compile::{CompileError, CompileOutcome};
+use crate::actions::recompile::WriteError;
 use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::output::fix::mode_name;
+use crate::output::github::{self, Annotation, Level};
 use crate::output::human::severity_style;
 use crate::output::verbosity::Verbosity;
-use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
+use crate::output::{json_lines, json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::report::ScanError;
 use crate::verdict::Severity;
 use crate::walk::WalkSummary;
@@ -82,6 +84,19 @@ pub fn print<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
     match c.format {
         Format::Human => write_human(out, c)?,
         Format::Json => write_json(out, &json(c))?,
+        Format::JsonLines => {
+            let doc = json(c);
+            for compiled in &doc.compiled {
+                json_lines::write(out, "compiled", compiled)?;
+            }
+            for failed in &doc.failed {
+                json_lines::write(out, "failed", failed)?;
+            }
+            for error in &doc.errors {
+                json_lines::write(out, "error", error)?;
+            }
+        }
+        Format::Github => write_annotations(out, c)?,
     }
     out.flush()
 }
@@ -169,6 +184,52 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
         }
     }
     crate::output::human::write_skipped(out, c.walk, v)
+}
+
+/// The source a failed cache was for, and the line of its syntax error (when that is
+/// why it failed).
+fn failed_at<'a>(
+    c: &'a CompileOutput<'a>,
+    cache: &'a Path,
+    e: &CompileError,
+) -> (&'a Path, Option<u32>) {
+    let source = c
+        .outcome
+        .planned
+        .iter()
+        .find(|p| p.task.cache == cache)
+        .map_or(cache, |p| p.task.source.as_path());
+    let line = match e {
+        CompileError::Write(WriteError::SyntaxError { line, .. }) => Some(*line),
+        _ => None,
+    };
+    (source, line)
+}
+
+/// `--output-format github`: an error annotation per cache that could not be compiled
+/// (on its source, at the line of a syntax error), and per entry that could not be read.
+fn write_annotations<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
+    for (cache, e) in &c.outcome.failed {
+        let (source, line) = failed_at(c, cache, e);
+        let message = format!("{e} (cache {})", cache.display());
+        github::write(
+            out,
+            &Annotation {
+                level: Level::Error,
+                file: Some(source),
+                line,
+                title: Some("pycguard: failed to compile"),
+                message: &message,
+            },
+        )?;
+    }
+    for e in c.scan_errors {
+        github::write(
+            out,
+            &Annotation::on(Level::Error, &e.path, "pycguard: unreadable", &e.message),
+        )?;
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

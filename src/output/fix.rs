@@ -42,9 +42,10 @@ use crate::actions::recompile::Mode;
 use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreters;
+use crate::output::github::{self, Annotation, Level};
 use crate::output::human::severity_style;
 use crate::output::verbosity::Verbosity;
-use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
+use crate::output::{json_lines, json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::prove::DeepSummary;
 use crate::report::ScanError;
 use crate::verdict::Severity;
@@ -71,6 +72,17 @@ pub fn print<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
     match f.format {
         Format::Human => write_human(out, f)?,
         Format::Json => write_json(out, &json(f))?,
+        Format::JsonLines => {
+            let doc = json(f);
+            for action in &doc.actions {
+                json_lines::write(out, "action", action)?;
+            }
+            json_lines::write_paths(out, "dir_removed", &doc.dirs_removed)?;
+            for error in &doc.errors {
+                json_lines::write(out, "error", error)?;
+            }
+        }
+        Format::Github => write_annotations(out, f)?,
     }
     out.flush()
 }
@@ -167,6 +179,27 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
         None => {}
     }
     crate::output::human::write_skipped(out, f.walk, v)
+}
+
+/// `--output-format github`: an error annotation per repair that failed or cannot be
+/// made, and per entry that could not be read.
+fn write_annotations<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
+    for d in &f.outcome.done {
+        let why = match (&d.error, &d.action) {
+            (Some(e), _) => e.to_string(),
+            (None, Action::Leave { why, failure: true }) => why.clone(),
+            _ => continue,
+        };
+        let title = format!("pycguard: failed to repair a {} cache", d.state);
+        github::write(out, &Annotation::on(Level::Error, &d.path, &title, &why))?;
+    }
+    for e in f.scan_errors {
+        github::write(
+            out,
+            &Annotation::on(Level::Error, &e.path, "pycguard: unreadable", &e.message),
+        )?;
+    }
+    Ok(())
 }
 
 /// After `fix --shallow`: what was not proven.

@@ -64,6 +64,31 @@ pub fn print<W: Write>(
                 .collect::<io::Result<Vec<_>>>()?;
             write_json(out, &list)?;
         }
+        crate::cli::Format::JsonLines => {
+            for inspection in inspections {
+                let object = json(inspection)?;
+                crate::output::json_lines::write(out, "file", &object)?;
+            }
+        }
+        crate::cli::Format::Github => {
+            use crate::output::github::{self, Annotation, Level};
+            for i in inspections.iter().filter(|i| has_problem(i)) {
+                let (level, message) = match (&i.read_error, &i.entry) {
+                    (Some(err), _) => (Level::Error, err.clone()),
+                    (None, Some(e)) => (
+                        Level::of(e.verdict.severity).unwrap_or(Level::Notice),
+                        crate::messages::reason(&e.verdict).unwrap_or_else(|| {
+                            format!("{}: {}", e.verdict.state.name(), e.verdict.state.meaning())
+                        }),
+                    ),
+                    (None, None) => (Level::Notice, "not named like a bytecode cache".to_owned()),
+                };
+                github::write(
+                    out,
+                    &Annotation::on(level, &i.path, "pycguard inspect", &message),
+                )?;
+            }
+        }
     }
     out.flush()
 }

@@ -50,6 +50,44 @@ pub fn print<W: Write>(
     match format {
         Format::Human => write_human(out, interpreters, provable, verbosity.normal())?,
         Format::Json => write_json(out, &json(interpreters, provable))?,
+        Format::JsonLines => {
+            let doc = json(interpreters, provable);
+            for i in &doc.interpreters {
+                crate::output::json_lines::write(out, "interpreter", i)?;
+            }
+            for m in &doc.missing {
+                crate::output::json_lines::write(out, "missing", m)?;
+            }
+            for r in &doc.rejected {
+                crate::output::json_lines::write(out, "rejected", r)?;
+            }
+        }
+        Format::Github => {
+            use crate::output::github::{self, Annotation, Level};
+            for (who, n) in &provable.missing {
+                let message = format!(
+                    "{n} {} need {who}, which was not found (add --python PATH)",
+                    if *n == 1 { "cache" } else { "caches" }
+                );
+                let a = Annotation {
+                    level: Level::Warning,
+                    file: None,
+                    line: None,
+                    title: Some("pycguard: interpreter not found"),
+                    message: &message,
+                };
+                github::write(out, &a)?;
+            }
+            for r in &interpreters.rejected {
+                let a = Annotation::on(
+                    Level::Warning,
+                    &r.path,
+                    "pycguard: interpreter ignored",
+                    &r.message,
+                );
+                github::write(out, &a)?;
+            }
+        }
     }
     out.flush()
 }

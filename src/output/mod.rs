@@ -9,16 +9,20 @@
 //! `os.fsencode(value)` gives back the exact bytes.
 //!
 //! Shared by every command (and meant for new ones): [`verbosity`] (`-q`, `-qq`/`--silent`,
-//! `-v`: what each level prints, and a stdout that is a sink when silent).
+//! `-v`: what each level prints, and a stdout that is a sink when silent), [`json_lines`]
+//! (`--output-format json-lines`: one typed object per record) and [`github`]
+//! (`--output-format github`: Actions annotations, escaped as the toolkit does).
 
 pub mod check;
 pub mod clean;
 pub mod compile;
 pub mod fix;
+pub mod github;
 pub mod human;
 pub mod inspect;
 pub mod interpreters;
 pub mod json;
+pub mod json_lines;
 pub mod verbosity;
 
 /// The escaping of names and messages lives at the bottom ([`crate::escape`]); the check
