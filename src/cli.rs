@@ -17,8 +17,63 @@ cache or a deleted module's leftover .pyc make it run code that is not the sourc
 pycguard finds every cache, judges it exactly as the interpreter that wrote it would, and \
 reports what the interpreter misses.";
 
+/// The examples every `--help` ends with (`after_help`), one constant per command.
+pub mod examples {
+    pub const PYCGUARD: &str = "\
+Examples:
+  pycguard check               judge every cache under the current directory
+  pycguard fix                 prove each cache, then repair exactly what is wrong
+  pycguard completions bash    shell completions (also zsh, fish)";
+
+    pub const CHECK: &str = "\
+Examples:
+  pycguard check                     judge every cache under the current directory
+  pycguard check --deep src/         also prove each cache against its source
+  pycguard check -q --format github  in CI: one annotation per problem";
+
+    pub const INSPECT: &str = "\
+Examples:
+  pycguard inspect app/__pycache__/mod.cpython-312.pyc
+  pycguard inspect --output-format json app/old.pyc";
+
+    pub const INTERPRETERS: &str = "\
+Examples:
+  pycguard interpreters                         the Pythons found, what each proves
+  pycguard interpreters --python /opt/py39/bin/python   add one not found on its own";
+
+    pub const CLEAN: &str = "\
+Examples:
+  pycguard clean --dry-run          list every cache and directory it would remove
+  pycguard clean --tag cpython-39   remove the caches a removed Python 3.9 left
+  pycguard clean --state orphan,ghost --debris";
+
+    pub const FIX: &str = "\
+Examples:
+  pycguard fix                       prove, then repair exactly what is wrong
+  pycguard fix --dry-run /srv/app    list each repair; change nothing
+  sudo pycguard fix -q /opt/app      repair a service's tree; print only what failed";
+
+    pub const COMPILE: &str = "\
+Examples:
+  pycguard compile                                       what is missing or not fresh
+  pycguard compile --invalidation-mode checked-hash -f   the interpreter checks edits
+  pycguard compile --python /usr/bin/python3.12 -O src/";
+
+    pub const COMPLETIONS: &str = "\
+Examples:
+  pycguard completions bash > ~/.local/share/bash-completion/completions/pycguard
+  pycguard completions zsh > ~/.zfunc/_pycguard
+  pycguard completions fish > ~/.config/fish/completions/pycguard.fish";
+
+    pub const MAN: &str = "\
+Examples:
+  pycguard man | man -l -
+  pycguard man > /usr/local/share/man/man1/pycguard.1
+  pycguard man check > /usr/local/share/man/man1/pycguard-check.1";
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "pycguard", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "pycguard", version, about = ABOUT, long_about = LONG_ABOUT, after_help = examples::PYCGUARD)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -60,6 +115,7 @@ pub struct VerbosityArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find every bytecode cache under PATHS and judge it as its interpreter would
+    #[command(after_help = examples::CHECK)]
     #[command(long_about = "\
 Find every bytecode cache under PATHS (default: .) and judge it as the interpreter that wrote \
 it would: __pycache__ caches of every tag and optimisation level, legacy .pyc/.pyo files beside \
@@ -80,9 +136,11 @@ warning; also when an entry could not be read), 2 on bad usage or an unreadable 
     Check(CheckArgs),
 
     /// Show everything known about cache files: header, source, verdict, code inside
+    #[command(after_help = examples::INSPECT)]
     Inspect(InspectArgs),
 
     /// List the Python interpreters found and how many caches under PATHS each can prove
+    #[command(after_help = examples::INTERPRETERS)]
     #[command(long_about = "\
 List the Python interpreters pycguard finds (--python PATH, virtualenvs inside PATHS, pyenv \
 versions, uv-managed Pythons, python/python3/python3.X on $PATH) with version, magic number \
@@ -90,6 +148,7 @@ and cache tag, and how many caches under PATHS each one can prove with `check --
     Interpreters(InterpretersArgs),
 
     /// Remove bytecode caches (all, some states, or one interpreter's) and tool caches
+    #[command(after_help = examples::CLEAN)]
     #[command(long_about = "\
 Remove bytecode caches under PATHS (default: .): every cache by default, or only those in the \
 given --state, or only one interpreter's (--tag cpython-39: the leftovers of a removed Python). \
@@ -105,6 +164,7 @@ could not be read), 2 on bad usage.")]
     Clean(CleanArgs),
 
     /// Repair exactly what is wrong: recompile stale caches, delete ghosts and orphans
+    #[command(after_help = examples::FIX)]
     #[command(mut_arg("deep", |a| a.help("Prove every cache against its source (the default for fix; overrides a config file's shallow = true)")))]
     #[command(mut_arg("shallow", |a| a.help("Judge by header only, as the interpreter does (no proof: hidden-stale caches are left)")))]
     #[command(long_about = "\
@@ -123,6 +183,7 @@ its reason), 2 on bad usage.")]
     Fix(FixArgs),
 
     /// Compile what is missing or not fresh (a pycguard-judged `python -m compileall`)
+    #[command(after_help = examples::COMPILE)]
     #[command(long_about = "\
 Compile every source under PATHS (default: .) whose cache is missing or not fresh, for each \
 interpreter the tree already holds caches for (or each --python; for a tree without caches: the \
@@ -136,6 +197,28 @@ itself verify every later edit (see README).
 
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff), of pycguard or of one of its commands
+    #[command(after_help = examples::MAN)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (pycguard-COMMAND(1)) [default: pycguard(1)]
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 /// How written caches are invalidated.

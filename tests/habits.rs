@@ -333,3 +333,164 @@ fn github_annotation_of_a_syntax_error_names_its_line() {
     let lines = json_lines(&out);
     assert_eq!(lines.iter().filter(|v| v["type"] == "failed").count(), 1);
 }
+
+/// The commands as `pycguard --help` lists them (every one has examples and a man page).
+const COMMANDS: [&str; 8] = [
+    "check",
+    "inspect",
+    "interpreters",
+    "clean",
+    "fix",
+    "compile",
+    "completions",
+    "man",
+];
+
+/// The subcommands `pycguard --help` lists (but `help`): new commands are held to the
+/// same rules.
+fn listed_commands() -> Vec<String> {
+    let out = pycguard().arg("--help").output().unwrap();
+    let text = stdout(&out);
+    let (_, after) = text.split_once("Commands:\n").expect("a Commands section");
+    let names: Vec<String> = after
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .map(str::to_owned)
+        .collect();
+    for command in COMMANDS {
+        assert!(names.iter().any(|n| n == command), "{command} not listed");
+    }
+    names
+}
+
+#[test]
+fn every_help_ends_with_examples() {
+    let tree = Tree::new();
+    let commands = listed_commands();
+    let mut pages: Vec<Vec<&str>> = vec![vec!["--help"], vec!["-h"]];
+    for command in &commands {
+        pages.push(vec![command, "--help"]);
+        pages.push(vec![command, "-h"]);
+    }
+    for args in pages {
+        let out = run(&tree, &args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = stdout(&out);
+        let (_, examples) = text
+            .rsplit_once("\nExamples:\n")
+            .unwrap_or_else(|| panic!("{args:?} has no examples:\n{text}"));
+        let lines: Vec<&str> = examples.lines().collect();
+        assert!(
+            (2..=3).contains(&lines.len()),
+            "{args:?}: two or three examples, then nothing: {lines:?}"
+        );
+        for line in lines {
+            assert!(
+                line.starts_with("  pycguard ") || line.starts_with("  sudo pycguard "),
+                "{args:?}: {line:?}"
+            );
+            if args.len() == 2 {
+                assert!(
+                    line.contains(&format!("pycguard {} ", args[0])),
+                    "{args:?}: {line}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn shell_completions() {
+    let tree = Tree::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&tree, &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in COMMANDS
+            .iter()
+            .chain(&["output-format", "json-lines", "silent"])
+        {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+        let checker = std::process::Command::new(shell)
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut checker) = checker else {
+            eprintln!("SKIP: no {shell} to check the syntax of its completion script");
+            continue;
+        };
+        use std::io::Write;
+        checker
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let done = checker.wait_with_output().unwrap();
+        assert!(
+            done.status.success(),
+            "{shell} -n: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    assert_eq!(run(&tree, &["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn man_pages() {
+    let tree = Tree::new();
+    let out = run(&tree, &["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH pycguard 1"), "{page}");
+    for command in COMMANDS {
+        assert!(
+            page.contains(command),
+            "pycguard(1) does not name {command}"
+        );
+    }
+    for command in COMMANDS {
+        let out = run(&tree, &["man", command]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
+        let page = stdout(&out);
+        assert!(
+            page.contains(&format!(".TH pycguard-{command} 1")),
+            "{page}"
+        );
+    }
+    let check = stdout(&run(&tree, &["man", "check"]));
+    assert!(check.contains("\\-\\-deep") && check.contains("\\-\\-output\\-format"));
+    // groff renders it without a warning.
+    let rendered = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match rendered {
+        Ok(mut groff) => {
+            use std::io::Write;
+            groff
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(page.as_bytes())
+                .unwrap();
+            let done = groff.wait_with_output().unwrap();
+            assert!(done.status.success());
+            assert_eq!(String::from_utf8_lossy(&done.stderr), "", "groff warned");
+        }
+        Err(_) => eprintln!("SKIP: no groff to render the man page"),
+    }
+    let out = run(&tree, &["man", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no command \"nosuch\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod clean;
 pub mod compile;
+pub mod completions;
 pub mod fix;
 pub mod inspect;
 pub mod interpreters;
@@ -37,6 +38,9 @@ pub enum CommandError {
     /// `compile` found nothing to compile with (exit 2).
     #[error("no Python interpreter found (give one with --python PATH)")]
     NoInterpreter,
+    /// `pycguard man COMMAND` of a command that does not exist (exit 2).
+    #[error("no command {0:?} (commands: {1})")]
+    NoSuchCommand(String, String),
     /// Stopped by SIGINT or SIGTERM; whatever it started is stopped and reaped.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -103,6 +107,8 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Compile(config) => compile::run(&config),
         CommandConfig::Inspect(config) => inspect::run(&config),
         CommandConfig::Interpreters(config) => interpreters::run(&config),
+        CommandConfig::Completions(shell) => completions::completions(shell),
+        CommandConfig::Man(command) => completions::man(command.as_deref()),
     }
 }
 

@@ -97,6 +97,10 @@ pub enum CommandConfig {
     Compile(CompileConfig),
     Inspect(InspectConfig),
     Interpreters(InterpretersConfig),
+    /// `pycguard completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `pycguard man [COMMAND]`.
+    Man(Option<String>),
 }
 
 /// What to scan and how.
@@ -186,6 +190,19 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Compile(a) => first(&a.walk.paths),
         Command::Interpreters(a) => first(&a.walk.paths),
         Command::Inspect(a) => first(&a.files),
+        // They read no file: nothing of the project's matters to them.
+        Command::Completions(args) => {
+            return Ok(Settings {
+                color: cli.color,
+                command: CommandConfig::Completions(args.shell),
+            })
+        }
+        Command::Man(args) => {
+            return Ok(Settings {
+                color: cli.color,
+                command: CommandConfig::Man(args.command.clone()),
+            })
+        }
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
     let v = &cli.verbosity;
@@ -199,6 +216,7 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Interpreters(args) => {
             CommandConfig::Interpreters(interpreters(args, &file, env, verbosity)?)
         }
+        Command::Completions(_) | Command::Man(_) => unreachable!("returned above"),
     };
     Ok(Settings {
         color: cli.color,
