@@ -494,3 +494,207 @@ fn man_pages() {
         stderr(&out)
     );
 }
+
+/// Run `args` of pycguard in `dir` on a pseudo-terminal (util-linux `script`), returning
+/// what the terminal received and the exit status; `interrupt_when` sends SIGINT to
+/// pycguard once the terminal shows that text. `None` without `script`.
+fn on_terminal(
+    dir: &std::path::Path,
+    args: &[&str],
+    interrupt_when: Option<&str>,
+) -> Option<(String, Option<i32>)> {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: no `script` to give pycguard a terminal");
+        return None;
+    }
+    let bin = pycguard().get_program().to_owned();
+    let mut line = format!("exec {}", bin.to_str().unwrap());
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    // The same environment, on a terminal: `script` runs the line in a shell that execs
+    // pycguard.
+    let template = pycguard();
+    let mut cmd = std::process::Command::new("script");
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.args(["-qfec", &line, "/dev/null"])
+        .current_dir(dir)
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let mut script = cmd.spawn().unwrap();
+    let mut stdout = script.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    if let Some(text) = interrupt_when {
+        let started = std::time::Instant::now();
+        while !String::from_utf8_lossy(&seen.lock().unwrap()).contains(text) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the terminal never showed {text:?}: {:?}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let pid = child_of(script.id()).expect("pycguard under script");
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+    let status = script.wait().unwrap();
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    Some((text, status.code().or(status.signal().map(|s| 128 + s))))
+}
+
+/// The pid of a child of `parent` (from /proc).
+fn child_of(parent: u32) -> Option<u32> {
+    for _ in 0..500 {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
+            let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+            let ppid = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
+/// What the terminal shows after the last line-clear: the bar must not be left there.
+fn after_last_clear(text: &str) -> &str {
+    text.rsplit_once("\x1b[2K").map_or(text, |(_, after)| after)
+}
+
+/// A tree of `n` sources, for work that takes long enough to show a bar.
+fn many_sources(n: usize) -> Tree {
+    let tree = Tree::new();
+    for i in 0..n {
+        tree.write(format!("pkg/m{i}.py"), format!("X = {i}\n").as_bytes());
+    }
+    tree
+}
+
+#[test]
+fn progress_bars_on_a_terminal_are_labelled_and_cleared() {
+    let Some(python) = common::interpreters().into_iter().find(|i| i.major == 3) else {
+        eprintln!("SKIP: no Python 3 to compile with");
+        return;
+    };
+    let py = python.path.to_str().unwrap();
+    let tree = many_sources(300);
+    let Some((text, status)) = on_terminal(
+        tree.path(),
+        &["--isolated", "compile", "--python", py, "-j1", "--no-cache"],
+        None,
+    ) else {
+        return;
+    };
+    assert_eq!(status, Some(0), "{text}");
+    assert!(
+        text.contains("compiling ["),
+        "no bar on the terminal: {text:?}"
+    );
+    assert!(
+        text.contains(" left)") || text.contains("estimating time left"),
+        "no time-estimate label: {text:?}"
+    );
+    let end = after_last_clear(&text);
+    assert!(
+        !end.contains('['),
+        "the bar was left on the terminal: {end:?}"
+    );
+    assert!(end.starts_with("compiled 300,"), "{end:?}");
+    // Not into a pipe, not with -q.
+    let piped = run(&tree, &["compile", "--python", py, "-f"]);
+    assert!(
+        !stderr(&piped).contains("compiling ["),
+        "{}",
+        stderr(&piped)
+    );
+    let (quiet, _) = on_terminal(
+        tree.path(),
+        &["--isolated", "compile", "--python", py, "-f", "-q"],
+        None,
+    )
+    .unwrap();
+    assert!(!quiet.contains("compiling ["), "a bar with -q: {quiet:?}");
+
+    // fix: the proof's bar, then the repair's; each cleared.
+    for i in 0..300 {
+        tree.write(
+            format!("pkg/m{i}.py"),
+            format!("X = {}\n", i + 1000).as_bytes(),
+        );
+    }
+    let (text, status) = on_terminal(
+        tree.path(),
+        &["--isolated", "fix", "--python", py, "-j1", "--no-cache"],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("recompiling ["), "{text:?}");
+    let end = after_last_clear(&text);
+    assert!(
+        !end.contains(" left)"),
+        "the bar was left on the terminal: {end:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_clears_the_progress_bar() {
+    let Some(python) = common::interpreters().into_iter().find(|i| i.major == 3) else {
+        eprintln!("SKIP: no Python 3 to compile with");
+        return;
+    };
+    let py = python.path.to_str().unwrap();
+    let tree = many_sources(2000);
+    let Some((text, status)) = on_terminal(
+        tree.path(),
+        &["--isolated", "compile", "--python", py, "-j1", "--no-cache"],
+        Some("compiling ["),
+    ) else {
+        return;
+    };
+    assert_eq!(status, Some(130), "{text:?}");
+    let end = after_last_clear(&text);
+    assert!(
+        !end.contains("compiling ["),
+        "the bar was left on the terminal: {end:?}"
+    );
+    assert!(end.contains("pycguard: interrupted"), "{end:?}");
+}

@@ -24,7 +24,7 @@ use crate::verdict::State;
 use crate::walk;
 
 /// What to clean.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CleanOptions {
     /// Only caches in these states (judged fully); `None`: every cache but sourceless ones.
     pub states: Option<Vec<State>>,
@@ -33,6 +33,8 @@ pub struct CleanOptions {
     pub tags: Vec<String>,
     pub debris: bool,
     pub dry_run: bool,
+    /// Counts each cache removed (see [`crate::output::progress`]; hidden by default).
+    pub progress: indicatif::ProgressBar,
 }
 
 /// Why something could not be removed.
@@ -109,6 +111,7 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
         } else {
             remove_cache(root, &path)
         };
+        options.progress.inc(1);
         let mut out = outcome.lock().expect("poisoned");
         match result {
             Ok(()) => {

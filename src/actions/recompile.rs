@@ -70,6 +70,9 @@ pub struct WriteOptions {
     /// The current directory: a relative source is compiled under its absolute name
     /// (`co_filename`), as the importer names it.
     pub cwd: PathBuf,
+    /// Grows by the tasks of each [`write_all`] and moves on as each is done (see
+    /// [`crate::output::progress`]; [`indicatif::ProgressBar::hidden`] when none is drawn).
+    pub progress: indicatif::ProgressBar,
 }
 
 /// Why a cache was not written.
@@ -278,6 +281,8 @@ pub fn write_all(
     if tasks.is_empty() {
         return results;
     }
+    let progress = &options.progress;
+    crate::output::progress::add_work(progress, tasks.len() as u64);
     let mut pool = match Pool::start(
         interpreter,
         options.workers.min(tasks.len()),
@@ -307,6 +312,7 @@ pub fn write_all(
             Ok(_) => true,
             Err(e) => {
                 results[i] = Err(WriteError::StatSource(Arc::new(e)));
+                progress.inc(1);
                 false
             }
         })
@@ -345,6 +351,7 @@ pub fn write_all(
                 _ => Err(WriteError::UnexpectedAnswer),
             };
             results.borrow_mut()[i] = written;
+            progress.inc(1);
         },
     );
     let mut results = results.into_inner();

@@ -3,10 +3,12 @@
 //! what decides the exit status (compiles that failed, entries that could not be read).
 
 use crate::actions::compile::{self, FoundTree};
+use crate::actions::recompile::WriteOptions;
 use crate::commands::{discover, stop_if_interrupted, CommandError, CommandResult, Finished};
 use crate::exit::Tally;
 use crate::interpreters::Interpreters;
 use crate::output::compile::{print, print_chosen, CompileOutput};
+use crate::output::progress::Progress;
 use crate::settings::CompileConfig;
 
 /// Run `compile`.
@@ -28,7 +30,13 @@ pub fn run(config: &CompileConfig) -> CommandResult {
     let errors = found_tree.errors.clone();
     let walk = found_tree.walk.clone();
     let (chosen, reasons): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
-    let outcome = compile::run(found_tree, &chosen, &config.options, &config.write);
+    let progress = Progress::bar(config.verbosity.normal(), "compiling", 0);
+    let write = WriteOptions {
+        progress: progress.handle(),
+        ..config.write.clone()
+    };
+    let outcome = compile::run(found_tree, &chosen, &config.options, &write);
+    drop(progress);
     stop_if_interrupted()?;
     print(
         &mut out,

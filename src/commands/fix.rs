@@ -2,9 +2,11 @@
 //! the exit status (repairs that failed, entries that could not be read).
 
 use crate::actions::fix;
+use crate::actions::recompile::WriteOptions;
 use crate::commands::{discover, stop_if_interrupted, CommandResult, Finished};
 use crate::exit::Tally;
 use crate::output::fix::{print, FixOutput};
+use crate::output::progress::Progress;
 use crate::prove;
 use crate::scan::{self, Keep};
 use crate::settings::FixConfig;
@@ -38,7 +40,13 @@ pub fn run(config: &FixConfig) -> CommandResult {
     } else {
         Vec::new()
     };
-    let outcome = fix::run(entries, &interpreters, &config.options, &config.write);
+    let progress = Progress::bar(config.verbosity.normal(), "recompiling", 0);
+    let write = WriteOptions {
+        progress: progress.handle(),
+        ..config.write.clone()
+    };
+    let outcome = fix::run(entries, &interpreters, &config.options, &write);
+    drop(progress);
     stop_if_interrupted()?;
     print(
         &mut config.verbosity.stdout(),

@@ -10,8 +10,9 @@
 //!
 //! Shared by every command (and meant for new ones): [`verbosity`] (`-q`, `-qq`/`--silent`,
 //! `-v`: what each level prints, and a stdout that is a sink when silent), [`json_lines`]
-//! (`--output-format json-lines`: one typed object per record) and [`github`]
-//! (`--output-format github`: Actions annotations, escaped as the toolkit does).
+//! (`--output-format json-lines`: one typed object per record), [`github`]
+//! (`--output-format github`: Actions annotations, escaped as the toolkit does) and
+//! [`progress`] (the one progress bar of every long command, cleared on Ctrl-C).
 
 pub mod check;
 pub mod clean;
@@ -23,6 +24,7 @@ pub mod inspect;
 pub mod interpreters;
 pub mod json;
 pub mod json_lines;
+pub mod progress;
 pub mod verbosity;
 
 /// The escaping of names and messages lives at the bottom ([`crate::escape`]); the check

@@ -332,6 +332,7 @@ fn write_of(scan: &ScanConfig, timeout: Duration, env: &Environment) -> WriteOpt
         workers: scan.walk.threads,
         timeout,
         cwd: env.cwd_or_root(),
+        progress: indicatif::ProgressBar::hidden(),
     }
 }
 
@@ -471,6 +472,7 @@ fn clean(
             tags,
             debris: args.debris || layer.debris == Some(true),
             dry_run: args.dry_run,
+            progress: indicatif::ProgressBar::hidden(),
         },
         scan,
     })
