@@ -15,6 +15,11 @@ use crate::read::FileKind;
 use crate::timefmt;
 use crate::verdict::{Damage, Evidence, Gone, NotAFile, NotAFileAt, Reader, Verdict};
 
+/// `1 cache`, `2 caches`: a count and its noun, singular or plural.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The reason printed for a verdict: its evidence in words, with a note when `check --deep`
 /// could not prove it; `None` for an unremarkable fresh cache.
 pub fn reason(verdict: &Verdict) -> Option<String> {

@@ -747,7 +747,7 @@ fn missing_interpreters_are_named_and_listed() {
     let text = String::from_utf8_lossy(&out.stdout);
     let who = format!("Python {}.{}", first.major, first.minor);
     assert!(
-        text.contains(&format!("1 cache could not be proven and is judged by header only: 1 need {who}, which was not found")),
+        text.contains(&format!("1 cache could not be proven and is judged by header only: 1 needs {who}, which was not found")),
         "{text}"
     );
     let out = run(&["interpreters"]);

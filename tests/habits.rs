@@ -698,3 +698,159 @@ fn ctrl_c_clears_the_progress_bar() {
     );
     assert!(end.contains("pycguard: interrupted"), "{end:?}");
 }
+
+/// Lines of `text` in which a word follows itself ("stale; stale", "the the").
+fn repeated_words(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| {
+            let words: Vec<String> = line
+                .split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_')
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            // Numbers may repeat ("compiled 0, 0 up to date"); words may not.
+            words
+                .windows(2)
+                .any(|w| w[0] == w[1] && w[0].chars().any(char::is_alphabetic))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn messages_count_in_the_right_number_and_never_repeat_a_word() {
+    let tree = fixture();
+    tree.write(".pytest_cache/v/cache/lastfailed", b"{}");
+    let fix = stdout(&run(&tree, &["fix", "--shallow", "-n"]));
+    assert!(
+        fix.contains(&format!(
+            "would delete ./{STALE} (stale; no PyPy 3.10 found to recompile it)"
+        )),
+        "{fix}"
+    );
+    let clean = run(&tree, &["clean", "--debris"]);
+    let clean = stdout(&clean);
+    assert!(
+        clean
+            .starts_with("removed 3 caches, 1 empty __pycache__ directory, 1 tool-cache directory"),
+        "{clean}"
+    );
+    for text in [&fix, &clean] {
+        assert_eq!(repeated_words(text), Vec::<String>::new(), "{text}");
+    }
+    // A sourceless cache kept: "1 sourceless cache ... remove it".
+    let tree = Tree::new();
+    tree.write("dist/lib.pyc", &pypy310_cache_at(0, 0));
+    let kept = stdout(&run(&tree, &["clean"]));
+    assert!(
+        kept.contains("kept 1 sourceless cache (use --state sourceless to remove it)"),
+        "{kept}"
+    );
+}
+
+#[test]
+fn a_deep_summary_names_each_missing_interpreter_once() {
+    let tree = Tree::new();
+    for name in ["f", "g"] {
+        let source = tree.write(format!("app/{name}.py"), b"fresh\n");
+        set_mtime(&source, T, 0);
+        // Fresh by header for PyPy 3.10 and PyPy 3.9 (magic 336), whose bodies are not
+        // read: no interpreter here proves them.
+        tree.write(
+            format!("app/__pycache__/{name}.pypy310.pyc"),
+            &pypy310_cache_at(T as u32, 6),
+        );
+        let mut pypy39 = pypy310_cache_at(T as u32, 6);
+        pypy39[0] = 0x50;
+        tree.write(format!("app/__pycache__/{name}.pypy39.pyc"), &pypy39);
+    }
+    let out = run(&tree, &["check", "--deep"]);
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains("could not be proven"))
+        .unwrap_or_else(|| panic!("no unproven line: {text}"));
+    assert_eq!(line.matches("PyPy 3.10").count(), 1, "{line}");
+    assert_eq!(line.matches("PyPy 3.9").count(), 1, "{line}");
+    assert!(line.matches("not found").count() <= 1, "{line}");
+    assert!(
+        line.contains(
+            "4 need interpreters that were not found (2 PyPy 3.10, 2 PyPy 3.9; add --python PATH)"
+        ),
+        "{line}"
+    );
+    assert_eq!(repeated_words(&text), Vec::<String>::new(), "{text}");
+}
+
+#[test]
+fn a_syntax_error_names_source_and_line_and_levels_share_a_line() {
+    let Some(python) = common::interpreters()
+        .into_iter()
+        .find(|i| i.major == 3 && i.minor >= 8)
+    else {
+        eprintln!("SKIP: no Python 3.8+ to compile with");
+        return;
+    };
+    let py = python.path.to_str().unwrap();
+    let tree = Tree::new();
+    let a = tree.write("pkg/a.py", b"VALUE = 1\n");
+    set_mtime(&a, T, 0);
+    for level in 0..=2 {
+        python.compile(tree.path(), &["pkg/a.py"], "timestamp", level);
+    }
+    let a = tree.write("pkg/a.py", b"VALUE = 2\n");
+    set_mtime(&a, T + 10, 0);
+    let tag = python.tag().unwrap();
+    let first = format!("./pkg/__pycache__/a.{tag}.pyc + .opt-1, .opt-2");
+    let check = stdout(&run(&tree, &["check"]));
+    assert!(check.contains(&format!("  {first}\n")), "{check}");
+    let fix = stdout(&run(&tree, &["fix", "-n", "--python", py]));
+    assert!(
+        fix.contains(&format!("would recompile {first} (stale; with ")),
+        "{fix}"
+    );
+    // A source that no longer compiles: its repair and its compile name source.py:LINE.
+    tree.write("pkg/a.py", b"VALUE = 1\n\ndef f(:\n    pass\n");
+    let fix = stdout(&run(&tree, &["fix", "--python", py]));
+    assert!(fix.contains("./pkg/a.py:3: SyntaxError: "), "{fix}");
+    let compile = stdout(&run(&tree, &["compile", "--python", py]));
+    assert!(compile.contains("./pkg/a.py:3: SyntaxError: "), "{compile}");
+    for text in [&check, &fix, &compile] {
+        assert_eq!(repeated_words(text), Vec::<String>::new(), "{text}");
+    }
+}
+
+#[test]
+fn clean_dry_run_lists_and_counts_the_directories_the_real_run_removes() {
+    let tree = fixture();
+    // A __pycache__ that keeps a file that is not a cache stays.
+    tree.write("lib/__pycache__/x.cpython-39.pyc", b"x");
+    tree.write("lib/__pycache__/notes.txt", b"not a cache");
+    let before = common::snapshot(tree.path());
+    let dry = run(&tree, &["clean", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    assert!(text.contains("would remove ./app/__pycache__/\n"), "{text}");
+    assert!(!text.contains("./lib/__pycache__/\n"), "{text}");
+    assert!(
+        text.contains("would remove 4 caches, 1 empty __pycache__ directory"),
+        "{text}"
+    );
+    assert_eq!(
+        common::snapshot(tree.path()),
+        before,
+        "a dry run changed the tree"
+    );
+    let dry_json = run(&tree, &["clean", "--dry-run", "--output-format", "json"]);
+    let dry_doc: serde_json::Value = serde_json::from_slice(&dry_json.stdout).unwrap();
+    let real = run(&tree, &["clean", "--output-format", "json"]);
+    let real_doc: serde_json::Value = serde_json::from_slice(&real.stdout).unwrap();
+    assert_eq!(dry_doc["dirs_removed"], real_doc["dirs_removed"]);
+    assert_eq!(dry_doc["removed"], real_doc["removed"]);
+    assert_eq!(
+        real_doc["dirs_removed"],
+        serde_json::json!(["./app/__pycache__"])
+    );
+    assert!(!tree.join("app/__pycache__").exists());
+    assert!(tree.join("lib/__pycache__/notes.txt").exists());
+}

@@ -99,8 +99,13 @@ pub enum WriteError {
     ChangedWhileCompiled,
     #[error("the source vanished while it was compiled: {}", io_message(.0))]
     VanishedWhileCompiled(Arc<io::Error>),
-    #[error("the source has a SyntaxError at line {line}: {message}")]
-    SyntaxError { line: u32, message: String },
+    /// Named as compilers and editors name a place: `source.py:LINE`.
+    #[error("{}:{line}: SyntaxError: {message}", .file.display())]
+    SyntaxError {
+        file: PathBuf,
+        line: u32,
+        message: String,
+    },
     #[error("the source does not compile: {0}")]
     DoesNotCompile(String),
     /// The worker could not answer (crashed or hung twice…), as it said.
@@ -344,7 +349,11 @@ pub fn write_all(
                     finish(&tasks[i], &pyc, built, umask)
                 }
                 (_, JobOutcome::SyntaxError { line, message }) => Err(match line {
-                    Some(line) => WriteError::SyntaxError { line, message },
+                    Some(line) => WriteError::SyntaxError {
+                        file: tasks[i].source.clone(),
+                        line,
+                        message,
+                    },
                     None => WriteError::DoesNotCompile(message),
                 }),
                 (_, JobOutcome::Failed(message)) => Err(WriteError::Worker(message)),

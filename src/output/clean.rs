@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::actions::clean::CleanOutcome;
 use crate::cli::Format;
 use crate::escape;
+use crate::messages::count;
 use crate::output::github::{self, Annotation, Level};
 use crate::output::human::severity_style;
 use crate::output::verbosity::Verbosity;
@@ -82,8 +83,14 @@ fn write_human<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
     let verb = if c.dry_run { "would remove" } else { "removed" };
     let v = c.verbosity;
     if c.list && v.normal() {
-        for p in &o.removed {
-            writeln!(out, "{verb} {}", escape::path(p))?;
+        // The optimisation levels of one source on one line.
+        for (p, others) in crate::output::human::group_levels(&o.removed, |p| p, |_| ()) {
+            writeln!(
+                out,
+                "{verb} {}{}",
+                escape::path(p),
+                crate::output::human::also_levels(&others)
+            )?;
         }
         for p in &o.debris_removed {
             writeln!(out, "{verb} {}/", escape::path(p))?;
@@ -113,27 +120,28 @@ fn write_human<W: Write>(out: &mut W, c: &CleanOutput<'_>) -> io::Result<()> {
         return Ok(());
     }
     let mut parts = vec![format!(
-        "{verb} {} {}",
-        o.removed.len(),
-        if o.removed.len() == 1 {
-            "cache"
-        } else {
-            "caches"
-        }
+        "{verb} {}",
+        count(o.removed.len(), "cache", "caches")
     )];
     if !o.dirs_removed.is_empty() {
-        parts.push(format!(
-            "{} empty __pycache__ directories",
-            o.dirs_removed.len()
+        parts.push(count(
+            o.dirs_removed.len(),
+            "empty __pycache__ directory",
+            "empty __pycache__ directories",
         ));
     }
     if !o.debris_removed.is_empty() {
-        parts.push(format!("{} tool-cache directories", o.debris_removed.len()));
+        parts.push(count(
+            o.debris_removed.len(),
+            "tool-cache directory",
+            "tool-cache directories",
+        ));
     }
     if o.kept_sourceless > 0 {
         parts.push(format!(
-            "kept {} sourceless (use --state sourceless to remove them)",
-            o.kept_sourceless
+            "kept {} (use --state sourceless to remove {})",
+            count(o.kept_sourceless, "sourceless cache", "sourceless caches"),
+            if o.kept_sourceless == 1 { "it" } else { "them" }
         ));
     }
     if !o.failed.is_empty() {

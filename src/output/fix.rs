@@ -111,6 +111,8 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
             writeln!(out, "fresh {}", escape::path(path))?;
         }
     }
+    // Failures one per line; what was done grouped by source across optimisation levels.
+    let mut done = Vec::new();
     for d in &f.outcome.done {
         let (verb, detail) = match (&d.action, f.dry_run) {
             (Action::Recompile { interpreter, .. }, dry) => (
@@ -140,14 +142,24 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
                 d.state,
                 escape::text(&detail)
             )?,
-            None if v.normal() => writeln!(
+            None => done.push((d, verb, detail)),
+        }
+    }
+    if v.normal() {
+        let grouped = crate::output::human::group_levels(
+            &done,
+            |(d, _, _)| &d.path,
+            |(d, verb, detail)| (*verb, d.state, detail.clone()),
+        );
+        for ((d, verb, detail), others) in grouped {
+            writeln!(
                 out,
-                "{verb} {} ({}; {})",
+                "{verb} {}{} ({}; {})",
                 escape::path(&d.path),
+                crate::output::human::also_levels(&others),
                 d.state,
-                escape::text(&detail)
-            )?,
-            None => {}
+                escape::text(detail)
+            )?;
         }
     }
     for e in f.scan_errors {
@@ -170,7 +182,14 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
         if dirs.is_empty() {
             String::new()
         } else {
-            format!("; removed {} empty __pycache__ directories", dirs.len())
+            format!(
+                "; removed {}",
+                crate::messages::count(
+                    dirs.len(),
+                    "empty __pycache__ directory",
+                    "empty __pycache__ directories"
+                )
+            )
         }
     )?;
     match f.deep {
