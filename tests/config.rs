@@ -227,7 +227,7 @@ fn a_command_table_overrides_the_top_level_for_that_command() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "would remove ./a/__pycache__/m.cpython-312.pyc\nwould remove 1 cache\n"
+        "would remove ./a/__pycache__/m.cpython-312.pyc\nwould remove ./a/__pycache__/\nwould remove 1 cache, 1 empty __pycache__ directory\n"
     );
 }
 

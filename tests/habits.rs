@@ -854,3 +854,134 @@ fn clean_dry_run_lists_and_counts_the_directories_the_real_run_removes() {
     assert!(!tree.join("app/__pycache__").exists());
     assert!(tree.join("lib/__pycache__/notes.txt").exists());
 }
+
+/// Exit 2 and the message, for a command line that cannot be used.
+fn usage_error(tree: &Tree, args: &[&str]) -> String {
+    let out = run(tree, args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "", "{args:?} printed a result");
+    stderr(&out)
+}
+
+#[test]
+fn filters_that_cannot_match_are_errors() {
+    let tree = fixture();
+    let before = common::snapshot(tree.path());
+    for (tag, says) in [
+        ("", "is empty"),
+        (",", "is empty"),
+        (" ", "is empty"),
+        ("cpython39", "CPython's tags are spelled cpython-39"),
+        ("CPython-39", "cache tags are lowercase: cpython-39"),
+        ("pypy-310", "PyPy's tags are spelled pypy310"),
+    ] {
+        let message = usage_error(&tree, &["clean", "--tag", tag]);
+        assert!(message.contains(says), "--tag {tag:?}: {message}");
+    }
+    // Config-file tags are held to the same rule.
+    tree.write("pycguard.toml", b"[clean]\ntag = [\"cpython39\"]\n");
+    let out = pycguard()
+        .current_dir(tree.path())
+        .args(["clean"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    std::fs::remove_file(tree.join("pycguard.toml")).unwrap();
+
+    // A state clean never produces (it judges by header), states fix already repairs.
+    let message = usage_error(&tree, &["clean", "--state", "orphan,hidden-stale"]);
+    assert!(message.contains("--state hidden-stale"), "{message}");
+    assert!(message.contains("pycguard fix"), "{message}");
+    for state in ["stale", "fresh", "ghost"] {
+        let message = usage_error(&tree, &["fix", "--include", state]);
+        assert!(message.contains(&format!("--include {state}")), "{message}");
+    }
+    assert_eq!(
+        common::snapshot(tree.path()),
+        before,
+        "a refused command changed the tree"
+    );
+    // What can match still works.
+    assert_eq!(
+        run(&tree, &["clean", "-n", "--tag", "pypy310"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&tree, &["fix", "-n", "--include", "sourceless"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn compile_invalidation_mode_converts_fresh_caches_of_another_mode() {
+    let Some(python) = common::interpreters()
+        .into_iter()
+        .find(|i| i.major == 3 && i.minor >= 7)
+    else {
+        eprintln!("SKIP: no Python 3.7+ for hash-based caches");
+        return;
+    };
+    let py = python.path.to_str().unwrap();
+    let tree = Tree::new();
+    tree.write("pkg/a.py", b"A = 1\n");
+    tree.write("pkg/b.py", b"B = 1\n");
+    python.compile(tree.path(), &["pkg/a.py", "pkg/b.py"], "timestamp", 0);
+    let cache = tree.join(format!("pkg/__pycache__/a.{}.pyc", python.tag().unwrap()));
+    let flags = |p: &std::path::Path| {
+        u32::from_le_bytes(std::fs::read(p).unwrap()[4..8].try_into().unwrap())
+    };
+    assert_eq!(flags(&cache), 0);
+    let out = run(
+        &tree,
+        &[
+            "compile",
+            "--python",
+            py,
+            "--invalidation-mode",
+            "checked-hash",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("compiled 2, 0 up to date"), "{text}");
+    assert_eq!(flags(&cache), 3, "not converted to checked-hash");
+    // Now they are in that mode: nothing left to do; without the flag nothing converts back.
+    let again = stdout(&run(
+        &tree,
+        &[
+            "compile",
+            "--python",
+            py,
+            "--invalidation-mode",
+            "checked-hash",
+        ],
+    ));
+    assert!(again.contains("compiled 0, 2 up to date"), "{again}");
+    let plain = stdout(&run(&tree, &["compile", "--python", py]));
+    assert!(plain.contains("compiled 0, 2 up to date"), "{plain}");
+    assert_eq!(flags(&cache), 3);
+    // The dry run says why.
+    python.compile(tree.path(), &["pkg/a.py"], "timestamp", 0);
+    let dry = stdout(&run(
+        &tree,
+        &[
+            "compile",
+            "-n",
+            "--python",
+            py,
+            "--invalidation-mode",
+            "checked-hash",
+        ],
+    ));
+    assert!(dry.contains("(was timestamp)"), "{dry}");
+}

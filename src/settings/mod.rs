@@ -79,6 +79,13 @@ pub enum SettingsError {
     },
     #[error("-O may be given at most twice (-OO)")]
     TooOptimized,
+    /// A filter the command can never match: an error, not a run that does nothing.
+    #[error("{flag} {state}: {why}")]
+    CannotMatch {
+        flag: &'static str,
+        state: &'static str,
+        why: &'static str,
+    },
 }
 
 /// A resolved command line: the colour choice and the command's configuration.
@@ -413,9 +420,24 @@ fn fix(
     let layer = file.layer(CommandName::Fix);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     let timeout = timeout_of(args.deep.timeout, &layer);
+    let include = states_of(&args.include, layer.include.as_ref())?.unwrap_or_default();
+    if let Some(state) = include
+        .iter()
+        .find(|s| !matches!(s, State::Sourceless | State::Unknown))
+    {
+        return Err(SettingsError::CannotMatch {
+            flag: "--include",
+            state: state.name(),
+            why: if *state == State::Fresh {
+                "fix never touches a fresh cache (--include takes sourceless or unknown)"
+            } else {
+                "fix already repairs these (--include takes the states it leaves alone: sourceless, unknown)"
+            },
+        });
+    }
     let options = FixOptions {
         delete: args.delete || layer.delete == Some(true),
-        include: states_of(&args.include, layer.include.as_ref())?.unwrap_or_default(),
+        include,
         mode: mode_flag(args.invalidation_mode, &layer),
         default_mode: default_mode(env),
         dry_run: args.dry_run,
@@ -442,12 +464,9 @@ fn clean(
 ) -> Result<CleanConfig, SettingsError> {
     let layer = file.layer(CommandName::Clean);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
-    let given: Vec<String> = args
-        .tag
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
+    // An empty `--tag ""` is checked (and refused), not dropped: dropped, it would leave
+    // every cache selected.
+    let given: Vec<String> = args.tag.iter().map(|t| t.trim().to_owned()).collect();
     let tags = if given.is_empty() {
         layer
             .tag
@@ -463,12 +482,24 @@ fn clean(
         }
         given
     };
+    let states = states_of(&args.state, layer.state.as_ref())?;
+    if states
+        .as_deref()
+        .unwrap_or_default()
+        .contains(&State::HiddenStale)
+    {
+        return Err(SettingsError::CannotMatch {
+            flag: "--state",
+            state: "hidden-stale",
+            why: "clean judges caches by their header, as the interpreter does, and so never finds one; `pycguard fix` proves each cache and repairs those",
+        });
+    }
     Ok(CleanConfig {
         format: format_of(&args.output, &layer),
         verbosity,
         list: verbosity.verbose() || args.dry_run,
         options: CleanOptions {
-            states: states_of(&args.state, layer.state.as_ref())?,
+            states,
             tags,
             debris: args.debris || layer.debris == Some(true),
             dry_run: args.dry_run,
@@ -490,9 +521,13 @@ fn compile(
         return Err(SettingsError::TooOptimized);
     }
     let timeout = timeout_of(args.timeout, &layer);
+    let asked = mode_flag(args.invalidation_mode, &layer);
     let options = CompileOptions {
         levels: vec![args.optimize],
-        mode: mode_flag(args.invalidation_mode, &layer).unwrap_or_else(|| default_mode(env)),
+        mode: asked.unwrap_or_else(|| default_mode(env)),
+        // A mode asked for converts the fresh caches of another mode (else it would
+        // convert nothing without --force).
+        convert: asked.is_some(),
         force: args.force,
         dry_run: args.dry_run,
         prefix: scan.walk.pycache_prefix.clone(),
