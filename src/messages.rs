@@ -246,13 +246,18 @@ pub fn evidence(evidence: &Evidence) -> String {
             line,
             message,
             reader_series,
+            source_name,
         } => {
             let reader = who(*reader_series);
-            match line {
-                Some(n) => format!(
-                    "{reader} will run the old code; the source has a SyntaxError at line {n} ({message})"
+            match (line, source_name) {
+                (Some(n), Some(source)) => format!(
+                    "{reader} will run the old code; the source does not compile: {}:{n}: SyntaxError: {message}",
+                    name(source)
                 ),
-                None => format!(
+                (Some(n), None) => format!(
+                    "{reader} will run the old code; the source does not compile: line {n}: SyntaxError: {message}"
+                ),
+                (None, _) => format!(
                     "{reader} will run the old code; the source does not compile ({message})"
                 ),
             }

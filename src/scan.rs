@@ -377,9 +377,30 @@ mod tests {
         ] {
             assert_eq!(check_tag(ok), Ok(()), "{ok}");
         }
-        for bad in ["cpython", "cpython-3.11", "311", "", "cpython 311", "-311"] {
+        for bad in ["cpython", "cpython-3.11", "311", "cpython 311", "-311"] {
             assert_eq!(check_tag(bad), Err(TagError::Malformed), "{bad}");
         }
         assert_eq!(check_tag("cpython-312-pytest-8.3.4"), Err(TagError::Pytest));
+        // Tags that match nothing, each said how.
+        assert_eq!(check_tag(""), Err(TagError::Empty));
+        assert_eq!(check_tag("  "), Err(TagError::Empty));
+        assert_eq!(
+            check_tag("CPython-39"),
+            Err(TagError::Uppercase("cpython-39".into()))
+        );
+        assert_eq!(
+            check_tag("cpython39"),
+            Err(TagError::Misspelled {
+                implementation: "CPython",
+                tag: "cpython-39".into()
+            })
+        );
+        assert_eq!(
+            check_tag("pypy-310"),
+            Err(TagError::Misspelled {
+                implementation: "PyPy",
+                tag: "pypy310".into()
+            })
+        );
     }
 }

@@ -283,7 +283,7 @@ fn comment_whitespace_and_nan_are_fresh_syntax_error_is_hidden_stale() {
             i.version
         );
         assert!(
-            reason(b).contains("will run the old code; the source has a SyntaxError at line"),
+            reason(b).contains("will run the old code; the source does not compile: broken.py:"),
             "{}: {}",
             i.version,
             reason(b)

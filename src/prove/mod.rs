@@ -283,7 +283,7 @@ fn apply_looked(
         match looked {
             Looked::Hit(proof, interp) => {
                 let prover = interpreters.all()[interp].display_name();
-                compare::apply(&mut entry.verdict, &proof, &prover);
+                compare::apply_to(entry, &proof, &prover);
                 summary.remembered += 1;
             }
             Looked::Miss(mut pending, interp) => {
@@ -542,7 +542,7 @@ fn prove_group(
                 return;
             }
         };
-        compare::apply(&mut entry.verdict, &proof, &prover);
+        compare::apply_to(entry, &proof, &prover);
         summary.compiled += 1;
         store.insert(key, proof);
     };
