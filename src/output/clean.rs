@@ -12,7 +12,7 @@
 //!  "dry_run": false,
 //!  "removed": [P, …],          caches removed (dry run: that would be)
 //!  "debris_removed": [P, …],   tool-cache directories (--debris)
-//!  "dirs_removed": [P, …],     __pycache__ directories this run emptied
+//!  "dirs_removed": [P, …],     __pycache__ directories this run emptied (dry run: would)
 //!  "kept_sourceless": N,       legacy caches of sourceless distributions left alone
 //!  "failed": [{"path": P, "message": M}, …],
 //!  "errors": [{"path": P, "message": M}, …],   entries that could not be read

@@ -1,5 +1,10 @@
 //! Human output: problems grouped by state (worst first) with path and reason, then one
 //! summary line; coloured on a terminal, plain otherwise (anstream honours `NO_COLOR`).
+//!
+//! Shared by the other printers: [`write_skipped`] (what the walk did not enter, one line
+//! or with `-v` one per directory), [`group_levels`] and [`also_levels`] (the caches of one
+//! source that differ only by optimisation level, on one line:
+//! `./app/__pycache__/a.cpython-312.pyc + .opt-1, .opt-2`).
 
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStringExt;
