@@ -17,8 +17,63 @@ cache or a deleted module's leftover .pyc make it run code that is not the sourc
 pycguard finds every cache, judges it exactly as the interpreter that wrote it would, and \
 reports what the interpreter misses.";
 
+/// The examples every `--help` ends with (`after_help`), one constant per command.
+pub mod examples {
+    pub const PYCGUARD: &str = "\
+Examples:
+  pycguard check               judge every cache under the current directory
+  pycguard fix                 prove each cache, then repair exactly what is wrong
+  pycguard completions bash    shell completions (also zsh, fish)";
+
+    pub const CHECK: &str = "\
+Examples:
+  pycguard check                     judge every cache under the current directory
+  pycguard check --deep src/         also prove each cache against its source
+  pycguard check -q --format github  in CI: one annotation per problem";
+
+    pub const INSPECT: &str = "\
+Examples:
+  pycguard inspect app/__pycache__/mod.cpython-312.pyc
+  pycguard inspect --output-format json app/old.pyc";
+
+    pub const INTERPRETERS: &str = "\
+Examples:
+  pycguard interpreters                         the Pythons found, what each proves
+  pycguard interpreters --python /opt/py39/bin/python   add one not found on its own";
+
+    pub const CLEAN: &str = "\
+Examples:
+  pycguard clean --dry-run          list every cache and directory it would remove
+  pycguard clean --tag cpython-39   remove the caches a removed Python 3.9 left
+  pycguard clean --state orphan,ghost --debris";
+
+    pub const FIX: &str = "\
+Examples:
+  pycguard fix                       prove, then repair exactly what is wrong
+  pycguard fix --dry-run /srv/app    list each repair; change nothing
+  sudo pycguard fix -q /opt/app      repair a service's tree; print only what failed";
+
+    pub const COMPILE: &str = "\
+Examples:
+  pycguard compile                                       what is missing or not fresh
+  pycguard compile --invalidation-mode checked-hash -f   the interpreter checks edits
+  pycguard compile --python /usr/bin/python3.12 -O src/";
+
+    pub const COMPLETIONS: &str = "\
+Examples:
+  pycguard completions bash > ~/.local/share/bash-completion/completions/pycguard
+  pycguard completions zsh > ~/.zfunc/_pycguard
+  pycguard completions fish > ~/.config/fish/completions/pycguard.fish";
+
+    pub const MAN: &str = "\
+Examples:
+  pycguard man | man -l -
+  pycguard man > /usr/local/share/man/man1/pycguard.1
+  pycguard man check > /usr/local/share/man/man1/pycguard-check.1";
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "pycguard", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "pycguard", version, about = ABOUT, long_about = LONG_ABOUT, after_help = examples::PYCGUARD)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,11 +89,33 @@ pub struct Cli {
     /// Ignore every config file
     #[arg(long, global = true)]
     pub isolated: bool,
+
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
+}
+
+/// `-q`, `-qq`/`--silent`, `-v`: one meaning in every command (see
+/// [`crate::output::verbosity`]). Global, so `pycguard -q check` and `pycguard check -q`
+/// are the same; a subcommand must not define its own `-q`, `-s` or `-v`.
+#[derive(Debug, Args)]
+pub struct VerbosityArgs {
+    /// Print the problems and nothing else (no summary, no notes, no progress bar); -qq: print nothing
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// Print nothing: the exit status says it all (same as -qq)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub silent: bool,
+
+    /// Also list fresh caches and what was skipped
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Find every bytecode cache under PATHS and judge it as its interpreter would
+    #[command(after_help = examples::CHECK)]
     #[command(long_about = "\
 Find every bytecode cache under PATHS (default: .) and judge it as the interpreter that wrote \
 it would: __pycache__ caches of every tag and optimisation level, legacy .pyc/.pyo files beside \
@@ -59,9 +136,11 @@ warning; also when an entry could not be read), 2 on bad usage or an unreadable 
     Check(CheckArgs),
 
     /// Show everything known about cache files: header, source, verdict, code inside
+    #[command(after_help = examples::INSPECT)]
     Inspect(InspectArgs),
 
     /// List the Python interpreters found and how many caches under PATHS each can prove
+    #[command(after_help = examples::INTERPRETERS)]
     #[command(long_about = "\
 List the Python interpreters pycguard finds (--python PATH, virtualenvs inside PATHS, pyenv \
 versions, uv-managed Pythons, python/python3/python3.X on $PATH) with version, magic number \
@@ -69,6 +148,7 @@ and cache tag, and how many caches under PATHS each one can prove with `check --
     Interpreters(InterpretersArgs),
 
     /// Remove bytecode caches (all, some states, or one interpreter's) and tool caches
+    #[command(after_help = examples::CLEAN)]
     #[command(long_about = "\
 Remove bytecode caches under PATHS (default: .): every cache by default, or only those in the \
 given --state, or only one interpreter's (--tag cpython-39: the leftovers of a removed Python). \
@@ -84,6 +164,7 @@ could not be read), 2 on bad usage.")]
     Clean(CleanArgs),
 
     /// Repair exactly what is wrong: recompile stale caches, delete ghosts and orphans
+    #[command(after_help = examples::FIX)]
     #[command(mut_arg("deep", |a| a.help("Prove every cache against its source (the default for fix; overrides a config file's shallow = true)")))]
     #[command(mut_arg("shallow", |a| a.help("Judge by header only, as the interpreter does (no proof: hidden-stale caches are left)")))]
     #[command(long_about = "\
@@ -102,6 +183,7 @@ its reason), 2 on bad usage.")]
     Fix(FixArgs),
 
     /// Compile what is missing or not fresh (a pycguard-judged `python -m compileall`)
+    #[command(after_help = examples::COMPILE)]
     #[command(long_about = "\
 Compile every source under PATHS (default: .) whose cache is missing or not fresh, for each \
 interpreter the tree already holds caches for (or each --python; for a tree without caches: the \
@@ -198,6 +280,14 @@ not a Python program pycguard recognises is started unchecked, with a line sayin
 Exit status: CMD's own, once started; 1 with --strict when a problem remains; 2 on bad usage; \
 126 when CMD cannot be executed, 127 when it is not found.")]
     Run(RunArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff), of pycguard or of one of its commands
+    #[command(after_help = examples::MAN)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +367,20 @@ pub struct PsArgs {
     pub all: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (pycguard-COMMAND(1)) [default: pycguard(1)]
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
 /// How written caches are invalidated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum InvalidationMode {
@@ -311,10 +415,6 @@ pub struct FixArgs {
     /// Print every action it would take; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-
-    /// Print only the summary line and failures
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -407,10 +507,6 @@ pub struct CompileArgs {
     /// List what would be compiled; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-
-    /// Print only the summary line and failures
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -436,14 +532,6 @@ pub struct CleanArgs {
     /// List what would be removed; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-
-    /// List every removed path
-    #[arg(short, long)]
-    pub verbose: bool,
-
-    /// Print only the summary line and failures
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
 }
 
 /// Which interpreters prove caches (`check --deep`, `interpreters`).
@@ -476,7 +564,7 @@ pub struct DeepArgs {
 /// `--output-format` (every command).
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Output format [default: human]
+    /// Output format: human, json, json-lines (one object per cache or action), github (Actions annotations) [default: human]
     #[arg(
         long = "output-format",
         alias = "format",
@@ -576,10 +664,6 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
-
-    /// Print only the summary line
-    #[arg(short, long)]
-    pub quiet: bool,
 
     /// Exit 1 on warnings too
     #[arg(long, conflicts_with = "exit_zero")]

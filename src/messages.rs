@@ -15,6 +15,11 @@ use crate::stat::FileKind;
 use crate::timefmt;
 use crate::verdict::{Damage, Evidence, Gone, NotAFile, NotAFileAt, Reader, Verdict};
 
+/// `1 cache`, `2 caches`: a count and its noun, singular or plural.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The reason printed for a verdict: its evidence in words, with a note when `check --deep`
 /// could not prove it; `None` for an unremarkable fresh cache.
 pub fn reason(verdict: &Verdict) -> Option<String> {
@@ -241,13 +246,18 @@ pub fn evidence(evidence: &Evidence) -> String {
             line,
             message,
             reader_series,
+            source_name,
         } => {
             let reader = who(*reader_series);
-            match line {
-                Some(n) => format!(
-                    "{reader} will run the old code; the source has a SyntaxError at line {n} ({message})"
+            match (line, source_name) {
+                (Some(n), Some(source)) => format!(
+                    "{reader} will run the old code; the source does not compile: {}:{n}: SyntaxError: {message}",
+                    name(source)
                 ),
-                None => format!(
+                (Some(n), None) => format!(
+                    "{reader} will run the old code; the source does not compile: line {n}: SyntaxError: {message}"
+                ),
+                (None, _) => format!(
                     "{reader} will run the old code; the source does not compile ({message})"
                 ),
             }

@@ -137,18 +137,49 @@ pub fn interpreter_tag(name: &CacheName, series: Option<Series>) -> Option<Strin
 }
 
 /// A `--tag` value that names no interpreter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
     #[error("not a cache tag (an interpreter's sys.implementation.cache_tag, such as cpython-312 or pypy310)")]
     Malformed,
     #[error("names pytest's caches; give the interpreter's tag (cpython-312), which matches its pytest caches too")]
     Pytest,
+    #[error("is empty; an empty tag would select every cache (give one such as cpython-312)")]
+    Empty,
+    #[error("cache tags are lowercase: {0}")]
+    Uppercase(String),
+    #[error("matches no cache: {implementation}'s tags are spelled {tag}")]
+    Misspelled {
+        implementation: &'static str,
+        tag: String,
+    },
 }
 
-/// Check a `--tag` value (also the config file's `tag`).
+/// Check a `--tag` value (also the config file's `tag`): one an interpreter could have
+/// (a malformed tag matches nothing, and that is an error, not an empty run).
 pub fn check_tag(tag: &str) -> Result<(), TagError> {
+    if tag.trim().is_empty() {
+        return Err(TagError::Empty);
+    }
     if tag.contains("-pytest-") {
         return Err(TagError::Pytest);
+    }
+    if tag.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(TagError::Uppercase(tag.to_ascii_lowercase()));
+    }
+    // CPython writes `cpython-312`, PyPy `pypy310`: the other spelling matches nothing.
+    if let Some(digits) = tag.strip_prefix("cpython") {
+        if digits.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+            return Err(TagError::Misspelled {
+                implementation: "CPython",
+                tag: format!("cpython-{digits}"),
+            });
+        }
+    }
+    if let Some(digits) = tag.strip_prefix("pypy-") {
+        return Err(TagError::Misspelled {
+            implementation: "PyPy",
+            tag: format!("pypy{digits}"),
+        });
     }
     if !crate::layout::is_tag(tag) {
         return Err(TagError::Malformed);
@@ -356,9 +387,30 @@ mod tests {
         ] {
             assert_eq!(check_tag(ok), Ok(()), "{ok}");
         }
-        for bad in ["cpython", "cpython-3.11", "311", "", "cpython 311", "-311"] {
+        for bad in ["cpython", "cpython-3.11", "311", "cpython 311", "-311"] {
             assert_eq!(check_tag(bad), Err(TagError::Malformed), "{bad}");
         }
         assert_eq!(check_tag("cpython-312-pytest-8.3.4"), Err(TagError::Pytest));
+        // Tags that match nothing, each said how.
+        assert_eq!(check_tag(""), Err(TagError::Empty));
+        assert_eq!(check_tag("  "), Err(TagError::Empty));
+        assert_eq!(
+            check_tag("CPython-39"),
+            Err(TagError::Uppercase("cpython-39".into()))
+        );
+        assert_eq!(
+            check_tag("cpython39"),
+            Err(TagError::Misspelled {
+                implementation: "CPython",
+                tag: "cpython-39".into()
+            })
+        );
+        assert_eq!(
+            check_tag("pypy-310"),
+            Err(TagError::Misspelled {
+                implementation: "PyPy",
+                tag: "pypy310".into()
+            })
+        );
     }
 }

@@ -588,7 +588,7 @@ fn compile_fills_a_tree_and_then_does_nothing() {
         text(&out)
     );
     assert!(
-        text(&out).contains("SyntaxError at line 1"),
+        text(&out).contains("./pkg/bad.py:1: SyntaxError"),
         "{}",
         text(&out)
     );

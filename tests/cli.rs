@@ -132,15 +132,12 @@ fn human_output_snapshot() {
     let (text, code) = stdout_of(&tree, &["check"]);
     assert_eq!(code, 1);
     insta::assert_snapshot!("human_output", text);
+    // -q: the problems of the full output, and nothing after them.
     let (quiet, _) = stdout_of(&tree, &["check", "-q"]);
-    assert_eq!(
-        quiet.lines().count(),
-        2,
-        "summary + header-only note: {quiet}"
-    );
+    assert!(!quiet.is_empty() && text.starts_with(&quiet), "{quiet}");
     assert!(
-        quiet.starts_with("6 caches checked in [elapsed]: 2 fresh, 1 stale"),
-        "{quiet}"
+        !quiet.contains("checked in"),
+        "-q printed the summary: {quiet}"
     );
 }
 

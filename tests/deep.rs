@@ -283,7 +283,7 @@ fn comment_whitespace_and_nan_are_fresh_syntax_error_is_hidden_stale() {
             i.version
         );
         assert!(
-            reason(b).contains("will run the old code; the source has a SyntaxError at line"),
+            reason(b).contains("will run the old code; the source does not compile: broken.py:"),
             "{}: {}",
             i.version,
             reason(b)
@@ -747,7 +747,7 @@ fn missing_interpreters_are_named_and_listed() {
     let text = String::from_utf8_lossy(&out.stdout);
     let who = format!("Python {}.{}", first.major, first.minor);
     assert!(
-        text.contains(&format!("1 cache could not be proven and is judged by header only: 1 need {who}, which was not found")),
+        text.contains(&format!("1 cache could not be proven and is judged by header only: 1 needs {who}, which was not found")),
         "{text}"
     );
     let out = run(&["interpreters"]);

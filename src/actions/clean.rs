@@ -24,7 +24,7 @@ use crate::verdict::State;
 use crate::walk;
 
 /// What to clean.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CleanOptions {
     /// Only caches in these states (judged fully); `None`: every cache but sourceless ones.
     pub states: Option<Vec<State>>,
@@ -33,6 +33,8 @@ pub struct CleanOptions {
     pub tags: Vec<String>,
     pub debris: bool,
     pub dry_run: bool,
+    /// Counts each cache removed (see [`crate::output::progress`]; hidden by default).
+    pub progress: indicatif::ProgressBar,
 }
 
 /// Why something could not be removed.
@@ -109,6 +111,7 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
         } else {
             remove_cache(root, &path)
         };
+        options.progress.inc(1);
         let mut out = outcome.lock().expect("poisoned");
         match result {
             Ok(()) => {
@@ -171,7 +174,12 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
     LAST_DIR.with(|last| last.borrow_mut().take());
     let mut out = outcome.into_inner().expect("poisoned");
     out.walk = walked;
-    if !options.dry_run {
+    if options.dry_run {
+        out.dirs_removed = would_empty(
+            emptied_candidates.into_inner().expect("poisoned"),
+            &out.removed,
+        );
+    } else {
         // Deepest first, so nested emptied directories go too.
         let mut dirs: Vec<_> = emptied_candidates
             .into_inner()
@@ -193,6 +201,24 @@ pub fn run(config: &ScanConfig, options: &CleanOptions) -> CleanOutcome {
     out.failed.sort_by(|a, b| a.0.cmp(&b.0));
     out.scan_errors.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// For a dry run: the `__pycache__` directories the real run would remove — those every
+/// entry of which is a cache it would remove (and that are not a PATH). Only listed,
+/// never opened for writing.
+fn would_empty(candidates: BTreeSet<(PathBuf, Arc<Path>)>, removed: &[PathBuf]) -> Vec<PathBuf> {
+    let removed: BTreeSet<&Path> = removed.iter().map(PathBuf::as_path).collect();
+    candidates
+        .into_iter()
+        .filter(|(dir, root)| dir.as_path() != &**root)
+        .filter(|(dir, _)| match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .into_iter()
+                .all(|e| e.is_ok_and(|e| removed.contains(dir.join(e.file_name()).as_path()))),
+            Err(_) => false,
+        })
+        .map(|(dir, _)| dir)
+        .collect()
 }
 
 /// Remove `dir` (a `__pycache__` directory) if it is empty; `Ok(false)` when it is not.

@@ -29,7 +29,7 @@ use crate::walk::{self, Root};
 
 /// The state of each judged cache, keyed by its path's bytes (hashing a `Path` parses its
 /// components, which cost more than the rest of planning).
-pub type CacheStates = HashMap<OsString, State, foldhash::fast::RandomState>;
+pub type CacheStates = HashMap<OsString, (State, Option<Mode>), foldhash::fast::RandomState>;
 
 /// A source found by the walk, with the root it was found under.
 pub type FoundSource = (Arc<Path>, PathBuf);
@@ -53,6 +53,8 @@ pub struct CompileOptions {
     /// Optimisation levels (0, 1, 2).
     pub levels: Vec<u8>,
     pub mode: Mode,
+    /// Recompile fresh caches of another invalidation mode (`--invalidation-mode` given).
+    pub convert: bool,
     pub force: bool,
     pub dry_run: bool,
     /// The absolute pycache prefix in effect, if any.
@@ -113,8 +115,10 @@ impl Collector<'_> {
                         self.last_tag = Some(tag.clone());
                     }
                 }
-                self.states
-                    .insert(entry.path.into_os_string(), entry.verdict.state);
+                self.states.insert(
+                    entry.path.into_os_string(),
+                    (entry.verdict.state, entry.verdict.invalidation),
+                );
             }
             Scanned::Error(error) => tree.errors.push(error),
             Scanned::Unjudged(_) | Scanned::Debris { .. } => {}
@@ -298,14 +302,19 @@ fn plan(
                         root
                     }
                 };
-                let why = if options.force {
-                    Some("forced")
+                let why: Option<std::borrow::Cow<'static, str>> = if options.force {
+                    Some("forced".into())
                 } else {
                     let path = OsStr::from_bytes(&cache_bytes);
                     match caches.iter().find_map(|states| states.get(path)) {
-                        Some(State::Fresh) => None,
-                        Some(state) => Some(state.name()),
-                        None => Some("missing"),
+                        Some((State::Fresh, Some(had)))
+                            if options.convert && *had != options.mode =>
+                        {
+                            Some(format!("was {}", had.name()).into())
+                        }
+                        Some((State::Fresh, _)) => None,
+                        Some((state, _)) => Some(state.name().into()),
+                        None => Some("missing".into()),
                     }
                 };
                 match why {
@@ -319,7 +328,7 @@ fn plan(
                             mode: options.mode,
                         },
                         interpreter: index,
-                        why: why.to_owned(),
+                        why: why.into_owned(),
                     }),
                 }
             }

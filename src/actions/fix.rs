@@ -83,23 +83,23 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
         }),
         State::Sourceless | State::Unknown => Some(if options.include.contains(&state) {
             Action::Delete {
-                why: format!("{state}, included"),
+                why: format!("--include {state} names it"),
             }
         } else {
             Action::Leave {
-                why: format!("{state}; --include {state} removes it"),
+                why: format!("--include {state} removes it"),
                 failure: false,
             }
         }),
         State::Stale | State::Suspect | State::HiddenStale | State::Corrupt => {
             if options.delete {
                 return Some(Action::Delete {
-                    why: format!("{state}, --delete"),
+                    why: "--delete".into(),
                 });
             }
             if entry.name.is_pytest() {
                 return Some(Action::Delete {
-                    why: format!("{state}; pytest rewrites its own caches"),
+                    why: "pytest rewrites its own caches".into(),
                 });
             }
             let Some(source) = &entry.source else {
@@ -111,7 +111,7 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
             if !source.is_file() {
                 return Some(Action::Leave {
                     why: format!(
-                        "{state} but its source {} is gone; --delete removes it",
+                        "its source {} is gone; --delete removes it",
                         crate::escape::path(source)
                     ),
                     failure: true,
@@ -140,7 +140,7 @@ pub fn plan(entry: &Entry, interpreters: &Interpreters, options: &FixOptions) ->
                 },
                 None => Action::Delete {
                     why: format!(
-                        "{state}; no {} found to recompile it",
+                        "no {} found to recompile it",
                         series.map_or_else(|| "interpreter".to_owned(), |s| s.to_string())
                     ),
                 },

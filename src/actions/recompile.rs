@@ -70,6 +70,9 @@ pub struct WriteOptions {
     /// The current directory: a relative source is compiled under its absolute name
     /// (`co_filename`), as the importer names it.
     pub cwd: PathBuf,
+    /// Grows by the tasks of each [`write_all`] and moves on as each is done (see
+    /// [`crate::output::progress`]; [`indicatif::ProgressBar::hidden`] when none is drawn).
+    pub progress: indicatif::ProgressBar,
 }
 
 /// Why a cache was not written.
@@ -96,8 +99,13 @@ pub enum WriteError {
     ChangedWhileCompiled,
     #[error("the source vanished while it was compiled: {}", io_message(.0))]
     VanishedWhileCompiled(Arc<io::Error>),
-    #[error("the source has a SyntaxError at line {line}: {message}")]
-    SyntaxError { line: u32, message: String },
+    /// Named as compilers and editors name a place: `source.py:LINE`.
+    #[error("{}:{line}: SyntaxError: {message}", .file.display())]
+    SyntaxError {
+        file: PathBuf,
+        line: u32,
+        message: String,
+    },
     #[error("the source does not compile: {0}")]
     DoesNotCompile(String),
     /// The worker could not answer (crashed or hung twice…), as it said.
@@ -278,6 +286,8 @@ pub fn write_all(
     if tasks.is_empty() {
         return results;
     }
+    let progress = &options.progress;
+    crate::output::progress::add_work(progress, tasks.len() as u64);
     let mut pool = match Pool::start(
         interpreter,
         options.workers.min(tasks.len()),
@@ -307,6 +317,7 @@ pub fn write_all(
             Ok(_) => true,
             Err(e) => {
                 results[i] = Err(WriteError::StatSource(Arc::new(e)));
+                progress.inc(1);
                 false
             }
         })
@@ -338,13 +349,18 @@ pub fn write_all(
                     finish(&tasks[i], &pyc, built, umask)
                 }
                 (_, JobOutcome::SyntaxError { line, message }) => Err(match line {
-                    Some(line) => WriteError::SyntaxError { line, message },
+                    Some(line) => WriteError::SyntaxError {
+                        file: tasks[i].source.clone(),
+                        line,
+                        message,
+                    },
                     None => WriteError::DoesNotCompile(message),
                 }),
                 (_, JobOutcome::Failed(message)) => Err(WriteError::Worker(message)),
                 _ => Err(WriteError::UnexpectedAnswer),
             };
             results.borrow_mut()[i] = written;
+            progress.inc(1);
         },
     );
     let mut results = results.into_inner();

@@ -22,8 +22,10 @@ pub fn run(config: &CheckConfig) -> CommandResult {
     let keep = match config.format {
         // The deep stage upgrades fresh verdicts too, so it needs every entry.
         _ if config.deep => Keep::All,
-        Format::Json => Keep::All,
-        Format::Human => Keep::Problems,
+        // -v lists the fresh caches too.
+        _ if config.verbosity.verbose() => Keep::All,
+        Format::Human | Format::Github => Keep::Problems,
+        Format::Json | Format::JsonLines => Keep::All,
     };
     let mut report = scan::run(&config.scan, keep);
     // A walk cut short: print nothing that looks like a result.
@@ -35,14 +37,14 @@ pub fn run(config: &CheckConfig) -> CommandResult {
         None
     };
     print(
-        &mut anstream::stdout().lock(),
-        &mut anstream::stderr().lock(),
+        &mut config.verbosity.stdout(),
+        &mut config.verbosity.stderr(),
         &CheckOutput {
             report: &report,
             deep: deep.as_ref(),
             elapsed: started.elapsed(),
             format: config.format,
-            quiet: config.quiet,
+            verbosity: config.verbosity,
         },
     )?;
     Ok(Finished {

@@ -3,10 +3,12 @@
 //! what decides the exit status (compiles that failed, entries that could not be read).
 
 use crate::actions::compile::{self, FoundTree};
+use crate::actions::recompile::WriteOptions;
 use crate::commands::{discover, stop_if_interrupted, CommandError, CommandResult, Finished};
 use crate::exit::Tally;
 use crate::interpreters::Interpreters;
 use crate::output::compile::{print, print_chosen, CompileOutput};
+use crate::output::progress::Progress;
 use crate::settings::CompileConfig;
 
 /// Run `compile`.
@@ -23,12 +25,18 @@ pub fn run(config: &CompileConfig) -> CommandResult {
     if chosen.is_empty() {
         return Err(CommandError::NoInterpreter);
     }
-    let mut out = anstream::stdout().lock();
-    print_chosen(&mut out, &chosen, config.format, config.quiet)?;
+    let mut out = config.verbosity.stdout();
+    print_chosen(&mut out, &chosen, config.format, config.verbosity)?;
     let errors = found_tree.errors.clone();
     let walk = found_tree.walk.clone();
     let (chosen, reasons): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
-    let outcome = compile::run(found_tree, &chosen, &config.options, &config.write);
+    let progress = Progress::bar(config.verbosity.normal(), "compiling", 0);
+    let write = WriteOptions {
+        progress: progress.handle(),
+        ..config.write.clone()
+    };
+    let outcome = compile::run(found_tree, &chosen, &config.options, &write);
+    drop(progress);
     stop_if_interrupted()?;
     print(
         &mut out,
@@ -40,7 +48,7 @@ pub fn run(config: &CompileConfig) -> CommandResult {
             walk: &walk,
             prefix_given: config.scan.walk.pycache_prefix.is_some(),
             dry_run: config.options.dry_run,
-            quiet: config.quiet,
+            verbosity: config.verbosity,
             format: config.format,
         },
     )?;

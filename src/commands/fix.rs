@@ -2,9 +2,11 @@
 //! the exit status (repairs that failed, entries that could not be read).
 
 use crate::actions::fix;
+use crate::actions::recompile::WriteOptions;
 use crate::commands::{discover, stop_if_interrupted, CommandResult, Finished};
 use crate::exit::Tally;
 use crate::output::fix::{print, FixOutput};
+use crate::output::progress::Progress;
 use crate::prove;
 use crate::scan::{self, Keep};
 use crate::settings::FixConfig;
@@ -12,7 +14,7 @@ use crate::verdict::State;
 
 /// Run `fix`.
 pub fn run(config: &FixConfig) -> CommandResult {
-    let keep = if config.prove_first {
+    let keep = if config.prove_first || config.verbosity.verbose() {
         Keep::All
     } else {
         Keep::Problems
@@ -28,15 +30,26 @@ pub fn run(config: &FixConfig) -> CommandResult {
     let header_only = report.summary.header_only;
     let walked = std::mem::take(&mut report.walk);
     let scan_errors = std::mem::take(&mut report.errors);
-    let entries: Vec<_> = report
+    let (fresh, entries): (Vec<_>, Vec<_>) = report
         .entries
         .into_iter()
-        .filter(|e| e.verdict.state != State::Fresh)
-        .collect();
-    let outcome = fix::run(entries, &interpreters, &config.options, &config.write);
+        .partition(|e| e.verdict.state == State::Fresh);
+    // -v lists the fresh caches fix leaves alone.
+    let fresh: Vec<_> = if config.verbosity.verbose() {
+        fresh.into_iter().map(|e| e.path).collect()
+    } else {
+        Vec::new()
+    };
+    let progress = Progress::bar(config.verbosity.normal(), "recompiling", 0);
+    let write = WriteOptions {
+        progress: progress.handle(),
+        ..config.write.clone()
+    };
+    let outcome = fix::run(entries, &interpreters, &config.options, &write);
+    drop(progress);
     stop_if_interrupted()?;
     print(
-        &mut anstream::stdout().lock(),
+        &mut config.verbosity.stdout(),
         &FixOutput {
             outcome: &outcome,
             interpreters: &interpreters,
@@ -45,7 +58,8 @@ pub fn run(config: &FixConfig) -> CommandResult {
             header_only,
             walk: &walked,
             dry_run: config.options.dry_run,
-            quiet: config.quiet,
+            fresh: &fresh,
+            verbosity: config.verbosity,
             format: config.format,
         },
     )?;

@@ -14,7 +14,12 @@ pub fn run(config: &InspectConfig) -> CommandResult {
         .iter()
         .map(|(file, absolute)| inspect::inspect(file, absolute, config.prefix.as_deref()))
         .collect();
-    crate::output::inspect::print(&mut anstream::stdout().lock(), &inspections, config.format)?;
+    crate::output::inspect::print(
+        &mut config.verbosity.stdout(),
+        &inspections,
+        config.format,
+        config.verbosity,
+    )?;
     let errors = |i: &&Inspection| {
         i.entry
             .as_ref()

@@ -27,10 +27,11 @@ pub fn run(config: &InterpretersConfig) -> CommandResult {
     let report = scan::run(&config.scan, Keep::All);
     let provable = count_provable(&report, &interpreters);
     print(
-        &mut anstream::stdout().lock(),
+        &mut config.verbosity.stdout(),
         &interpreters,
         &provable,
         config.format,
+        config.verbosity,
     )?;
     Ok(Finished::with(Tally::default()))
 }

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod clean;
 pub mod compile;
+pub mod completions;
 pub mod doctor;
 pub mod fix;
 pub mod inspect;
@@ -55,6 +56,9 @@ pub enum CommandError {
     /// `watch` could not watch a PATH (exit 2).
     #[error(transparent)]
     Watch(crate::watch::WatchError),
+    /// `pycguard man COMMAND` of a command that does not exist (exit 2).
+    #[error("no command {0:?} (commands: {1})")]
+    NoSuchCommand(String, String),
     /// Stopped by SIGINT or SIGTERM; whatever it started is stopped and reaped.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -129,6 +133,8 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Doctor(config) => doctor::run(&config),
         CommandConfig::Watch(config) => watch::run(&config),
         CommandConfig::Run(config) => run::run(&config),
+        CommandConfig::Completions(shell) => completions::completions(shell),
+        CommandConfig::Man(command) => completions::man(command.as_deref()),
     }
 }
 

@@ -429,7 +429,7 @@ pub fn source_findings(
         found
             .caches
             .iter()
-            .find_map(|m| m.get(cache.as_os_str()).copied())
+            .find_map(|m| m.get(cache.as_os_str()).map(|(state, _)| *state))
     };
     let mut missing = Vec::new();
     let mut by_dir: BTreeMap<PathBuf, (Vec<PathBuf>, usize)> = BTreeMap::new();

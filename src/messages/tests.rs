@@ -411,14 +411,25 @@ fn examples() -> Vec<(Evidence, String)> {
                 line: Some(7),
                 message: "invalid syntax".into(),
                 reader_series: Some(py(3, 11)),
+                source_name: Some("a.py".into()),
             },
-            "Python 3.11 will run the old code; the source has a SyntaxError at line 7 (invalid syntax)".into(),
+            "Python 3.11 will run the old code; the source does not compile: a.py:7: SyntaxError: invalid syntax".into(),
+        ),
+        (
+            Evidence::SourceSyntaxError {
+                line: Some(7),
+                message: "invalid syntax".into(),
+                reader_series: Some(py(3, 11)),
+                source_name: None,
+            },
+            "Python 3.11 will run the old code; the source does not compile: line 7: SyntaxError: invalid syntax".into(),
         ),
         (
             Evidence::SourceSyntaxError {
                 line: None,
                 message: "source code cannot contain null bytes".into(),
                 reader_series: Some(py(3, 11)),
+                source_name: Some("a.py".into()),
             },
             "Python 3.11 will run the old code; the source does not compile (source code cannot contain null bytes)".into(),
         ),

@@ -2,8 +2,10 @@
 //!
 //! Human: `compiling for Python 3.12.1 (why)` per interpreter before anything is
 //! compiled (not with `-q`); in a dry run `would compile SOURCE -> CACHE with PYTHON
-//! (why)` per cache; `failed PATH: why`, `unreadable PATH: why`; the summary line; a note
-//! per pycache prefix found in the tree when none is in effect; the environments skipped.
+//! (why)` per cache (with `-v` also `compiled …` after a real run); `failed PATH: why`,
+//! `unreadable PATH: why` (the problems: also with `-q`); then — not with `-q` — the
+//! summary line, a note per pycache prefix found in the tree when none is in effect, the
+//! environments skipped (`-v`: one per line).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -28,17 +30,20 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::actions::compile::CompileOutcome;
+use crate::actions::compile::{CompileError, CompileOutcome};
+use crate::actions::recompile::WriteError;
 use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::output::fix::mode_name;
+use crate::output::github::{self, Annotation, Level};
 use crate::output::human::severity_style;
+use crate::output::verbosity::Verbosity;
 use crate::output::Format;
-use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
+use crate::output::{json_lines, json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::report::ScanError;
 use crate::verdict::Severity;
 use crate::walk::WalkSummary;
@@ -48,9 +53,9 @@ pub fn print_chosen<W: Write>(
     out: &mut W,
     chosen: &[(Interpreter, String)],
     format: Format,
-    quiet: bool,
+    verbosity: Verbosity,
 ) -> io::Result<()> {
-    if format == Format::Human && !quiet {
+    if format == Format::Human && verbosity.normal() {
         for (interpreter, why) in chosen {
             writeln!(out, "compiling for {} ({why})", interpreter.display_name())?;
         }
@@ -70,7 +75,7 @@ pub struct CompileOutput<'a> {
     /// A pycache prefix is in effect (then prefixes found in the tree are not noted).
     pub prefix_given: bool,
     pub dry_run: bool,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub format: Format,
 }
 
@@ -79,6 +84,19 @@ pub fn print<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
     match c.format {
         Format::Human => write_human(out, c)?,
         Format::Json => write_json(out, &json(c))?,
+        Format::JsonLines => {
+            let doc = json(c);
+            for compiled in &doc.compiled {
+                json_lines::write(out, "compiled", compiled)?;
+            }
+            for failed in &doc.failed {
+                json_lines::write(out, "failed", failed)?;
+            }
+            for error in &doc.errors {
+                json_lines::write(out, "error", error)?;
+            }
+        }
+        Format::Github => write_annotations(out, c)?,
     }
     out.flush()
 }
@@ -90,11 +108,21 @@ fn compiled(c: &CompileOutput<'_>) -> usize {
 
 fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
     let outcome = c.outcome;
-    if c.dry_run && !c.quiet {
+    let v = c.verbosity;
+    if (c.dry_run && v.normal()) || v.verbose() {
+        let failed: BTreeSet<&PathBuf> = outcome.failed.iter().map(|(p, _)| p).collect();
         for p in &outcome.planned {
+            if !c.dry_run && failed.contains(&p.task.cache) {
+                continue;
+            }
             writeln!(
                 out,
-                "would compile {} -> {} with {} ({})",
+                "{} {} -> {} with {} ({})",
+                if c.dry_run {
+                    "would compile"
+                } else {
+                    "compiled"
+                },
                 escape::path(&p.task.source),
                 escape::path(&p.task.cache),
                 escape::text(&c.chosen[p.interpreter].display_name()),
@@ -119,6 +147,9 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
             escape::text(&e.message)
         )?;
     }
+    if !v.normal() {
+        return Ok(());
+    }
     let names: Vec<String> = c
         .chosen
         .iter()
@@ -142,9 +173,6 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
         },
         names.join(", ")
     )?;
-    if c.quiet {
-        return Ok(());
-    }
     if !c.prefix_given {
         for prefix in &c.walk.found_prefixes {
             writeln!(
@@ -155,8 +183,51 @@ fn write_human<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
             )?;
         }
     }
-    if let Some(line) = c.walk.skipped_line() {
-        writeln!(out, "{line}")?;
+    crate::output::human::write_skipped(out, c.walk, v)
+}
+
+/// The source a failed cache was for, and the line of its syntax error (when that is
+/// why it failed).
+fn failed_at<'a>(
+    c: &'a CompileOutput<'a>,
+    cache: &'a Path,
+    e: &CompileError,
+) -> (&'a Path, Option<u32>) {
+    let source = c
+        .outcome
+        .planned
+        .iter()
+        .find(|p| p.task.cache == cache)
+        .map_or(cache, |p| p.task.source.as_path());
+    let line = match e {
+        CompileError::Write(WriteError::SyntaxError { line, .. }) => Some(*line),
+        _ => None,
+    };
+    (source, line)
+}
+
+/// `--output-format github`: an error annotation per cache that could not be compiled
+/// (on its source, at the line of a syntax error), and per entry that could not be read.
+fn write_annotations<W: Write>(out: &mut W, c: &CompileOutput<'_>) -> io::Result<()> {
+    for (cache, e) in &c.outcome.failed {
+        let (source, line) = failed_at(c, cache, e);
+        let message = format!("{e} (cache {})", cache.display());
+        github::write(
+            out,
+            &Annotation {
+                level: Level::Error,
+                file: Some(source),
+                line,
+                title: Some("pycguard: failed to compile"),
+                message: &message,
+            },
+        )?;
+    }
+    for e in c.scan_errors {
+        github::write(
+            out,
+            &Annotation::on(Level::Error, &e.path, "pycguard: unreadable", &e.message),
+        )?;
     }
     Ok(())
 }

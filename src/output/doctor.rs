@@ -43,11 +43,11 @@ use std::path::{Path, PathBuf};
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::doctor::{Finding, ProcessSetting, Setting, Severity, User};
 use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::output::ps::{write_process, JsonProcess};
+use crate::output::Format;
 use crate::output::{write_json, JsonError, JsonPath, SCHEMA};
 use crate::report::ScanError;
 use crate::timefmt;
@@ -72,8 +72,64 @@ pub fn print<W: Write>(out: &mut W, d: &DoctorOutput<'_>) -> io::Result<()> {
     match d.format {
         Format::Human => write_human(out, d)?,
         Format::Json => write_json(out, &json(d))?,
+        Format::JsonLines => {
+            let doc = json(d);
+            for finding in &doc.findings {
+                crate::output::json_lines::write(out, "finding", finding)?;
+            }
+            for error in &doc.errors {
+                crate::output::json_lines::write(out, "error", error)?;
+            }
+        }
+        Format::Github => write_annotations(out, d)?,
     }
     out.flush()
+}
+
+/// `--output-format github`: one annotation per finding (on its first path, when it has
+/// one), one per entry that could not be read.
+fn write_annotations<W: Write>(out: &mut W, d: &DoctorOutput<'_>) -> io::Result<()> {
+    use crate::output::github::{self, Annotation, Level};
+    for f in d.findings {
+        let w = word(f, d);
+        let level = match f.severity() {
+            Severity::Error => Level::Error,
+            Severity::Warning => Level::Warning,
+            Severity::Info => Level::Notice,
+        };
+        let mut message = w.title.clone();
+        for line in &w.evidence {
+            message.push('\n');
+            message.push_str(line);
+        }
+        if let Some(remedy) = &w.remedy {
+            message.push_str("\nremedy: ");
+            message.push_str(remedy);
+        }
+        let title = format!("pycguard doctor: {}", f.kind());
+        github::write(
+            out,
+            &Annotation {
+                level,
+                file: w.paths.first().map(|p| p.as_path()),
+                line: None,
+                title: Some(&title),
+                message: &message,
+            },
+        )?;
+    }
+    for error in d.errors {
+        github::write(
+            out,
+            &Annotation::on(
+                Level::Error,
+                &error.path,
+                "pycguard: unreadable",
+                &error.message,
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 fn style(severity: Severity) -> Style {

@@ -1,10 +1,11 @@
 //! `pycguard fix`'s printer.
 //!
-//! Human: one line per action (`recompiled PATH (STATE; with Python 3.12.1)`, `deleted PATH
-//! (STATE; why)`, `left PATH (STATE; why)`; with `-q` only failures), `failed to repair PATH
-//! (STATE): why`, `unreadable PATH: why`, the summary line, then the proof summary (or,
-//! with `--shallow`, how many caches were judged by header only) and the environments
-//! skipped.
+//! Human: with `-v` first `fresh PATH` for each cache left alone because it is fresh;
+//! one line per action (`recompiled PATH (STATE; with Python 3.12.1)`, `deleted PATH
+//! (STATE; why)`, `left PATH (STATE; why)`; not with `-q`), `failed to repair PATH
+//! (STATE): why`, `unreadable PATH: why` (the problems: also with `-q`), then — not with
+//! `-q` — the summary line, the proof summary (or, with `--shallow`, how many caches were
+//! judged by header only) and the environments skipped (`-v`: one per line).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -40,9 +41,11 @@ use crate::actions::fix::{Action, FixOutcome};
 use crate::actions::recompile::Mode;
 use crate::escape;
 use crate::interpreters::Interpreters;
+use crate::output::github::{self, Annotation, Level};
 use crate::output::human::severity_style;
+use crate::output::verbosity::Verbosity;
 use crate::output::Format;
-use crate::output::{json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
+use crate::output::{json_lines, json_paths, write_json, JsonError, JsonPath, JsonSkipped, SCHEMA};
 use crate::prove::DeepSummary;
 use crate::report::ScanError;
 use crate::verdict::Severity;
@@ -58,7 +61,9 @@ pub struct FixOutput<'a> {
     pub header_only: usize,
     pub walk: &'a WalkSummary,
     pub dry_run: bool,
-    pub quiet: bool,
+    /// The fresh caches left alone (listed with `-v`; empty otherwise).
+    pub fresh: &'a [std::path::PathBuf],
+    pub verbosity: Verbosity,
     pub format: Format,
 }
 
@@ -67,6 +72,17 @@ pub fn print<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
     match f.format {
         Format::Human => write_human(out, f)?,
         Format::Json => write_json(out, &json(f))?,
+        Format::JsonLines => {
+            let doc = json(f);
+            for action in &doc.actions {
+                json_lines::write(out, "action", action)?;
+            }
+            json_lines::write_paths(out, "dir_removed", &doc.dirs_removed)?;
+            for error in &doc.errors {
+                json_lines::write(out, "error", error)?;
+            }
+        }
+        Format::Github => write_annotations(out, f)?,
     }
     out.flush()
 }
@@ -89,6 +105,14 @@ fn counts(f: &FixOutput<'_>) -> (usize, usize, usize, usize) {
 
 fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
     let err = severity_style(Severity::Error);
+    let v = f.verbosity;
+    if v.verbose() {
+        for path in f.fresh {
+            writeln!(out, "fresh {}", escape::path(path))?;
+        }
+    }
+    // Failures one per line; what was done grouped by source across optimisation levels.
+    let mut done = Vec::new();
     for d in &f.outcome.done {
         let (verb, detail) = match (&d.action, f.dry_run) {
             (Action::Recompile { interpreter, .. }, dry) => (
@@ -118,14 +142,24 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
                 d.state,
                 escape::text(&detail)
             )?,
-            None if !f.quiet => writeln!(
+            None => done.push((d, verb, detail)),
+        }
+    }
+    if v.normal() {
+        let grouped = crate::output::human::group_levels(
+            &done,
+            |(d, _, _)| &d.path,
+            |(d, verb, detail)| (*verb, d.state, detail.clone()),
+        );
+        for ((d, verb, detail), others) in grouped {
+            writeln!(
                 out,
-                "{verb} {} ({}; {})",
+                "{verb} {}{} ({}; {})",
                 escape::path(&d.path),
+                crate::output::human::also_levels(&others),
                 d.state,
-                escape::text(&detail)
-            )?,
-            None => {}
+                escape::text(detail)
+            )?;
         }
     }
     for e in f.scan_errors {
@@ -136,6 +170,9 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
             escape::text(&e.message)
         )?;
     }
+    if !v.normal() {
+        return Ok(());
+    }
     let (repaired, deleted, left, failed) = counts(f);
     let dirs = &f.outcome.dirs_removed;
     writeln!(
@@ -145,19 +182,41 @@ fn write_human<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
         if dirs.is_empty() {
             String::new()
         } else {
-            format!("; removed {} empty __pycache__ directories", dirs.len())
+            format!(
+                "; removed {}",
+                crate::messages::count(
+                    dirs.len(),
+                    "empty __pycache__ directory",
+                    "empty __pycache__ directories"
+                )
+            )
         }
     )?;
-    if f.quiet {
-        return Ok(());
-    }
     match f.deep {
         Some(summary) => crate::output::human::write_deep_summary(out, summary)?,
         None if f.header_only > 0 => write_shallow_note(out, f.header_only)?,
         None => {}
     }
-    if let Some(line) = f.walk.skipped_line() {
-        writeln!(out, "{line}")?;
+    crate::output::human::write_skipped(out, f.walk, v)
+}
+
+/// `--output-format github`: an error annotation per repair that failed or cannot be
+/// made, and per entry that could not be read.
+fn write_annotations<W: Write>(out: &mut W, f: &FixOutput<'_>) -> io::Result<()> {
+    for d in &f.outcome.done {
+        let why = match (&d.error, &d.action) {
+            (Some(e), _) => e.to_string(),
+            (None, Action::Leave { why, failure: true }) => why.clone(),
+            _ => continue,
+        };
+        let title = format!("pycguard: failed to repair a {} cache", d.state);
+        github::write(out, &Annotation::on(Level::Error, &d.path, &title, &why))?;
+    }
+    for e in f.scan_errors {
+        github::write(
+            out,
+            &Annotation::on(Level::Error, &e.path, "pycguard: unreadable", &e.message),
+        )?;
     }
     Ok(())
 }

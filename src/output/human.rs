@@ -1,7 +1,14 @@
 //! Human output: problems grouped by state (worst first) with path and reason, then one
 //! summary line; coloured on a terminal, plain otherwise (anstream honours `NO_COLOR`).
+//!
+//! Shared by the other printers: [`write_skipped`] (what the walk did not enter, one line
+//! or with `-v` one per directory), [`group_levels`] and [`also_levels`] (the caches of one
+//! source that differ only by optimisation level, on one line:
+//! `./app/__pycache__/a.cpython-312.pyc + .opt-1, .opt-2`).
 
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
@@ -60,10 +67,22 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
             entries.len(),
             state.meaning()
         )?;
-        for entry in entries {
-            writeln!(out, "  {}", escape::path(&entry.path))?;
-            if let Some(reason) = messages::reason(&entry.verdict) {
-                writeln!(out, "      {}", escape::text(&reason))?;
+        // The optimisation levels of one source with the same reason: one line.
+        let reasons: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| messages::reason(&e.verdict))
+            .collect();
+        let numbered: Vec<(usize, &&crate::report::Entry)> = entries.iter().enumerate().collect();
+        for ((k, entry), others) in group_levels(&numbered, |(_, e)| &e.path, |(k, _)| &reasons[*k])
+        {
+            writeln!(
+                out,
+                "  {}{}",
+                escape::path(&entry.path),
+                also_levels(&others)
+            )?;
+            if let Some(reason) = &reasons[*k] {
+                writeln!(out, "      {}", escape::text(reason))?;
             }
         }
         writeln!(out)?;
@@ -80,6 +99,121 @@ pub fn write_problems<W: Write>(out: &mut W, report: &Report) -> io::Result<()> 
             writeln!(out, "      {}", escape::text(&error.message))?;
         }
         writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// A cache's optimisation level and its name without it: `a.cpython-311.opt-2.pyc` →
+/// (`a.cpython-311.pyc`, 2); any other name is level 0 of itself.
+pub fn level_of(path: &Path) -> (PathBuf, u8) {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    for level in 1..=9u8 {
+        let suffix = format!(".opt-{level}.pyc");
+        if let Some(base) = bytes.strip_suffix(suffix.as_bytes()) {
+            let mut name = base.to_vec();
+            name.extend_from_slice(b".pyc");
+            return (PathBuf::from(std::ffi::OsString::from_vec(name)), level);
+        }
+    }
+    (path.to_path_buf(), 0)
+}
+
+/// Group `items` whose paths differ only by optimisation level and whose `key` is equal,
+/// in the order each group first appears: its lowest level's item, and the other levels.
+pub fn group_levels<'a, T, K: Eq + std::hash::Hash>(
+    items: &'a [T],
+    path: impl Fn(&T) -> &Path,
+    key: impl Fn(&T) -> K,
+) -> Vec<(&'a T, Vec<u8>)> {
+    let mut groups: Vec<(u8, &'a T, Vec<u8>)> = Vec::new();
+    let mut index: std::collections::HashMap<(PathBuf, K), usize> =
+        std::collections::HashMap::new();
+    for item in items {
+        let (base, level) = level_of(path(item));
+        match index.entry((base, key(item))) {
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                let group = &mut groups[*slot.get()];
+                if level < group.0 {
+                    group.2.push(group.0);
+                    group.0 = level;
+                    group.1 = item;
+                } else {
+                    group.2.push(level);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(groups.len());
+                groups.push((level, item, Vec::new()));
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, item, mut others)| {
+            others.sort_unstable();
+            (item, others)
+        })
+        .collect()
+}
+
+/// ` + .opt-1, .opt-2` after the first path of a group; empty for a group of one.
+pub fn also_levels(others: &[u8]) -> String {
+    if others.is_empty() {
+        return String::new();
+    }
+    let levels: Vec<String> = others.iter().map(|l| format!(".opt-{l}")).collect();
+    format!(" + {}", levels.join(", "))
+}
+
+/// With `-v`: the fresh caches, as one more group before the problems.
+pub fn write_fresh<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    let fresh: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|e| e.verdict.state == State::Fresh)
+        .collect();
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let style = severity_style(Severity::Ok);
+    writeln!(
+        out,
+        "{style}fresh{style:#} ({}): {DIM}{}{DIM:#}",
+        fresh.len(),
+        State::Fresh.meaning()
+    )?;
+    for entry in fresh {
+        writeln!(out, "  {}", escape::path(&entry.path))?;
+    }
+    writeln!(out)
+}
+
+/// What the walk did not enter: one line (how to include it), or with `-v` one line per
+/// directory. Nothing below [`Verbosity::Normal`].
+pub fn write_skipped<W: Write>(
+    out: &mut W,
+    walk: &crate::walk::WalkSummary,
+    verbosity: crate::output::verbosity::Verbosity,
+) -> io::Result<()> {
+    if !verbosity.normal() {
+        return Ok(());
+    }
+    if verbosity.verbose() {
+        for skipped in &walk.skipped {
+            writeln!(
+                out,
+                "skipped {}/ ({}; --include-venvs walks it)",
+                escape::path(&skipped.path),
+                if skipped.venv {
+                    "a virtual environment"
+                } else {
+                    "a tool's environments"
+                }
+            )?;
+        }
+    } else if let Some(line) = walk.skipped_line() {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
@@ -181,11 +315,29 @@ pub fn write_deep_summary<W: Write>(out: &mut W, deep: &DeepSummary) -> io::Resu
         return Ok(());
     }
     let mut why = Vec::new();
-    for (interpreter, n) in &deep.missing_interpreter {
-        why.push(format!(
-            "{n} need {}, which was not found (add --python PATH)",
-            escape::text(interpreter)
-        ));
+    let missing: usize = deep.missing_interpreter.values().sum();
+    match deep.missing_interpreter.len() {
+        0 => {}
+        1 => {
+            let interpreter = deep.missing_interpreter.keys().next().expect("one");
+            why.push(format!(
+                "{missing} {} {}, which was not found (add --python PATH)",
+                if missing == 1 { "needs" } else { "need" },
+                escape::text(interpreter)
+            ));
+        }
+        _ => {
+            // Each interpreter named once, with its count.
+            let each: Vec<String> = deep
+                .missing_interpreter
+                .iter()
+                .map(|(interpreter, n)| format!("{n} {}", escape::text(interpreter)))
+                .collect();
+            why.push(format!(
+                "{missing} need interpreters that were not found ({}; add --python PATH)",
+                each.join(", ")
+            ));
+        }
     }
     if deep.pytest > 0 {
         why.push(format!("{} rewritten by pytest", deep.pytest));

@@ -2,7 +2,8 @@
 //!
 //! Human: per file, a block of labelled rows (file size, magic and interpreter, header,
 //! flags, source mtime/size or hash, source, verdict and reason, `co_filename`, code
-//! objects, names defined and used), blocks separated by a blank line.
+//! objects, names defined and used), blocks separated by a blank line. With `-q` only the
+//! files with a problem (unreadable, or not a fresh cache); nothing with `-qq`.
 //!
 //! JSON (`--output-format json`): a list with one object per file, in the order given:
 //!
@@ -42,10 +43,14 @@ pub fn print<W: Write>(
     out: &mut W,
     inspections: &[Inspection],
     format: crate::output::Format,
+    verbosity: crate::output::verbosity::Verbosity,
 ) -> io::Result<()> {
     match format {
         crate::output::Format::Human => {
-            for (n, inspection) in inspections.iter().enumerate() {
+            let shown = inspections
+                .iter()
+                .filter(|i| verbosity.normal() || has_problem(i));
+            for (n, inspection) in shown.enumerate() {
                 if n > 0 {
                     writeln!(out)?;
                 }
@@ -59,8 +64,41 @@ pub fn print<W: Write>(
                 .collect::<io::Result<Vec<_>>>()?;
             write_json(out, &list)?;
         }
+        crate::output::Format::JsonLines => {
+            for inspection in inspections {
+                let object = json(inspection)?;
+                crate::output::json_lines::write(out, "file", &object)?;
+            }
+        }
+        crate::output::Format::Github => {
+            use crate::output::github::{self, Annotation, Level};
+            for i in inspections.iter().filter(|i| has_problem(i)) {
+                let (level, message) = match (&i.read_error, &i.entry) {
+                    (Some(err), _) => (Level::Error, err.clone()),
+                    (None, Some(e)) => (
+                        Level::of(e.verdict.severity).unwrap_or(Level::Notice),
+                        crate::messages::reason(&e.verdict).unwrap_or_else(|| {
+                            format!("{}: {}", e.verdict.state.name(), e.verdict.state.meaning())
+                        }),
+                    ),
+                    (None, None) => (Level::Notice, "not named like a bytecode cache".to_owned()),
+                };
+                github::write(
+                    out,
+                    &Annotation::on(level, &i.path, "pycguard inspect", &message),
+                )?;
+            }
+        }
     }
     out.flush()
+}
+
+/// Is this file a problem (what `-q` shows): unreadable, or not a fresh cache?
+fn has_problem(i: &Inspection) -> bool {
+    i.read_error.is_some()
+        || i.entry
+            .as_ref()
+            .map_or(true, |e| e.verdict.severity != crate::verdict::Severity::Ok)
 }
 
 const LABEL: anstyle::Style = anstyle::Style::new().bold();

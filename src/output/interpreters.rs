@@ -1,8 +1,8 @@
 //! `pycguard interpreters`'s printer.
 //!
-//! Human: a table (PATH, VERSION, MAGIC, TAG, FOUND VIA, CACHES), then how many caches
-//! need an interpreter that was not found, then each executable that was refused, with
-//! why.
+//! Human: a table (PATH, VERSION, MAGIC, TAG, FOUND VIA, CACHES; not with `-q`), then
+//! how many caches need an interpreter that was not found, then each executable that was
+//! refused, with why (the problems: also with `-q`).
 //!
 //! JSON (`--output-format json`), one document:
 //!
@@ -45,10 +45,49 @@ pub fn print<W: Write>(
     interpreters: &Interpreters,
     provable: &Provable,
     format: Format,
+    verbosity: crate::output::verbosity::Verbosity,
 ) -> io::Result<()> {
     match format {
-        Format::Human => write_human(out, interpreters, provable)?,
+        Format::Human => write_human(out, interpreters, provable, verbosity.normal())?,
         Format::Json => write_json(out, &json(interpreters, provable))?,
+        Format::JsonLines => {
+            let doc = json(interpreters, provable);
+            for i in &doc.interpreters {
+                crate::output::json_lines::write(out, "interpreter", i)?;
+            }
+            for m in &doc.missing {
+                crate::output::json_lines::write(out, "missing", m)?;
+            }
+            for r in &doc.rejected {
+                crate::output::json_lines::write(out, "rejected", r)?;
+            }
+        }
+        Format::Github => {
+            use crate::output::github::{self, Annotation, Level};
+            for (who, n) in &provable.missing {
+                let message = format!(
+                    "{n} {} need {who}, which was not found (add --python PATH)",
+                    if *n == 1 { "cache" } else { "caches" }
+                );
+                let a = Annotation {
+                    level: Level::Warning,
+                    file: None,
+                    line: None,
+                    title: Some("pycguard: interpreter not found"),
+                    message: &message,
+                };
+                github::write(out, &a)?;
+            }
+            for r in &interpreters.rejected {
+                let a = Annotation::on(
+                    Level::Warning,
+                    &r.path,
+                    "pycguard: interpreter ignored",
+                    &r.message,
+                );
+                github::write(out, &a)?;
+            }
+        }
     }
     out.flush()
 }
@@ -61,6 +100,7 @@ fn write_human<W: Write>(
     out: &mut W,
     interpreters: &Interpreters,
     provable: &Provable,
+    table: bool,
 ) -> io::Result<()> {
     let rows: Vec<[String; 6]> = interpreters
         .all()
@@ -95,9 +135,11 @@ fn write_human<W: Write>(
         }
         s
     };
-    writeln!(out, "{BOLD}{}{BOLD:#}", line(&heads.map(str::to_owned)))?;
-    for row in &rows {
-        writeln!(out, "{}", line(row))?;
+    if table {
+        writeln!(out, "{BOLD}{}{BOLD:#}", line(&heads.map(str::to_owned)))?;
+        for row in &rows {
+            writeln!(out, "{}", line(row))?;
+        }
     }
     if rows.is_empty() {
         writeln!(out, "(no Python interpreter found; pass --python PATH)")?;

@@ -7,18 +7,28 @@
 //! written whole to stdout (nothing else goes there); paths in it are written as Python
 //! writes file names it cannot decode (surrogateescape, see [`json::write_path`]), so
 //! `os.fsencode(value)` gives back the exact bytes.
+//!
+//! Shared by every command (and meant for new ones): [`verbosity`] (`-q`, `-qq`/`--silent`,
+//! `-v`: what each level prints, and a stdout that is a sink when silent), [`json_lines`]
+//! (`--output-format json-lines`: one typed object per record), [`github`]
+//! (`--output-format github`: Actions annotations, escaped as the toolkit does) and
+//! [`progress`] (the one progress bar of every long command, cleared on Ctrl-C).
 
 pub mod check;
 pub mod clean;
 pub mod compile;
 pub mod doctor;
 pub mod fix;
+pub mod github;
 pub mod human;
 pub mod inspect;
 pub mod interpreters;
 pub mod json;
+pub mod json_lines;
+pub mod progress;
 pub mod ps;
 pub mod run;
+pub mod verbosity;
 pub mod watch;
 pub mod why;
 
@@ -129,7 +139,20 @@ mod tests {
 /// `--output-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Text for a person (colour on a terminal)
     #[default]
     Human,
+    /// One JSON document (schemas in the README)
     Json,
+    /// One JSON object per line, one per cache or action
+    JsonLines,
+    /// GitHub Actions annotations, one per problem
+    Github,
+}
+
+impl Format {
+    /// Is this a format for a program, not a person (notes then go to stderr)?
+    pub fn is_machine(self) -> bool {
+        self != Format::Human
+    }
 }

@@ -35,8 +35,8 @@ use std::io::{self, Write};
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use crate::cli::Format;
 use crate::escape;
+use crate::output::Format;
 use crate::output::{write_json, JsonError, JsonPath, SCHEMA};
 use crate::procs::running::{ChangedBy, Running, RunningOutcome};
 use crate::procs::{Listing, Runs};
@@ -61,8 +61,59 @@ pub fn print<W: Write>(out: &mut W, ps: &PsOutput<'_>) -> io::Result<()> {
     match ps.format {
         Format::Human => write_human(out, ps)?,
         Format::Json => write_json(out, &json(ps))?,
+        Format::JsonLines => {
+            for process in json(ps).processes {
+                crate::output::json_lines::write(out, "process", &process)?;
+            }
+        }
+        Format::Github => write_annotations(out, ps)?,
     }
     out.flush()
+}
+
+/// `--output-format github`: a warning per process that may run code older than the tree,
+/// on the first file that changed after it started.
+fn write_annotations<W: Write>(out: &mut W, ps: &PsOutput<'_>) -> io::Result<()> {
+    use crate::output::github::{self, Annotation, Level};
+    for r in shown(ps).filter(|r| r.is_stale()) {
+        let mut block = Vec::new();
+        write_process(&mut block, r, ps.tolerance_ns)?;
+        let message = String::from_utf8_lossy(&strip_ansi(&block))
+            .trim_end()
+            .to_owned();
+        let title = format!("pycguard ps: PID {} may run old code", r.process.pid);
+        let file = r.changed.first().map(|c| c.path.as_path());
+        github::write(
+            out,
+            &Annotation {
+                level: Level::Warning,
+                file,
+                line: None,
+                title: Some(&title),
+                message: &message,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The text of a block written with styles, without its escape sequences.
+fn strip_ansi(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == 0x1b && bytes.get(i + 1) == Some(&b'[') {
+            i += 2;
+            while i < bytes.len() && !(0x40..=0x7e).contains(&bytes[i]) {
+                i += 1;
+            }
+            i += 1;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn shown<'a>(ps: &'a PsOutput<'_>) -> impl Iterator<Item = &'a Running> {

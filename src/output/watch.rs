@@ -34,11 +34,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::actions::fix::{Action, Done};
-use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreters;
 use crate::output::fix::mode_name;
 use crate::output::human::severity_style;
+use crate::output::Format;
 use crate::output::{JsonPath, SCHEMA};
 use crate::report::ScanError;
 use crate::verdict::Severity;
@@ -80,8 +80,9 @@ impl WatchPrinter {
                     failed: first.failed,
                 },
             ),
-            Format::Human if self.quiet => Ok(()),
-            Format::Human => {
+            Format::Human | Format::JsonLines | Format::Github if self.quiet => Ok(()),
+            // json-lines is resolved to json, github refused, by the settings.
+            Format::Human | Format::JsonLines | Format::Github => {
                 writeln!(
                     out,
                     "watching {} {} ({} {} checked; {} repaired, {} deleted, {} failed); Ctrl-C stops",

@@ -51,11 +51,11 @@ use anstyle::Style;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::cli::Format;
 use crate::escape;
 use crate::interpreters::Interpreter;
 use crate::messages;
 use crate::output::human::severity_style;
+use crate::output::Format;
 use crate::output::{write_json, JsonPath, SCHEMA};
 use crate::report::Entry;
 use crate::why::importer::{By, End, Note, Step};
@@ -92,6 +92,8 @@ pub fn print<W: Write>(out: &mut W, w: &WhyOutput<'_>) -> io::Result<()> {
     match w.format {
         Format::Human => write_human(out, w)?,
         Format::Json => write_json(out, &json(w)?)?,
+        // Refused by the settings (one answer, one document).
+        Format::JsonLines | Format::Github => unreachable!("why writes human or json"),
     }
     out.flush()
 }

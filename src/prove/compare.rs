@@ -7,6 +7,20 @@ use crate::verdict::{Checked, Evidence, Severity, State, Verdict};
 
 /// Upgrade a header verdict (fresh or suspect: the interpreter accepts the cache) with a
 /// proof made by `prover` (e.g. `Python 3.12.1`).
+/// [`apply`] to an entry: a syntax error is then named `source.py:LINE`.
+pub fn apply_to(entry: &mut crate::report::Entry, proof: &Proof, prover: &str) {
+    apply(&mut entry.verdict, proof, prover);
+    if let Some(Evidence::SourceSyntaxError { source_name, .. }) =
+        entry.verdict.evidence.as_deref_mut()
+    {
+        *source_name = entry
+            .source
+            .as_deref()
+            .and_then(std::path::Path::file_name)
+            .map(ToOwned::to_owned);
+    }
+}
+
 pub fn apply(verdict: &mut Verdict, proof: &Proof, prover: &str) {
     let reader_series = verdict.interpreter;
     let was = verdict.state;
@@ -38,6 +52,7 @@ pub fn apply(verdict: &mut Verdict, proof: &Proof, prover: &str) {
                 line: *line,
                 message: message.clone(),
                 reader_series,
+                source_name: None,
             }
         }
     };
@@ -150,7 +165,7 @@ mod tests {
         assert_eq!(v.state, State::HiddenStale);
         assert_eq!(
             reason(&v).unwrap(),
-            "Python 3.11 will run the old code; the source has a SyntaxError at line 7 (invalid syntax)"
+            "Python 3.11 will run the old code; the source does not compile: line 7: SyntaxError: invalid syntax"
         );
     }
 

@@ -25,13 +25,14 @@ pub mod compare;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
+
+use crate::output::progress::Progress;
 
 use crate::interpreters::{Interpreter, Interpreters};
 use crate::layout::CacheName;
@@ -156,8 +157,9 @@ fn prove_all(
         Some(dir) => Store::load(dir),
         None => Store::disabled(),
     };
-    let bar = progress_bar(config.progress, wanted.len() as u64);
-    bar.set_message("hashing");
+    let progress = Progress::bar(config.progress, "proving caches", wanted.len() as u64);
+    progress.set_message("hashing");
+    let bar = progress.handle();
     // Phase 1: hash, find the interpreter, look up the store (in parallel).
     let looked = look_up_all(
         report,
@@ -169,14 +171,14 @@ fn prove_all(
         &bar,
     );
     if interrupt.load(Ordering::SeqCst) {
-        bar.finish_and_clear();
+        progress.clear();
         return Err(Interrupted);
     }
     let mut store = store;
     store.set_interrupt(Arc::clone(interrupt));
     let groups = apply_looked(report, looked, interpreters, &mut store, &mut summary);
     // Phase 2: compile and compare what the store did not know.
-    bar.set_message("compiling");
+    progress.set_message("compiling");
     let proven = prove_groups(
         report,
         groups,
@@ -188,7 +190,7 @@ fn prove_all(
         &mut summary,
     );
     store.save();
-    bar.finish_and_clear();
+    progress.clear();
     proven?;
     report.errors.sort_by(|a, b| a.path.cmp(&b.path));
     summary.failed.sort();
@@ -281,7 +283,7 @@ fn apply_looked(
         match looked {
             Looked::Hit(proof, interp) => {
                 let prover = interpreters.all()[interp].display_name();
-                compare::apply(&mut entry.verdict, &proof, &prover);
+                compare::apply_to(entry, &proof, &prover);
                 summary.remembered += 1;
             }
             Looked::Miss(mut pending, interp) => {
@@ -346,22 +348,6 @@ fn prove_groups(
         }
     }
     Ok(())
-}
-
-fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
-    if !enabled || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} proving caches [{bar:30}] {pos}/{len} {msg} ({eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// Hash one cache (or take its hash from the store when its identity is unchanged) and
@@ -556,7 +542,7 @@ fn prove_group(
                 return;
             }
         };
-        compare::apply(&mut entry.verdict, &proof, &prover);
+        compare::apply_to(entry, &proof, &prover);
         summary.compiled += 1;
         store.insert(key, proof);
     };

@@ -184,7 +184,7 @@ fn is_read(name: &std::ffi::OsStr) -> bool {
         || env.xdg_data_home.is_some()
         || env.pycguard_cache_dir.is_some()
         || env.pycache_prefix.is_some()
-        || env.python_optimize.is_some()
+        || env.python_optimize > 0
         || env.source_date_epoch
         || env.python_dont_write_bytecode
         || env.python_optimize_raw.is_some()

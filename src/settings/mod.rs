@@ -38,10 +38,13 @@ use crate::cli::{
     FixArgs, Format, InspectArgs, InterpretersArgs, InvalidationMode, OutputArgs, PsArgs, WalkArgs,
     WhyArgs,
 };
+use clap::ValueEnum;
+
 use crate::escape;
 use crate::exit::Policy;
 use crate::interpreters::Discovery;
 use crate::layout::lexically_absolute;
+use crate::output::verbosity::Verbosity;
 use crate::prove::ProveConfig;
 use crate::scan::TagError;
 use crate::verdict::State;
@@ -85,8 +88,21 @@ pub enum SettingsError {
     TooOptimized,
     #[error("{flag} {}: not a directory", escape::path(.path))]
     NotADirectory { flag: &'static str, path: PathBuf },
+    #[error("--output-format {format}: {command} writes {supported}")]
+    UnsupportedFormat {
+        command: &'static str,
+        format: String,
+        supported: String,
+    },
     #[error("--user {0:?}: no such user")]
     UnknownUser(String),
+    /// A filter the command can never match: an error, not a run that does nothing.
+    #[error("{flag} {state}: {why}")]
+    CannotMatch {
+        flag: &'static str,
+        state: &'static str,
+        why: &'static str,
+    },
 }
 
 /// A resolved command line: the colour choice and the command's configuration.
@@ -110,6 +126,10 @@ pub enum CommandConfig {
     Doctor(DoctorConfig),
     Watch(WatchConfig),
     Run(RunConfig),
+    /// `pycguard completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `pycguard man [COMMAND]`.
+    Man(Option<String>),
 }
 
 pub use crate::scan::ScanConfig;
@@ -119,7 +139,7 @@ pub use crate::scan::ScanConfig;
 pub struct CheckConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub policy: Policy,
     /// Prove the caches (`--deep`).
     pub deep: bool,
@@ -132,7 +152,7 @@ pub struct CheckConfig {
 pub struct FixConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     /// Prove before repairing (the default; `--shallow` turns it off).
     pub prove_first: bool,
     pub discovery: Discovery,
@@ -146,7 +166,7 @@ pub struct FixConfig {
 pub struct CleanConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     /// List every removed path (`--verbose`, and always in a dry run).
     pub list: bool,
     pub options: CleanOptions,
@@ -157,7 +177,7 @@ pub struct CleanConfig {
 pub struct CompileConfig {
     pub scan: ScanConfig,
     pub format: Format,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
     pub discovery: Discovery,
     pub options: CompileOptions,
     pub write: WriteOptions,
@@ -171,6 +191,7 @@ pub struct InspectConfig {
     /// The absolute pycache prefix the files may live under.
     pub prefix: Option<PathBuf>,
     pub format: Format,
+    pub verbosity: Verbosity,
 }
 
 /// `pycguard interpreters`.
@@ -178,6 +199,7 @@ pub struct InspectConfig {
 pub struct InterpretersConfig {
     pub scan: ScanConfig,
     pub format: Format,
+    pub verbosity: Verbosity,
     pub discovery: Discovery,
 }
 
@@ -248,20 +270,38 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Doctor(a) => first(&a.walk.paths),
         Command::Watch(a) => first(&a.walk.paths),
         Command::Run(_) => PathBuf::from("."),
+        // They read no file: nothing of the project's matters to them.
+        Command::Completions(args) => {
+            return Ok(Settings {
+                color: cli.color,
+                command: CommandConfig::Completions(args.shell),
+            })
+        }
+        Command::Man(args) => {
+            return Ok(Settings {
+                color: cli.color,
+                command: CommandConfig::Man(args.command.clone()),
+            })
+        }
     };
     let file = load_config(cli.config.as_deref(), cli.isolated, &first_path, env)?;
+    let v = &cli.verbosity;
+    let verbosity = Verbosity::from_flags(v.quiet, v.silent, v.verbose);
     let command = match &cli.command {
-        Command::Check(args) => CommandConfig::Check(check(args, &file, env)?),
-        Command::Fix(args) => CommandConfig::Fix(fix(args, &file, env)?),
-        Command::Clean(args) => CommandConfig::Clean(clean(args, &file, env)?),
-        Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env)?),
-        Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env)?),
-        Command::Interpreters(args) => CommandConfig::Interpreters(interpreters(args, &file, env)?),
+        Command::Check(args) => CommandConfig::Check(check(args, &file, env, verbosity)?),
+        Command::Fix(args) => CommandConfig::Fix(fix(args, &file, env, verbosity)?),
+        Command::Clean(args) => CommandConfig::Clean(clean(args, &file, env, verbosity)?),
+        Command::Compile(args) => CommandConfig::Compile(compile(args, &file, env, verbosity)?),
+        Command::Inspect(args) => CommandConfig::Inspect(inspect(args, &file, env, verbosity)?),
+        Command::Interpreters(args) => {
+            CommandConfig::Interpreters(interpreters(args, &file, env, verbosity)?)
+        }
         Command::Why(args) => CommandConfig::Why(why(args, &file, env)?),
         Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env)?),
         Command::Doctor(args) => CommandConfig::Doctor(doctor(args, &file, env)?),
         Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env)?),
         Command::Run(args) => CommandConfig::Run(run::resolve(args, &file, env)?),
+        Command::Completions(_) | Command::Man(_) => unreachable!("returned above"),
     };
     Ok(Settings {
         color: cli.color,
@@ -314,6 +354,33 @@ fn format_of(args: &OutputArgs, layer: &Layer) -> Format {
         .unwrap_or_default()
 }
 
+/// The output format of a command that writes only some of them (`why` answers with one
+/// document, `watch` writes a stream of events): another one is a usage error, not a
+/// silently different output.
+fn format_among(
+    args: &OutputArgs,
+    layer: &Layer,
+    command: &'static str,
+    supported: &'static [Format],
+) -> Result<Format, SettingsError> {
+    let format = format_of(args, layer);
+    if supported.contains(&format) {
+        Ok(format)
+    } else {
+        Err(SettingsError::UnsupportedFormat {
+            command,
+            format: format
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned()),
+            supported: supported
+                .iter()
+                .filter_map(|f| f.to_possible_value().map(|v| v.get_name().to_owned()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
 fn timeout_of(flag: Option<f64>, layer: &Layer) -> Duration {
     let secs = flag
         .or(layer.timeout.map(|t| t.0))
@@ -363,12 +430,12 @@ fn discovery_of(
     }
 }
 
-fn prove_of(scan: &ScanConfig, timeout: Duration, quiet: bool) -> ProveConfig {
+fn prove_of(scan: &ScanConfig, timeout: Duration, verbosity: Verbosity) -> ProveConfig {
     ProveConfig {
         workers: scan.walk.threads,
         timeout,
         cache_dir: scan.cache_dir.clone(),
-        progress: !quiet,
+        progress: verbosity.normal(),
     }
 }
 
@@ -377,6 +444,7 @@ fn write_of(scan: &ScanConfig, timeout: Duration, env: &Environment) -> WriteOpt
         workers: scan.walk.threads,
         timeout,
         cwd: env.cwd_or_root(),
+        progress: indicatif::ProgressBar::hidden(),
     }
 }
 
@@ -384,6 +452,7 @@ fn check(
     args: &CheckArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<CheckConfig, SettingsError> {
     let layer = file.layer(CommandName::Check);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
@@ -408,11 +477,11 @@ fn check(
     let timeout = timeout_of(args.deep.timeout, &layer);
     Ok(CheckConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
+        verbosity,
         policy,
         deep,
         discovery: discovery_of(&args.deep.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, args.quiet),
+        prove: prove_of(&scan, timeout, verbosity),
         scan,
     })
 }
@@ -447,25 +516,45 @@ fn states_of(
         .map(Some)
 }
 
-fn fix(args: &FixArgs, file: &ConfigFile, env: &Environment) -> Result<FixConfig, SettingsError> {
+fn fix(
+    args: &FixArgs,
+    file: &ConfigFile,
+    env: &Environment,
+    verbosity: Verbosity,
+) -> Result<FixConfig, SettingsError> {
     let layer = file.layer(CommandName::Fix);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     let timeout = timeout_of(args.deep.timeout, &layer);
+    let include = states_of(&args.include, layer.include.as_ref())?.unwrap_or_default();
+    if let Some(state) = include
+        .iter()
+        .find(|s| !matches!(s, State::Sourceless | State::Unknown))
+    {
+        return Err(SettingsError::CannotMatch {
+            flag: "--include",
+            state: state.name(),
+            why: if *state == State::Fresh {
+                "fix never touches a fresh cache (--include takes sourceless or unknown)"
+            } else {
+                "fix already repairs these (--include takes the states it leaves alone: sourceless, unknown)"
+            },
+        });
+    }
     let options = FixOptions {
         delete: args.delete || layer.delete == Some(true),
-        include: states_of(&args.include, layer.include.as_ref())?.unwrap_or_default(),
+        include,
         mode: mode_flag(args.invalidation_mode, &layer),
         default_mode: default_mode(env),
         dry_run: args.dry_run,
     };
     Ok(FixConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
+        verbosity,
         // Proving is the default: a fix that leaves hidden-stale code is not a fix. The
         // proofs are remembered, so a second run only hashes.
         prove_first: proving(&args.deep, &layer, true),
         discovery: discovery_of(&args.deep.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, args.quiet),
+        prove: prove_of(&scan, timeout, verbosity),
         write: write_of(&scan, timeout, env),
         options,
         scan,
@@ -476,15 +565,13 @@ fn clean(
     args: &CleanArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<CleanConfig, SettingsError> {
     let layer = file.layer(CommandName::Clean);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
-    let given: Vec<String> = args
-        .tag
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
+    // An empty `--tag ""` is checked (and refused), not dropped: dropped, it would leave
+    // every cache selected.
+    let given: Vec<String> = args.tag.iter().map(|t| t.trim().to_owned()).collect();
     let tags = if given.is_empty() {
         layer
             .tag
@@ -500,15 +587,28 @@ fn clean(
         }
         given
     };
+    let states = states_of(&args.state, layer.state.as_ref())?;
+    if states
+        .as_deref()
+        .unwrap_or_default()
+        .contains(&State::HiddenStale)
+    {
+        return Err(SettingsError::CannotMatch {
+            flag: "--state",
+            state: "hidden-stale",
+            why: "clean judges caches by their header, as the interpreter does, and so never finds one; `pycguard fix` proves each cache and repairs those",
+        });
+    }
     Ok(CleanConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
-        list: args.verbose || args.dry_run,
+        verbosity,
+        list: verbosity.verbose() || args.dry_run,
         options: CleanOptions {
-            states: states_of(&args.state, layer.state.as_ref())?,
+            states,
             tags,
             debris: args.debris || layer.debris == Some(true),
             dry_run: args.dry_run,
+            progress: indicatif::ProgressBar::hidden(),
         },
         scan,
     })
@@ -518,6 +618,7 @@ fn compile(
     args: &CompileArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<CompileConfig, SettingsError> {
     let layer = file.layer(CommandName::Compile);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
@@ -525,16 +626,20 @@ fn compile(
         return Err(SettingsError::TooOptimized);
     }
     let timeout = timeout_of(args.timeout, &layer);
+    let asked = mode_flag(args.invalidation_mode, &layer);
     let options = CompileOptions {
         levels: vec![args.optimize],
-        mode: mode_flag(args.invalidation_mode, &layer).unwrap_or_else(|| default_mode(env)),
+        mode: asked.unwrap_or_else(|| default_mode(env)),
+        // A mode asked for converts the fresh caches of another mode (else it would
+        // convert nothing without --force).
+        convert: asked.is_some(),
         force: args.force,
         dry_run: args.dry_run,
         prefix: scan.walk.pycache_prefix.clone(),
     };
     Ok(CompileConfig {
         format: format_of(&args.output, &layer),
-        quiet: args.quiet,
+        verbosity,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
         write: write_of(&scan, timeout, env),
         options,
@@ -546,6 +651,7 @@ fn inspect(
     args: &InspectArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<InspectConfig, SettingsError> {
     let layer = file.layer(CommandName::Inspect);
     let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?;
@@ -557,6 +663,7 @@ fn inspect(
             .collect(),
         prefix: pycache_prefix(args.pycache_prefix.as_deref(), &layer, env, cwd),
         format: format_of(&args.output, &layer),
+        verbosity,
     })
 }
 
@@ -564,11 +671,13 @@ fn interpreters(
     args: &InterpretersArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: Verbosity,
 ) -> Result<InterpretersConfig, SettingsError> {
     let layer = file.layer(CommandName::Interpreters);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     Ok(InterpretersConfig {
         format: format_of(&args.output, &layer),
+        verbosity,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
         scan,
     })
@@ -640,7 +749,7 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
             cache_dir: cache,
             progress: false,
         },
-        format: format_of(&args.output, &layer),
+        format: format_among(&args.output, &layer, "why", &[Format::Human, Format::Json])?,
     })
 }
 
@@ -685,7 +794,7 @@ fn doctor(
             exit_zero: false,
         },
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, true),
+        prove: prove_of(&scan, timeout, crate::output::verbosity::Verbosity::Normal),
         user,
         environment: CacheEnvironment {
             dont_write_bytecode: env.python_dont_write_bytecode,

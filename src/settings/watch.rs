@@ -4,7 +4,7 @@
 //! progress bar.
 
 use super::{
-    default_mode, discovery_of, format_of, mode_flag, prove_of, states_of, timeout_of, write_of,
+    default_mode, discovery_of, format_among, mode_flag, prove_of, states_of, timeout_of, write_of,
     Environment, ScanConfig, SettingsError,
 };
 use crate::actions::fix::FixOptions;
@@ -42,10 +42,19 @@ pub(super) fn resolve(
         dry_run: false,
     };
     Ok(WatchConfig {
-        format: format_of(&args.output, &layer),
+        format: match format_among(
+            &args.output,
+            &layer,
+            "watch",
+            &[Format::Human, Format::Json, Format::JsonLines],
+        )? {
+            // Its JSON is a stream of events, one object per line.
+            Format::JsonLines => Format::Json,
+            format => format,
+        },
         quiet: args.quiet,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, true),
+        prove: prove_of(&scan, timeout, crate::output::verbosity::Verbosity::Normal),
         write: write_of(&scan, timeout, env),
         options,
         scan,

@@ -208,5 +208,8 @@ pub enum Evidence {
         line: Option<u32>,
         message: String,
         reader_series: Option<Series>,
+        /// The source's file name, so the message can say `a.py:LINE` (set by the proof
+        /// stage, which knows the entry).
+        source_name: Option<OsString>,
     },
 }
