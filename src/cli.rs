@@ -70,6 +70,35 @@ Examples:
   pycguard man | man -l -
   pycguard man > /usr/local/share/man/man1/pycguard.1
   pycguard man check > /usr/local/share/man/man1/pycguard-check.1";
+    pub const WHY: &str = "\
+Examples:
+  pycguard why ingest.rss                           the file and the cache it runs
+  pycguard why --python .venv/bin/python app.views  as that interpreter imports it
+  pycguard why --path /srv/app -O app               as `python -O /srv/app/main.py` would";
+
+    pub const PS: &str = "\
+Examples:
+  pycguard ps /opt/app                   processes that may run code older than the tree
+  pycguard ps --all /opt/app             every Python process running code from it
+  pycguard ps --output-format json /srv  for a script";
+
+    pub const DOCTOR: &str = "\
+Examples:
+  pycguard doctor                              findings for the current directory
+  sudo pycguard doctor --user svc /opt/app     what the service user cannot cache
+  pycguard doctor --strict --output-format github   in CI: fail on warnings too";
+
+    pub const WATCH: &str = "\
+Examples:
+  pycguard watch                       keep the caches under . right while you edit
+  pycguard watch src tests             only these trees
+  pycguard watch --output-format json  one JSON object per event";
+
+    pub const RUN: &str = "\
+Examples:
+  pycguard run -- python app.py                     fix, then exec the command
+  pycguard run --check --strict -- .venv/bin/uvicorn app:main   refuse to start on a problem
+  pycguard run --timeout 10 -- python -m worker     start anyway after 10 s";
 }
 
 #[derive(Debug, Parser)]
@@ -199,6 +228,7 @@ Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.
     Compile(CompileArgs),
 
     /// Which file `import MODULE` loads, and which cache is then executed (nothing of yours runs)
+    #[command(after_help = examples::WHY)]
     #[command(long_about = "\
 Which file `import MODULE` loads with an interpreter (--python, else the python3 on PATH), and \
 which cache it then executes. The interpreter is asked once, isolated (-I -S), for its base \
@@ -217,6 +247,7 @@ the cache is (hidden-stale, ghost, corrupt…) or the module is not found, 2 on 
     Why(WhyArgs),
 
     /// List the Python processes running code from PATHS that may be older than the tree
+    #[command(after_help = examples::PS)]
     #[command(long_about = "\
 List the Python processes running code from PATHS (default: .) -- their script, -m module, \
 working directory or virtualenv lies under a PATH -- whose code may be older than the tree: \
@@ -231,6 +262,7 @@ Exit status: 0 when no process may run old code, 1 when one may, 2 on bad usage.
     Ps(PsArgs),
 
     /// Diagnose the caches, interpreters, environment, service user and processes of PATHS
+    #[command(after_help = examples::DOCTOR)]
     #[command(long_about = "\
 Diagnose what decides which code Python runs from PATHS (default: .), as findings, each with \
 a severity, its evidence and a remedy: the interpreters found and the caches each owns, caches \
@@ -251,6 +283,7 @@ usage.")]
     Doctor(DoctorArgs),
 
     /// Watch PATHS and repair a cache as soon as its source changes (for edit-reload loops)
+    #[command(after_help = examples::WATCH)]
     #[command(long_about = "\
 Watch the trees under PATHS (default: .) and, whenever a source changes or is replaced (an \
 editor's atomic save, a formatter rewriting or rolling back a file, git checkout), judge and \
@@ -265,6 +298,7 @@ Runs until Ctrl-C (exit 130) or SIGTERM (exit 143).")]
     Watch(WatchArgs),
 
     /// Repair the caches a command's interpreter will import, then run the command in pycguard's place
+    #[command(after_help = examples::RUN)]
     #[command(long_about = "\
 Find the Python interpreter CMD starts, without running it (`python app.py`, `python -m app`, \
 a virtualenv's `bin/uvicorn` by its #! line), with the options that decide which caches it \
