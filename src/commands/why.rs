@@ -19,6 +19,7 @@ use crate::settings::WhyConfig;
 use crate::store::scan_memo::Memo;
 use crate::verdict::Severity;
 use crate::walk;
+use crate::why::importer::End;
 use crate::why::{self, CacheLocation};
 
 /// Run `why`.
@@ -29,7 +30,14 @@ pub fn run(config: &WhyConfig) -> CommandResult {
     let (interpreter, executable, chosen) = choose(config)?;
     let mut search = config.search.clone();
     search.executable = Some(executable.clone());
-    let located = why::locate(&config.module, &interpreter, &search)?;
+    let located = match why::locate(&config.module, &interpreter, &search) {
+        Ok(located) => located,
+        // A probe stopped by SIGINT/SIGTERM is an interruption, not a failed probe.
+        Err(e) => {
+            stop_if_interrupted()?;
+            return Err(e.into());
+        }
+    };
     stop_if_interrupted()?;
     let cache = match &located.cache {
         Some(location) => Some(judge(location, &interpreter, config)?),
@@ -51,7 +59,11 @@ pub fn run(config: &WhyConfig) -> CommandResult {
         .as_ref()
         .and_then(|c| c.entry.as_ref())
         .map(|e| e.verdict.severity);
-    let not_found = located.resolution.found().is_none();
+    // `import` fails (a submodule of a builtin or frozen module is only not followed).
+    let not_found = matches!(
+        located.resolution.end,
+        End::NotFound { .. } | End::NotAPackage { .. }
+    );
     Ok(Finished::with(Tally {
         problems: usize::from(not_found || severity == Some(Severity::Error)),
         warnings: usize::from(severity == Some(Severity::Warning)),

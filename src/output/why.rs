@@ -225,6 +225,9 @@ fn write_human<W: Write>(out: &mut W, w: &WhyOutput<'_>) -> io::Result<()> {
             };
             writeln!(out, "  {BOLD}loads{BOLD:#}     {loads}")?;
         }
+        (None, Some(error)) if matches!(r.end, End::NotFollowed { .. }) => {
+            writeln!(out, "  {BOLD}stops{BOLD:#}     {}", escape::text(&error))?;
+        }
         (None, Some(error)) => {
             let style = severity_style(crate::verdict::Severity::Error);
             writeln!(
