@@ -505,10 +505,6 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
-
-    /// Print only repairs and failures (no line when watching starts)
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,7 @@ pub mod layout;
 pub(crate) mod messages;
 pub(crate) mod output;
 pub(crate) mod procs;
+pub(crate) mod progress;
 pub(crate) mod prove;
 pub mod pyc;
 pub(crate) mod read;

@@ -23,10 +23,11 @@ import sys
 # a higher layer is "upward". Modules not listed are reported as unplaced.
 LAYERS = [
     ["pyc", "layout", "verdict", "stat", "timefmt", "messages", "exit"],
-    ["read", "signals", "escape"],
+    ["read", "signals", "escape", "progress"],
     ["facts", "walk", "report", "memo", "store"],
-    ["interpreters", "worker"],
+    ["interpreters", "worker", "launch"],
     ["scan", "prove", "actions", "inspect"],
+    ["why", "doctor", "watch", "procs"],
     ["output"],
     ["cli"],
     ["settings"],

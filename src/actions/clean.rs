@@ -33,7 +33,7 @@ pub struct CleanOptions {
     pub tags: Vec<String>,
     pub debris: bool,
     pub dry_run: bool,
-    /// Counts each cache removed (see [`crate::output::progress`]; hidden by default).
+    /// Counts each cache removed (see [`crate::progress`]; hidden by default).
     pub progress: indicatif::ProgressBar,
 }
 

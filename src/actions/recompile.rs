@@ -71,7 +71,7 @@ pub struct WriteOptions {
     /// (`co_filename`), as the importer names it.
     pub cwd: PathBuf,
     /// Grows by the tasks of each [`write_all`] and moves on as each is done (see
-    /// [`crate::output::progress`]; [`indicatif::ProgressBar::hidden`] when none is drawn).
+    /// [`crate::progress`]; [`indicatif::ProgressBar::hidden`] when none is drawn).
     pub progress: indicatif::ProgressBar,
 }
 
@@ -287,7 +287,7 @@ pub fn write_all(
         return results;
     }
     let progress = &options.progress;
-    crate::output::progress::add_work(progress, tasks.len() as u64);
+    crate::progress::add_work(progress, tasks.len() as u64);
     let mut pool = match Pool::start(
         interpreter,
         options.workers.min(tasks.len()),

@@ -5,7 +5,7 @@ use crate::actions::clean::{self, CleanOptions};
 use crate::commands::{stop_if_interrupted, CommandResult, Finished};
 use crate::exit::Tally;
 use crate::output::clean::{print, CleanOutput};
-use crate::output::progress::Progress;
+use crate::progress::Progress;
 use crate::settings::CleanConfig;
 
 /// Run `clean`.

@@ -8,7 +8,7 @@ use crate::commands::{discover, stop_if_interrupted, CommandError, CommandResult
 use crate::exit::Tally;
 use crate::interpreters::Interpreters;
 use crate::output::compile::{print, print_chosen, CompileOutput};
-use crate::output::progress::Progress;
+use crate::progress::Progress;
 use crate::settings::CompileConfig;
 
 /// Run `compile`.

@@ -23,7 +23,7 @@ pub enum DoctorError {
 }
 
 /// Run `doctor`.
-pub fn run(config: &DoctorConfig) -> CommandResult {
+pub fn run(config: &DoctorConfig, format: crate::output::Format) -> CommandResult {
     let mut report = scan::run(&config.scan, Keep::All);
     stop_if_interrupted()?;
     let interpreters = discover(&config.discovery)?;
@@ -68,7 +68,7 @@ pub fn run(config: &DoctorConfig) -> CommandResult {
             user: user.as_ref(),
             tree_interpreter: tree_interpreter.as_ref(),
             tolerance_ns,
-            format: config.format,
+            format,
         },
     )?;
     let count = |s: Severity| findings.iter().filter(|f| f.severity() == s).count();

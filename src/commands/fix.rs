@@ -6,7 +6,7 @@ use crate::actions::recompile::WriteOptions;
 use crate::commands::{discover, stop_if_interrupted, CommandResult, Finished};
 use crate::exit::Tally;
 use crate::output::fix::{print, FixOutput};
-use crate::output::progress::Progress;
+use crate::progress::Progress;
 use crate::prove;
 use crate::scan::{self, Keep};
 use crate::settings::FixConfig;

@@ -23,10 +23,42 @@ use crate::procs::running::Running;
 use crate::prove::DeepSummary;
 use crate::report::Report;
 use crate::scan;
-use crate::settings::DoctorConfig;
 use crate::verdict::{Evidence, Severity as CacheSeverity, State};
 use crate::worker::pool::{Invalidation, Job, JobOutcome, Pool};
 use access::Denied;
+
+use crate::exit::Policy as ExitPolicy;
+use crate::interpreters::Discovery as InterpreterDiscovery;
+use crate::prove::ProveConfig as DeepConfig;
+use crate::scan::ScanConfig as TreeConfig;
+
+/// `pycguard doctor` (resolved by `settings`).
+#[derive(Clone, Debug)]
+pub struct DoctorConfig {
+    pub scan: TreeConfig,
+    pub policy: ExitPolicy,
+    pub discovery: InterpreterDiscovery,
+    pub prove: DeepConfig,
+    /// `--user NAME`: the name and its uid.
+    pub user: Option<(String, u32)>,
+    /// The cache-related variables of pycguard's own environment.
+    pub environment: CacheEnvironment,
+    /// The optimisation level Python run from this environment uses (`PYTHONOPTIMIZE`).
+    pub optimize_level: u8,
+    pub cwd: std::path::PathBuf,
+    pub timeout: std::time::Duration,
+}
+
+/// The environment variables that change what Python does with caches, as set here.
+#[derive(Clone, Debug, Default)]
+pub struct CacheEnvironment {
+    pub dont_write_bytecode: bool,
+    /// `PYTHONPYCACHEPREFIX`, absolute.
+    pub pycache_prefix: Option<PathBuf>,
+    pub source_date_epoch: bool,
+    pub optimize: Option<String>,
+    pub python_path: Option<std::ffi::OsString>,
+}
 
 /// How much a finding matters (and what the exit status makes of it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -25,7 +25,6 @@ pub mod inspect;
 pub mod interpreters;
 pub mod json;
 pub mod json_lines;
-pub mod progress;
 pub mod ps;
 pub mod run;
 pub mod verbosity;

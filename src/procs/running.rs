@@ -28,8 +28,7 @@ use std::sync::Mutex;
 
 use super::{old_release, OldRelease, Process};
 use crate::report::ScanError;
-use crate::scan::{self, ScanWith, Scanned};
-use crate::settings::ScanConfig;
+use crate::scan::{self, ScanConfig, ScanWith, Scanned};
 use crate::walk::Root;
 
 /// A source or a cache.

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
-use crate::output::progress::Progress;
+use crate::progress::Progress;
 
 use crate::interpreters::{Interpreter, Interpreters};
 use crate::layout::CacheName;

@@ -123,7 +123,8 @@ pub enum CommandConfig {
     Interpreters(InterpretersConfig),
     Why(WhyConfig),
     Ps(PsConfig),
-    Doctor(DoctorConfig),
+    /// The findings are printed in the `Format`.
+    Doctor(DoctorConfig, Format),
     Watch(WatchConfig),
     Run(RunConfig),
     /// `pycguard completions SHELL`.
@@ -227,34 +228,7 @@ pub struct PsConfig {
     pub discovery: Discovery,
 }
 
-/// `pycguard doctor`.
-#[derive(Clone, Debug)]
-pub struct DoctorConfig {
-    pub scan: ScanConfig,
-    pub format: Format,
-    pub policy: Policy,
-    pub discovery: Discovery,
-    pub prove: ProveConfig,
-    /// `--user NAME`: the name and its uid.
-    pub user: Option<(String, u32)>,
-    /// The cache-related variables of pycguard's own environment.
-    pub environment: CacheEnvironment,
-    /// The optimisation level Python run from this environment uses (`PYTHONOPTIMIZE`).
-    pub optimize_level: u8,
-    pub cwd: PathBuf,
-    pub timeout: Duration,
-}
-
-/// The environment variables that change what Python does with caches, as set here.
-#[derive(Clone, Debug, Default)]
-pub struct CacheEnvironment {
-    pub dont_write_bytecode: bool,
-    /// `PYTHONPYCACHEPREFIX`, absolute.
-    pub pycache_prefix: Option<PathBuf>,
-    pub source_date_epoch: bool,
-    pub optimize: Option<String>,
-    pub python_path: Option<std::ffi::OsString>,
-}
+pub use crate::doctor::{CacheEnvironment, DoctorConfig};
 
 /// Resolve a parsed command line against the config file and the environment.
 pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
@@ -298,8 +272,11 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         }
         Command::Why(args) => CommandConfig::Why(why(args, &file, env)?),
         Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env)?),
-        Command::Doctor(args) => CommandConfig::Doctor(doctor(args, &file, env)?),
-        Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env)?),
+        Command::Doctor(args) => {
+            let (config, format) = doctor(args, &file, env)?;
+            CommandConfig::Doctor(config, format)
+        }
+        Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env, verbosity)?),
         Command::Run(args) => CommandConfig::Run(run::resolve(args, &file, env)?),
         Command::Completions(_) | Command::Man(_) => unreachable!("returned above"),
     };
@@ -770,7 +747,7 @@ fn doctor(
     args: &DoctorArgs,
     file: &ConfigFile,
     env: &Environment,
-) -> Result<DoctorConfig, SettingsError> {
+) -> Result<(DoctorConfig, Format), SettingsError> {
     let layer = file.layer(CommandName::Check);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     let cwd = env.cwd().map_err(SettingsError::NoCurrentDir)?.clone();
@@ -787,14 +764,14 @@ fn doctor(
     // PYTHONOPTIMIZE: an integer is that many -O, any other non-empty value one.
     let optimize_level = env.python_optimize;
     let timeout = timeout_of(args.timeout, &layer);
-    Ok(DoctorConfig {
-        format: format_of(&args.output, &layer),
+    let format = format_of(&args.output, &layer);
+    let config = DoctorConfig {
         policy: Policy {
             strict: args.strict,
             exit_zero: false,
         },
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, crate::output::verbosity::Verbosity::Normal),
+        prove: prove_of(&scan, timeout, crate::output::verbosity::Verbosity::Quiet),
         user,
         environment: CacheEnvironment {
             dont_write_bytecode: env.python_dont_write_bytecode,
@@ -810,7 +787,8 @@ fn doctor(
         cwd,
         timeout,
         scan,
-    })
+    };
+    Ok((config, format))
 }
 
 impl ScanConfig {

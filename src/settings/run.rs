@@ -82,7 +82,7 @@ pub(super) fn resolve(
             pycache_prefix: env.pycache_prefix.clone(),
         },
         search: env.search_path(),
-        prove: prove_of(&scan, per_file, crate::output::verbosity::Verbosity::Normal),
+        prove: prove_of(&scan, per_file, crate::output::verbosity::Verbosity::Quiet),
         write: write_of(&scan, per_file, env),
         options: FixOptions {
             delete: layer.delete == Some(true),

@@ -30,6 +30,7 @@ pub(super) fn resolve(
     args: &WatchArgs,
     file: &ConfigFile,
     env: &Environment,
+    verbosity: crate::output::verbosity::Verbosity,
 ) -> Result<WatchConfig, SettingsError> {
     let layer = file.layer(CommandName::Fix);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
@@ -52,9 +53,10 @@ pub(super) fn resolve(
             Format::JsonLines => Format::Json,
             format => format,
         },
-        quiet: args.quiet,
+        // `-q` (global, as in every command): no line when watching starts.
+        quiet: !verbosity.normal(),
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
-        prove: prove_of(&scan, timeout, crate::output::verbosity::Verbosity::Normal),
+        prove: prove_of(&scan, timeout, crate::output::verbosity::Verbosity::Quiet),
         write: write_of(&scan, timeout, env),
         options,
         scan,
