@@ -225,6 +225,78 @@ fn a_virtualenv_console_script_is_found_by_its_shebang() {
     );
 }
 
+/// `python -m PKG` where PKG is found through a `.pth` file of the virtualenv (as an
+/// editable install puts it), outside the current directory and the virtualenv: the
+/// package's tree is found as `pycguard why` finds it, and its hidden-stale cache is
+/// repaired before the command imports it.
+#[test]
+fn a_module_run_with_dash_m_is_found_where_import_finds_it() {
+    let Some(base) = tools::default_python() else {
+        eprintln!("SKIP: no Python 3.12 to make a virtualenv with");
+        return;
+    };
+    let tree = Tree::new();
+    tree.write("src/srvapp/__init__.py", b"");
+    tree.write(
+        "src/srvapp/__main__.py",
+        b"import sys\nfrom srvapp import settings\nsys.stdout.write('VALUE=%s\\n' % settings.VALUE)\n",
+    );
+    let settings = tree.write("src/srvapp/settings.py", b"VALUE = 111\n");
+    set_mtime(&settings, T, 0);
+    let pkg = tree.join("src/srvapp");
+    base.compile(&pkg, &["settings.py"], "timestamp", 0);
+    hidden_edit(&settings, "VALUE = 222\n");
+    let venv = tree.join("venv");
+    let made = Command::new(&base.path)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let site = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("the venv's site-packages");
+    std::fs::write(
+        site.join("srvapp.pth"),
+        format!("{}\n", tree.join("src").display()),
+    )
+    .unwrap();
+    let python = venv.join("bin/python");
+    let plain = Command::new(&python)
+        .current_dir("/")
+        .args(["-m", "srvapp"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PYTHONPYCACHEPREFIX")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "VALUE=111\n",
+        "without pycguard the old cache runs: {}",
+        text(&plain)
+    );
+    let out = run(
+        Path::new("/"),
+        &[os("--"), python.as_os_str(), os("-m"), os("srvapp")],
+    )
+    .env_remove("PYTHONPYCACHEPREFIX")
+    .output()
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "VALUE=222\n",
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("pycguard: recompiled "),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn the_optimisation_level_of_the_command_decides_which_caches_are_repaired() {
     let Some(interp) = common::interpreters_from(3, 5).into_iter().last() else {

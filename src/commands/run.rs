@@ -3,6 +3,9 @@
 //! container's entrypoint) or where it is simpler to write one line.
 //!
 //! 1. [`crate::launch`] finds CMD's interpreter, its options and its trees (nothing is run);
+//!    for `-m MODULE`, the package (or module) that import finds is one of them, located
+//!    as `pycguard why` locates it ([`crate::why::locate`]: an isolated probe of the
+//!    interpreter, `site` and `.pth` files modelled, never executed);
 //! 2. the `fix` pipeline runs on those trees for that interpreter alone — [`scan::run`],
 //!    the caches that interpreter reads at its optimisation level (and legacy ones beside
 //!    their sources), [`prove::run`], [`crate::actions::fix::run`]; with `--check` no
@@ -15,7 +18,7 @@
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
@@ -176,7 +179,12 @@ fn guard(config: &RunConfig, python: &Python) -> Result<Guarded, CommandError> {
         )));
     };
     let cwd = config.cwd();
-    let trees = python.trees(cwd, interpreter.venv.as_deref());
+    let mut trees = python.trees(cwd, interpreter.venv.as_deref());
+    if let Some(located) = module_tree(python, interpreter, cwd) {
+        if !trees.iter().any(|t| located.starts_with(t)) {
+            trees.push(located);
+        }
+    }
     let mut scan_config: ScanConfig = config.scan.clone();
     scan_config.roots = trees.iter().map(|t| root(t, cwd)).collect();
     if layout::reads_pycache_prefix(interpreter.version_info) {
@@ -244,5 +252,34 @@ fn root(path: &Path, cwd: &Path) -> Root {
     Root {
         path: path.to_path_buf(),
         absolute_forms,
+    }
+}
+
+/// For `python -m MODULE`: where import finds MODULE's top-level package (its directory)
+/// or module (its file), as `pycguard why` finds it — so that a package installed
+/// outside the current directory and the virtualenv (an editable install, a `.pth`
+/// entry, the system site-packages) is checked too. `None` for anything else, or when
+/// it is not found (the command's own import will then say so). `PYTHONPATH` and
+/// the user site are not taken into account here.
+fn module_tree(python: &Python, interpreter: &Interpreter, cwd: &Path) -> Option<PathBuf> {
+    let launch::Main::Module(module) = &python.main else {
+        return None;
+    };
+    let top = module.split('.').next()?;
+    let search = crate::why::Search {
+        executable: Some(python.interpreter.clone()),
+        // `-m`: sys.path[0] is the current directory.
+        path0: vec![cwd.to_path_buf()],
+        cwd: cwd.to_path_buf(),
+        optimize: python.optimize,
+        pycache_prefix: python.pycache_prefix.clone(),
+        no_user_site: true,
+        ..crate::why::Search::default()
+    };
+    let located = crate::why::locate(top, interpreter, &search).ok()?;
+    match &located.resolution.steps.first()?.found {
+        crate::why::Found::Package { init, .. } => init.parent().map(Path::to_path_buf),
+        crate::why::Found::Module { file, .. } => Some(file.clone()),
+        _ => None,
     }
 }
