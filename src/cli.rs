@@ -227,7 +227,7 @@ itself verify every later edit (see README).
 Exit status: 0 when everything compiled, 1 when anything failed, 2 on bad usage.")]
     Compile(CompileArgs),
 
-    /// Which file `import MODULE` loads, and which cache is then executed (nothing of yours runs)
+    /// Which file `import MODULE` loads and which cache then runs (none of your code runs)
     #[command(after_help = examples::WHY)]
     #[command(long_about = "\
 Which file `import MODULE` loads with an interpreter (--python, else the python3 on PATH), and \
@@ -297,7 +297,7 @@ alone as the walk leaves them. Settings come from the config file's fix table.
 Runs until Ctrl-C (exit 130) or SIGTERM (exit 143).")]
     Watch(WatchArgs),
 
-    /// Repair the caches a command's interpreter will import, then run the command in pycguard's place
+    /// Repair the caches a command's interpreter imports, then exec the command
     #[command(after_help = examples::RUN)]
     #[command(long_about = "\
 Find the Python interpreter CMD starts, without running it (`python app.py`, `python -m app`, \

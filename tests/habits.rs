@@ -985,3 +985,35 @@ fn compile_invalidation_mode_converts_fresh_caches_of_another_mode() {
     ));
     assert!(dry.contains("(was timestamp)"), "{dry}");
 }
+
+/// The commands added with the server work follow the same habit: `-qq` prints nothing
+/// and keeps the exit status; `doctor -q` keeps its warnings and errors and drops notes.
+#[test]
+fn doctor_ps_and_why_verbosity_levels() {
+    let tree = Tree::new();
+    tree.write("pkg/__init__.py", b"");
+    tree.write("pkg/mod.py", b"X = 1\n");
+    let normal = run(&tree, &["doctor", "."]);
+    let status = normal.status.code();
+    assert!(
+        stdout(&normal).lines().any(|l| l.starts_with("info:")),
+        "doctor lists notes: {}",
+        stdout(&normal)
+    );
+    let quiet = run(&tree, &["doctor", "-q", "."]);
+    assert_eq!(quiet.status.code(), status, "{}", stderr(&quiet));
+    assert!(
+        !stdout(&quiet).lines().any(|l| l.starts_with("info:")),
+        "doctor -q printed a note: {}",
+        stdout(&quiet)
+    );
+    let warnings = |s: &str| s.lines().filter(|l| l.starts_with("warning:")).count();
+    assert_eq!(warnings(&stdout(&quiet)), warnings(&stdout(&normal)));
+    assert_silent(&tree, &["doctor", "."], status);
+    let ps = run(&tree, &["ps", "."]);
+    assert!(!stdout(&ps).is_empty(), "ps says what it found");
+    assert_silent(&tree, &["ps", "."], ps.status.code());
+    let why = run(&tree, &["why", "pkg.mod"]);
+    assert!(stdout(&why).contains("mod.py"), "{}", stdout(&why));
+    assert_silent(&tree, &["why", "pkg.mod"], why.status.code());
+}

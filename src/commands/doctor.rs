@@ -23,7 +23,11 @@ pub enum DoctorError {
 }
 
 /// Run `doctor`.
-pub fn run(config: &DoctorConfig, format: crate::output::Format) -> CommandResult {
+pub fn run(
+    config: &DoctorConfig,
+    format: crate::output::Format,
+    verbosity: crate::output::verbosity::Verbosity,
+) -> CommandResult {
     let mut report = scan::run(&config.scan, Keep::All);
     stop_if_interrupted()?;
     let interpreters = discover(&config.discovery)?;
@@ -59,10 +63,20 @@ pub fn run(config: &DoctorConfig, format: crate::output::Format) -> CommandResul
 
     let mut errors = report.errors.clone();
     errors.extend(outcome.errors);
+    // `-q`: the warnings and errors only (a machine format keeps its whole document).
+    let shown: Vec<Finding> = if format == crate::output::Format::Human && !verbosity.normal() {
+        findings
+            .iter()
+            .filter(|f| f.severity() != Severity::Info)
+            .cloned()
+            .collect()
+    } else {
+        findings.clone()
+    };
     print(
-        &mut anstream::stdout().lock(),
+        &mut verbosity.stdout(),
         &DoctorOutput {
-            findings: &findings,
+            findings: &shown,
             errors: &errors,
             roots: &config.scan.roots,
             user: user.as_ref(),

@@ -130,7 +130,7 @@ fn dispatch(command: CommandConfig) -> CommandResult {
         CommandConfig::Interpreters(config) => interpreters::run(&config),
         CommandConfig::Why(config) => why::run(&config),
         CommandConfig::Ps(config) => ps::run(&config),
-        CommandConfig::Doctor(config, format) => doctor::run(&config, format),
+        CommandConfig::Doctor(config, format, verbosity) => doctor::run(&config, format, verbosity),
         CommandConfig::Watch(config) => watch::run(&config),
         CommandConfig::Run(config) => run::run(&config),
         CommandConfig::Completions(shell) => completions::completions(shell),

@@ -27,7 +27,7 @@ pub fn run(config: &PsConfig) -> CommandResult {
     stop_if_interrupted()?;
     let stale = outcome.running.iter().filter(|r| r.is_stale()).count();
     print(
-        &mut anstream::stdout().lock(),
+        &mut config.verbosity.stdout(),
         &PsOutput {
             listing: &listing,
             outcome: &outcome,

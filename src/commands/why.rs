@@ -44,7 +44,7 @@ pub fn run(config: &WhyConfig) -> CommandResult {
         None => None,
     };
     print(
-        &mut anstream::stdout().lock(),
+        &mut config.verbosity.stdout(),
         &WhyOutput {
             module: &config.module,
             interpreter: &interpreter,

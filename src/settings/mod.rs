@@ -123,8 +123,9 @@ pub enum CommandConfig {
     Interpreters(InterpretersConfig),
     Why(WhyConfig),
     Ps(PsConfig),
-    /// The findings are printed in the `Format`.
-    Doctor(DoctorConfig, Format),
+    /// The findings are printed in the `Format`; `-q` keeps the warnings and errors,
+    /// `-qq` prints nothing.
+    Doctor(DoctorConfig, Format, Verbosity),
     Watch(WatchConfig),
     Run(RunConfig),
     /// `pycguard completions SHELL`.
@@ -216,6 +217,8 @@ pub struct WhyConfig {
     pub search: crate::why::Search,
     pub prove: ProveConfig,
     pub format: Format,
+    /// `-qq`: nothing on stdout.
+    pub verbosity: Verbosity,
 }
 
 /// `pycguard ps`.
@@ -223,6 +226,8 @@ pub struct WhyConfig {
 pub struct PsConfig {
     pub scan: ScanConfig,
     pub format: Format,
+    /// `-qq`: nothing on stdout.
+    pub verbosity: Verbosity,
     /// List every matching process, not only those that may run old code.
     pub all: bool,
     pub discovery: Discovery,
@@ -270,11 +275,11 @@ pub fn resolve(cli: Cli, env: &Environment) -> Result<Settings, SettingsError> {
         Command::Interpreters(args) => {
             CommandConfig::Interpreters(interpreters(args, &file, env, verbosity)?)
         }
-        Command::Why(args) => CommandConfig::Why(why(args, &file, env)?),
-        Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env)?),
+        Command::Why(args) => CommandConfig::Why(why(args, &file, env, verbosity)?),
+        Command::Ps(args) => CommandConfig::Ps(ps(args, &file, env, verbosity)?),
         Command::Doctor(args) => {
             let (config, format) = doctor(args, &file, env)?;
-            CommandConfig::Doctor(config, format)
+            CommandConfig::Doctor(config, format, verbosity)
         }
         Command::Watch(args) => CommandConfig::Watch(watch::resolve(args, &file, env, verbosity)?),
         Command::Run(args) => CommandConfig::Run(run::resolve(args, &file, env)?),
@@ -660,7 +665,12 @@ fn interpreters(
     })
 }
 
-fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig, SettingsError> {
+fn why(
+    args: &WhyArgs,
+    file: &ConfigFile,
+    env: &Environment,
+    verbosity: Verbosity,
+) -> Result<WhyConfig, SettingsError> {
     let layer = file.layer(CommandName::Why);
     let here = env.cwd().map_err(SettingsError::NoCurrentDir)?;
     let cwd = match &args.cwd {
@@ -701,6 +711,7 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
         .clone()
         .or_else(|| layer.python.as_ref().and_then(|l| l.first().cloned()));
     Ok(WhyConfig {
+        verbosity,
         module: args.module.clone(),
         discovery: Discovery {
             pythons: python.iter().cloned().collect(),
@@ -731,10 +742,16 @@ fn why(args: &WhyArgs, file: &ConfigFile, env: &Environment) -> Result<WhyConfig
 }
 
 /// `ps` reads the shared settings and `[check]`'s table (it has none of its own).
-fn ps(args: &PsArgs, file: &ConfigFile, env: &Environment) -> Result<PsConfig, SettingsError> {
+fn ps(
+    args: &PsArgs,
+    file: &ConfigFile,
+    env: &Environment,
+    verbosity: Verbosity,
+) -> Result<PsConfig, SettingsError> {
     let layer = file.layer(CommandName::Check);
     let scan = ScanConfig::resolve(&args.walk, &layer, env)?;
     Ok(PsConfig {
+        verbosity,
         format: format_of(&args.output, &layer),
         all: args.all,
         discovery: discovery_of(&args.python.pythons, &layer, &scan, env),
