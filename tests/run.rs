@@ -86,6 +86,27 @@ fn stale_app(interp: &Interp) -> (Tree, PathBuf) {
     (tree, app)
 }
 
+/// A virtualenv of `base` at `venv` (no pip: nothing is installed into it).
+fn make_virtualenv(base: &Interp, venv: &Path) {
+    let made = Command::new(&base.path)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+}
+
+/// The command ran the edited code (`VALUE=222`) after pycguard recompiled its cache.
+fn assert_repaired_then_ran(out: &Output) {
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "VALUE=222\n",
+        "{}",
+        text(out)
+    );
+    assert!(text(out).contains("pycguard: recompiled "), "{}", text(out));
+}
+
 #[test]
 fn exec_keeps_the_pid_the_exit_status_and_the_signal() {
     let Some(interp) = common::interpreters_from(3, 0).into_iter().last() else {
@@ -183,12 +204,7 @@ fn a_virtualenv_console_script_is_found_by_its_shebang() {
     };
     let (tree, app) = stale_app(&base);
     let venv = tree.join("venv");
-    let made = Command::new(&base.path)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made));
+    make_virtualenv(&base, &venv);
     // What pip writes for a console script: the venv's python in the #! line.
     let script = venv.join("bin/serve");
     std::fs::write(
@@ -212,17 +228,7 @@ fn a_virtualenv_console_script_is_found_by_its_shebang() {
         .env("PATH", path)
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "VALUE=222\n",
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("pycguard: recompiled "),
-        "{}",
-        text(&out)
-    );
+    assert_repaired_then_ran(&out);
 }
 
 /// `python -m PKG` where PKG is found through a `.pth` file of the virtualenv (as an
@@ -247,12 +253,7 @@ fn a_module_run_with_dash_m_is_found_where_import_finds_it() {
     base.compile(&pkg, &["settings.py"], "timestamp", 0);
     hidden_edit(&settings, "VALUE = 222\n");
     let venv = tree.join("venv");
-    let made = Command::new(&base.path)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made));
+    make_virtualenv(&base, &venv);
     let site = std::fs::read_dir(venv.join("lib"))
         .unwrap()
         .map(|e| e.unwrap().path().join("site-packages"))
@@ -284,17 +285,7 @@ fn a_module_run_with_dash_m_is_found_where_import_finds_it() {
     .env_remove("PYTHONPYCACHEPREFIX")
     .output()
     .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "VALUE=222\n",
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("pycguard: recompiled "),
-        "{}",
-        text(&out)
-    );
+    assert_repaired_then_ran(&out);
 }
 
 #[test]
