@@ -50,6 +50,10 @@ pub enum FactsError {
 /// the rest, live in the caller's reusable buffer).
 #[derive(Clone, Debug)]
 pub struct Gathered {
+    /// The cache's identity, when it is a regular file not reached through a link.
+    pub cache_identity: Option<FileIdentity>,
+    /// The source's identity, when it is a regular file.
+    pub source_identity: Option<FileIdentity>,
     pub cache_mtime_ns: i128,
     pub cache_ctime_ns: i128,
     pub source: SourceFacts,
@@ -105,41 +109,52 @@ pub fn gather(
 ) -> Result<Gathered, FactsError> {
     buf.clear();
     let link = candidate.found_as == FoundAs::Symlink;
-    let (cache_mtime_ns, cache_ctime_ns, body, not_a_file) = match candidate.found_as {
-        // Never opened: opening a device can have effects of its own.
-        FoundAs::Special(kind) => (
-            0,
-            0,
-            BodyFacts::Unchecked,
-            Some(NotAFile {
-                kind,
-                via_symlink: false,
-            }),
-        ),
-        _ => {
-            // A link is never looked up or remembered by identity: its own identity does
-            // not change when its target does.
-            let remembered = if memo.is_enabled() && !link {
-                let st = dir.stat(&candidate.path, false).map_err(cache_error)?;
-                // Anything but a regular file now is found out by the read below.
-                st.is_file
-                    .then(|| memo.lookup(&FileIdentity::of(&st)))
-                    .flatten()
-                    .map(|record| {
-                        buf.extend_from_slice(record.header());
-                        (st.mtime_ns(), st.ctime_ns(), BodyFacts::Valid, None)
-                    })
-            } else {
-                None
-            };
-            match remembered {
-                Some(known) => known,
-                None => read_cache(&candidate.path, buf, memo, link)?,
+    let (cache_identity, cache_mtime_ns, cache_ctime_ns, body, not_a_file) =
+        match candidate.found_as {
+            // Never opened: opening a device can have effects of its own.
+            FoundAs::Special(kind) => (
+                None,
+                0,
+                0,
+                BodyFacts::Unchecked,
+                Some(NotAFile {
+                    kind,
+                    via_symlink: false,
+                }),
+            ),
+            _ => {
+                // A link is never looked up or remembered by identity: its own identity does
+                // not change when its target does.
+                let remembered = if memo.is_enabled() && !link {
+                    let st = dir.stat(&candidate.path, false).map_err(cache_error)?;
+                    // Anything but a regular file now is found out by the read below.
+                    st.is_file
+                        .then(|| memo.lookup(&FileIdentity::of(&st)))
+                        .flatten()
+                        .map(|record| {
+                            buf.extend_from_slice(record.header());
+                            let identity = Some(FileIdentity::of(&st));
+                            (
+                                identity,
+                                st.mtime_ns(),
+                                st.ctime_ns(),
+                                BodyFacts::Valid,
+                                None,
+                            )
+                        })
+                } else {
+                    None
+                };
+                match remembered {
+                    Some(known) => known,
+                    None => read_cache(&candidate.path, buf, memo, link)?,
+                }
             }
-        }
-    };
+        };
     let Some(source_path) = &candidate.source else {
         return Ok(Gathered {
+            cache_identity,
+            source_identity: None,
             cache_mtime_ns,
             cache_ctime_ns,
             source: SourceFacts::NotApplicable,
@@ -147,8 +162,10 @@ pub fn gather(
             not_a_file,
         });
     };
+    let mut source_identity = None;
     let source = match dir.stat(source_path, true) {
         Ok(st) if st.is_file => {
+            source_identity = Some(FileIdentity::of(&st));
             let hash = match header::parse(buf) {
                 Ok(h) if matches!(h.invalidation, Invalidation::Hash { .. }) => {
                     let bytes = read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES)
@@ -184,6 +201,8 @@ pub fn gather(
         }
     };
     Ok(Gathered {
+        cache_identity,
+        source_identity,
         cache_mtime_ns,
         cache_ctime_ns,
         source,
@@ -191,6 +210,16 @@ pub fn gather(
         not_a_file,
     })
 }
+
+/// What reading a cache gave: its identity (not through a link), mtime and ctime in
+/// nanoseconds, body, and what it is when not a regular file.
+type CacheRead = (
+    Option<FileIdentity>,
+    i128,
+    i128,
+    BodyFacts,
+    Option<NotAFile>,
+);
 
 fn cache_error(e: io::Error) -> FactsError {
     match e.kind() {
@@ -207,7 +236,7 @@ fn read_cache(
     buf: &mut Vec<u8>,
     memo: &Memo,
     link: bool,
-) -> Result<(i128, i128, BodyFacts, Option<NotAFile>), FactsError> {
+) -> Result<CacheRead, FactsError> {
     let st = match read::read_into(path, Follow::Yes, "the cache", MAX_FILE_BYTES, buf) {
         Ok(st) => st,
         Err(e) => {
@@ -218,6 +247,7 @@ fn read_cache(
             };
             return match not_a_file {
                 Some(kind) => Ok((
+                    None,
                     0,
                     0,
                     BodyFacts::Unchecked,
@@ -232,10 +262,11 @@ fn read_cache(
         }
     };
     let body = BodyFacts::of(buf);
-    if body == BodyFacts::Valid && !link {
-        memo.remember(FileIdentity::of(&st), buf);
+    let identity = (!link).then(|| FileIdentity::of(&st));
+    if let (BodyFacts::Valid, Some(identity)) = (&body, identity) {
+        memo.remember(identity, buf);
     }
-    Ok((st.mtime_ns(), st.ctime_ns(), body, None))
+    Ok((identity, st.mtime_ns(), st.ctime_ns(), body, None))
 }
 
 /// The facts of a source that is not there: for a legacy cache, whether its directory still

@@ -83,6 +83,8 @@ pub struct Interpreter {
     pub path: PathBuf,
     /// The executable with symlinks resolved: its identity, and the file that is run.
     pub resolved: PathBuf,
+    /// The identity of that file when it was found (a rebuilt interpreter gets another).
+    pub stamp: FileIdentity,
     /// `3.12.1`.
     pub version: String,
     /// The series its magic number belongs to (from pycguard's magic table); `None` for a
@@ -158,24 +160,27 @@ impl Interpreter {
         self.version.clone_from(&answer.version);
     }
 
-    /// What identifies the interpreter's compiler for remembered proofs: the resolved
-    /// executable and its whole answer, so a proof is found again only for the answer a
-    /// worker confirmed when the proof was made.
+    /// What identifies the interpreter's compiler build for remembered proofs: the
+    /// resolved executable, that file's identity (a rebuild or reinstall changes it) and
+    /// what its compiler depends on in its answer. Not `sys.prefix` or `sys.executable`:
+    /// every virtualenv made from one interpreter runs the same binary, so proofs made in
+    /// one are shared by all.
     pub fn identity(&self) -> Vec<u8> {
         let mut id = self.resolved.as_os_str().as_bytes().to_vec();
+        let stamp = &self.stamp;
+        for v in [stamp.dev, stamp.ino, stamp.size] {
+            id.extend_from_slice(&v.to_le_bytes());
+        }
+        id.extend_from_slice(&stamp.mtime_ns.to_le_bytes());
+        id.extend_from_slice(&stamp.ctime_ns.to_le_bytes());
         for field in [
             self.version.as_bytes(),
             &self.magic,
             self.implementation.as_bytes(),
             self.cache_tag.as_deref().unwrap_or("").as_bytes(),
-            self.executable.as_os_str().as_bytes(),
         ] {
             id.push(0);
             id.extend_from_slice(field);
-        }
-        for p in &self.prefixes {
-            id.push(0);
-            id.extend_from_slice(p.as_os_str().as_bytes());
         }
         id
     }
@@ -193,6 +198,7 @@ impl Interpreter {
             series: answer.series(),
             path: c.path.clone(),
             resolved: c.resolved.clone(),
+            stamp: c.stamp,
             version: answer.version,
             magic: answer.magic,
             cache_tag: answer.cache_tag,
@@ -891,6 +897,7 @@ mod tests {
         let mk = |v: &str, magic: [u8; 4], origin| Interpreter {
             path: PathBuf::from(format!("/p/{v}")),
             resolved: PathBuf::from(format!("/p/{v}")),
+            stamp: Default::default(),
             version: v.into(),
             series: crate::pyc::magic::lookup(magic).map(|m| m.series),
             magic,
@@ -923,9 +930,36 @@ mod tests {
         // A virtualenv holding the cache counts as that interpreter's home.
         list.found[1].venv = Some(PathBuf::from("/srv/app"));
         assert_eq!(list.for_cache([0xcb, 0x0d, 0x0d, 0x0a], elsewhere), Some(1));
-        // The identity covers the whole answer (a proof is found again only for it).
-        let mut other = list.found[0].clone();
-        other.prefixes = vec![PathBuf::from("/usr")];
-        assert_ne!(other.identity(), list.found[0].identity());
+        // The identity is the compiler build's: the binary (as a file) and what its
+        // answer says of its compiler, not the prefixes or executable of a virtualenv
+        // made from it (every virtualenv of one interpreter shares its proofs).
+        let base = &list.found[0];
+        let mut venv = base.clone();
+        venv.prefixes = vec![PathBuf::from("/srv/venv")];
+        venv.executable = PathBuf::from("/srv/venv/bin/python");
+        assert_eq!(venv.identity(), base.identity());
+        let rebuilt = |change: fn(&mut Interpreter)| {
+            let mut other = base.clone();
+            change(&mut other);
+            other.identity()
+        };
+        for (what, change) in [
+            (
+                "binary replaced",
+                (|i| i.stamp.ctime_ns += 1) as fn(&mut Interpreter),
+            ),
+            ("binary of another size", |i| i.stamp.size += 1),
+            ("another file", |i| {
+                i.resolved = PathBuf::from("/opt/python3.12")
+            }),
+            ("another version", |i| i.version = "3.12.2".into()),
+            ("another magic", |i| i.magic = [0xcc, 0x0d, 0x0d, 0x0a]),
+            ("another implementation", |i| {
+                i.implementation = "pypy".into()
+            }),
+            ("another tag", |i| i.cache_tag = Some("cpython-313".into())),
+        ] {
+            assert_ne!(rebuilt(change), base.identity(), "{what}");
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::layout::CacheName;
+use crate::store::FileIdentity;
 
 use crate::verdict::{Checked, Severity, State, Verdict};
 
@@ -18,6 +19,17 @@ pub struct Entry {
     pub name: CacheName,
     pub source: Option<PathBuf>,
     pub verdict: Verdict,
+    /// The identities of the cache and its source as the scan saw them, when both are
+    /// regular files and the cache was not reached through a link: what `check --deep`
+    /// recalls proofs by ([`crate::store::proven`]).
+    pub identities: Option<Identities>,
+}
+
+/// A cache's and its source's identities, from the scan's own `stat`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identities {
+    pub cache: FileIdentity,
+    pub source: FileIdentity,
 }
 
 /// A cache (or directory) that could not be judged; the scan went on without it.
@@ -81,7 +93,11 @@ impl Summary {
 pub struct Report {
     /// The entries kept (all of them, or only the non-fresh ones), sorted by path.
     pub entries: Vec<Entry>,
+    /// Counts of every cache judged, kept or not.
     pub summary: Summary,
+    /// Counts of the caches judged but not kept (so that a stage that changes the kept
+    /// entries' verdicts can count again: `settled` plus the kept entries).
+    pub settled: Summary,
     /// Sorted by path.
     pub errors: Vec<ScanError>,
     /// What the walk skipped and recognised (environments, pycache prefixes).
@@ -89,6 +105,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Count again after the kept entries' verdicts changed.
+    pub fn recount(&mut self) {
+        self.summary = self.settled.clone();
+        for entry in &self.entries {
+            self.summary.add(&entry.verdict);
+        }
+    }
+
     pub fn sort(&mut self) {
         self.entries.sort_by(|a, b| a.path.cmp(&b.path));
         self.errors.sort_by(|a, b| a.path.cmp(&b.path));

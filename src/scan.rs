@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use crate::facts::{self, DirSources};
 use crate::layout::CacheName;
 use crate::pyc::magic::{self, Series};
-use crate::report::{Entry, Report, ScanError};
+use crate::report::{Entry, Identities, Report, ScanError};
 use crate::store::scan_memo::Memo;
 use crate::verdict::{self, CacheFacts, SourceFacts, State};
 use crate::walk::{
@@ -235,12 +235,17 @@ pub fn judge_candidate(
             // Do not keep one huge file's buffer for the rest of the scan.
             *buf = Vec::with_capacity(64 * 1024);
         }
+        let identities = match (gathered.cache_identity, gathered.source_identity) {
+            (Some(cache), Some(source)) => Some(Identities { cache, source }),
+            _ => None,
+        };
         Ok(Entry {
             path: candidate.path,
             root: candidate.root,
             name: candidate.name,
             source: candidate.source,
             verdict,
+            identities,
         })
     })
 }
@@ -303,20 +308,30 @@ where
 
 /// Scan every root of `config` and judge every cache found: the report of `check`.
 pub fn run(config: &ScanConfig, keep: Keep) -> Report {
+    run_with(config, &|entry: &mut Entry| {
+        keep == Keep::All || entry.verdict.state != State::Fresh
+    })
+}
+
+/// [`run`], with `keep` deciding on each judged entry, on the walker's threads, whether
+/// the report keeps it; it may change the entry first (`check --deep` upgrades the
+/// verdicts of caches it recalls a proof for, and keeps only what it still has to prove).
+pub fn run_with(config: &ScanConfig, keep: &(dyn Fn(&mut Entry) -> bool + Sync)) -> Report {
     let report = Mutex::new(Report::default());
     let make_sink = || {
-        |found: Scanned| {
-            let mut report = report.lock().expect("poisoned");
-            match found {
-                Scanned::Judged(entry) => {
-                    report.summary.add(&entry.verdict);
-                    if keep == Keep::All || entry.verdict.state != State::Fresh {
-                        report.entries.push(entry);
-                    }
+        |found: Scanned| match found {
+            Scanned::Judged(mut entry) => {
+                let kept = keep(&mut entry);
+                let mut report = report.lock().expect("poisoned");
+                report.summary.add(&entry.verdict);
+                if kept {
+                    report.entries.push(entry);
+                } else {
+                    report.settled.add(&entry.verdict);
                 }
-                Scanned::Error(error) => report.errors.push(error),
-                Scanned::Unjudged(_) | Scanned::Source { .. } | Scanned::Debris { .. } => {}
             }
+            Scanned::Error(error) => report.lock().expect("poisoned").errors.push(error),
+            Scanned::Unjudged(_) | Scanned::Source { .. } | Scanned::Debris { .. } => {}
         }
     };
     let walked = scan(config, ScanWith::CACHES, &make_sink);

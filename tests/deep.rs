@@ -968,3 +968,222 @@ fn a_virtualenv_in_the_checked_path_is_found() {
         .unwrap_or_else(|| panic!("venv not listed:\n{text}"));
     assert!(line.contains(&i.version) && line.contains("venv"), "{line}");
 }
+
+/// How many records an identity table of the store holds (decoded slot by slot).
+fn table_records(store: &Path, name: &str) -> usize {
+    use pycguard::store::table::{decode_slot, HEADER_LEN, SLOT_LEN};
+    let Ok(bytes) = fs::read(store.join(name)) else {
+        return 0;
+    };
+    bytes[HEADER_LEN as usize..]
+        .chunks_exact(SLOT_LEN as usize)
+        .filter(|s| decode_slot(s).is_some())
+        .count()
+}
+
+fn proven_records(store: &Path) -> usize {
+    table_records(store, pycguard::store::proven::FILE_NAME)
+}
+
+/// Like git's index: once proven (and past the racy window), an unchanged pair is
+/// recalled by identity — for every interpreter — and each change of a file's bytes
+/// proves again; a change of identity alone (chmod, a rewrite with the same bytes) is
+/// proven again by content, without compiling.
+#[test]
+fn unchanged_files_are_recalled_by_identity_and_every_change_proves_again() {
+    let interps = provers();
+    let trees: Vec<(Interp, Tree, Tree)> = interps
+        .into_iter()
+        .map(|i| {
+            let tree = module_tree(&i, 4);
+            (i, tree, Tree::new())
+        })
+        .collect();
+    // Files changed within 2 s of a run are never remembered by identity: wait that out.
+    std::thread::sleep(Duration::from_millis(2100));
+    for (i, tree, store) in &trees {
+        let who = &i.version;
+        let text = human_deep(tree.path(), store.path());
+        assert!(
+            text.contains("(4 compiled now, 0 remembered"),
+            "{who}: {text}"
+        );
+        assert_eq!(proven_records(store.path()), 4, "{who}");
+        let text = human_deep(tree.path(), store.path());
+        assert!(
+            text.contains("(0 compiled now, 4 remembered"),
+            "{who}: {text}"
+        );
+        // A same-size edit with the mtime restored: the header still matches, the
+        // identity does not (the ctime moved), so m1 is compiled again — and found out.
+        replace_keeping_mtime(&tree.join("pkg/m1.py"), b"VALUE = 7\n");
+        let (report, code, _) = deep(tree.path(), store.path(), &[]);
+        assert_eq!(code, 1, "{who}");
+        let entries = by_path(&report);
+        for k in 0..4 {
+            let e = entry(&entries, &cache_of(i, "pkg", &format!("m{k}"), 0));
+            let want = if k == 1 { "hidden-stale" } else { "fresh" };
+            assert_eq!(state_of(e).0, want, "{who} m{k}: {e}");
+        }
+        let text = human_deep(tree.path(), store.path());
+        assert!(
+            text.contains("(0 compiled now, 4 remembered"),
+            "{who}: {text}"
+        );
+        // Only the identity changes (chmod moves the ctime, a rewrite with the same bytes
+        // the inode's times): proven again by content, nothing compiled, still fresh.
+        let m2 = tree.join("pkg/m2.py");
+        let mode = fs::metadata(&m2).unwrap().permissions();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&m2, fs::Permissions::from_mode(mode.mode() ^ 0o040)).unwrap();
+        let m3 = tree.join(&cache_of(i, "pkg", "m3", 0)[2..]);
+        replace_keeping_mtime(&m3, &fs::read(&m3).unwrap());
+        let (report, _, _) = deep(tree.path(), store.path(), &[]);
+        let entries = by_path(&report);
+        for k in [0, 2, 3] {
+            let e = entry(&entries, &cache_of(i, "pkg", &format!("m{k}"), 0));
+            assert_eq!(state_of(e), ("fresh", "ok", "deep"), "{who} m{k}: {e}");
+        }
+        let text = human_deep(tree.path(), store.path());
+        assert!(
+            text.contains("(0 compiled now, 4 remembered"),
+            "{who}: {text}"
+        );
+    }
+}
+
+/// A pair proven while either file was racily clean (changed within 2 s of the run's
+/// start) is remembered by content only, never by identity; once the window has
+/// passed, the next run remembers it by identity too.
+#[test]
+fn racily_clean_files_are_not_remembered_by_identity() {
+    let Some(i) = provers().into_iter().rev().find(|i| i.major >= 3) else {
+        return;
+    };
+    let tree = module_tree(&i, 3);
+    let store = Tree::new();
+    let text = human_deep(tree.path(), store.path());
+    assert!(text.contains("(3 compiled now, 0 remembered"), "{text}");
+    assert_eq!(
+        proven_records(store.path()),
+        0,
+        "the sources were just written"
+    );
+    let text = human_deep(tree.path(), store.path());
+    assert!(text.contains("(0 compiled now, 3 remembered"), "{text}");
+    std::thread::sleep(Duration::from_millis(2100));
+    human_deep(tree.path(), store.path());
+    assert_eq!(proven_records(store.path()), 3);
+}
+
+/// Proofs belong to the compiler build, not to one tree or one virtualenv: a copy of the
+/// tree (new inodes, same bytes) is proven by content without compiling, and a
+/// virtualenv's interpreter shares the proofs of the interpreter it was made from; a
+/// rebuilt interpreter (its binary replaced) proves everything again.
+#[test]
+fn proofs_are_shared_by_copies_and_virtualenvs_and_not_by_another_build() {
+    // One whose series no other interpreter here has (two builds of one series, such
+    // as a system 3.11 beside pyenv's, are rightly told apart).
+    let all = provers();
+    let unique = |i: &&Interp| {
+        all.iter()
+            .filter(|o| (o.major, o.minor) == (i.major, i.minor))
+            .count()
+            == 1
+    };
+    let Some(i) = all
+        .iter()
+        .rev()
+        .find(|i| i.at_least(3, 6) && unique(i))
+        .cloned()
+    else {
+        return;
+    };
+    let tree = module_tree(&i, 3);
+    let store = Tree::new();
+    let text = human_deep(tree.path(), store.path());
+    assert!(text.contains("(3 compiled now, 0 remembered"), "{text}");
+    // A copy, mtimes kept (cp -a): new identities, same bytes.
+    let copy = Tree::new();
+    fs::create_dir_all(copy.join("pkg/__pycache__")).unwrap();
+    for rel in walk_files(&tree.join("pkg")) {
+        let from = tree.join("pkg").join(&rel);
+        let to = copy.join("pkg").join(&rel);
+        fs::copy(&from, &to).unwrap();
+        let (secs, nanos) = common::mtime(&from);
+        set_mtime(&to, secs as u64, nanos as u32);
+    }
+    let text = human_deep(copy.path(), store.path());
+    assert!(text.contains("(0 compiled now, 3 remembered"), "{text}");
+    // The same tree inside a virtualenv made from the interpreter (symlinked binary):
+    // its interpreter is chosen, and shares the proofs.
+    let venvs = Tree::new();
+    let venv = venvs.join("v");
+    let make_venv = |dir: &Path, symlinks: bool| {
+        i.run(
+            venvs.path(),
+            "import sys, venv\nvenv.create(sys.argv[1], with_pip=False, symlinks=sys.argv[2] == '1')",
+            &[dir.as_os_str(), std::ffi::OsStr::new(if symlinks { "1" } else { "0" })],
+        );
+    };
+    make_venv(&venv, true);
+    let inside = |venv: &Path| {
+        let pkg = venv.join("pkg");
+        fs::create_dir_all(pkg.join("__pycache__")).unwrap();
+        for rel in walk_files(&tree.join("pkg")) {
+            let from = tree.join("pkg").join(&rel);
+            fs::copy(&from, pkg.join(&rel)).unwrap();
+            let (secs, nanos) = common::mtime(&from);
+            set_mtime(&pkg.join(&rel), secs as u64, nanos as u32);
+        }
+    };
+    inside(&venv);
+    let text = human_deep(&venv, store.path());
+    assert!(text.contains("(0 compiled now, 3 remembered"), "{text}");
+    // A virtualenv with a copied binary: another file, so another build as far as
+    // pycguard can tell — everything is proven again (and the proofs are right).
+    let copied = venvs.join("c");
+    make_venv(&copied, false);
+    inside(&copied);
+    let text = human_deep(&copied, store.path());
+    assert!(text.contains("(3 compiled now, 0 remembered"), "{text}");
+    let text = human_deep(&copied, store.path());
+    assert!(text.contains("(0 compiled now, 3 remembered"), "{text}");
+    // Rebuilt in place: each copied binary replaced by a new file with the same bytes.
+    let bins: Vec<_> = fs::read_dir(copied.join("bin"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            fs::symlink_metadata(p).unwrap().file_type().is_file()
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("python")
+        })
+        .collect();
+    assert!(!bins.is_empty(), "a copied python binary");
+    for bin in bins {
+        let bytes = fs::read(&bin).unwrap();
+        let mode = fs::metadata(&bin).unwrap().permissions();
+        fs::remove_file(&bin).unwrap();
+        fs::write(&bin, &bytes).unwrap();
+        fs::set_permissions(&bin, mode).unwrap();
+    }
+    let text = human_deep(&copied, store.path());
+    assert!(text.contains("(3 compiled now, 0 remembered"), "{text}");
+}
+
+/// Files under `dir`, relative to it.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let rel = std::path::PathBuf::from(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_files(&e.path()).into_iter().map(|r| rel.join(r)));
+        } else {
+            out.push(rel);
+        }
+    }
+    out
+}

@@ -599,16 +599,20 @@ fn a_fifo_swapped_in_for_a_source_or_given_as_path_never_blocks() {
 
 #[test]
 fn pycguards_own_cache_files_booby_trapped() {
-    use pycguard::store::{proofs, scan_memo};
+    use pycguard::store::{proofs, proven, scan_memo};
     let i = newest();
     for (trap, what) in [
         (proofs::FILE_NAME, "fifo"),
         (proofs::LOCK_NAME, "fifo"),
         (scan_memo::FILE_NAME, "fifo"),
+        (proven::FILE_NAME, "fifo"),
         (proofs::FILE_NAME, "sparse"),
         (scan_memo::FILE_NAME, "sparse"),
+        (proven::FILE_NAME, "sparse"),
         (proofs::FILE_NAME, "symlink"),
+        (proven::FILE_NAME, "symlink"),
         (scan_memo::FILE_NAME, "dir"),
+        (proven::FILE_NAME, "dir"),
     ] {
         new_case(&format!("{trap} is a {what}"));
         let tree = Tree::new();

@@ -293,6 +293,7 @@ mod tests {
         Interpreter {
             path: PathBuf::from(format!("/usr/bin/python3.{minor}")),
             resolved: PathBuf::from(format!("/usr/bin/python3.{minor}")),
+            stamp: Default::default(),
             version: format!("3.{minor}.0"),
             series: Some(Series::cpython(3, minor)),
             magic,
@@ -318,6 +319,7 @@ mod tests {
             root: Arc::from(Path::new("p")),
             name,
             source: source.map(Path::to_path_buf),
+            identities: None,
             verdict: Verdict {
                 state,
                 severity: Severity::Warning,

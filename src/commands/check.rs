@@ -13,28 +13,36 @@ use crate::prove;
 use crate::report::Report;
 use crate::scan::{self, Keep};
 use crate::settings::CheckConfig;
+use crate::verdict::State;
 
 /// Run `check`.
 pub fn run(config: &CheckConfig) -> CommandResult {
     let started = Instant::now();
     // A bad --python is a usage error even when --deep is not given.
     interpreters::check_flags(&config.discovery).map_err(CommandError::BadPython)?;
-    let keep = match config.format {
-        // The deep stage upgrades fresh verdicts too, so it needs every entry.
-        _ if config.deep => Keep::All,
-        // -v lists the fresh caches too.
-        _ if config.verbosity.verbose() => Keep::All,
-        Format::Human | Format::Github => Keep::Problems,
-        Format::Json | Format::JsonLines => Keep::All,
-    };
-    let mut report = scan::run(&config.scan, keep);
-    // A walk cut short: print nothing that looks like a result.
-    stop_if_interrupted()?;
-    let deep = if config.deep {
+    let keep_fresh =
+        config.verbosity.verbose() || matches!(config.format, Format::Json | Format::JsonLines);
+    let (report, deep) = if config.deep {
+        // Discovered first, so that proofs are recalled while the scan runs.
         let interpreters = discover(&config.discovery)?;
-        Some(prove::run(&mut report, &config.prove, &interpreters)?)
+        let recall = prove::Recall::open(config.prove.cache_dir.as_deref(), &interpreters);
+        let mut report = scan::run_with(&config.scan, &|entry| {
+            // A recalled fresh cache is settled: kept only to be listed.
+            !recall.apply(entry) || keep_fresh || entry.verdict.state != State::Fresh
+        });
+        // A walk cut short: print nothing that looks like a result.
+        stop_if_interrupted()?;
+        let deep = prove::run(&mut report, &config.prove, &interpreters, &recall)?;
+        (report, Some(deep))
     } else {
-        None
+        let keep = if keep_fresh {
+            Keep::All
+        } else {
+            Keep::Problems
+        };
+        let report = scan::run(&config.scan, keep);
+        stop_if_interrupted()?;
+        (report, None)
     };
     print(
         &mut config.verbosity.stdout(),

@@ -31,7 +31,8 @@ pub fn run(
     let mut report = scan::run(&config.scan, Keep::All);
     stop_if_interrupted()?;
     let interpreters = discover(&config.discovery)?;
-    let deep = prove::run(&mut report, &config.prove, &interpreters)?;
+    let recall = prove::Recall::open(config.prove.cache_dir.as_deref(), &interpreters);
+    let deep = prove::run(&mut report, &config.prove, &interpreters, &recall)?;
     let found = find_sources(&config.scan);
     stop_if_interrupted()?;
 

@@ -14,18 +14,22 @@ use crate::verdict::State;
 
 /// Run `fix`.
 pub fn run(config: &FixConfig) -> CommandResult {
-    let keep = if config.prove_first || config.verbosity.verbose() {
-        Keep::All
-    } else {
-        Keep::Problems
-    };
-    let mut report = scan::run(&config.scan, keep);
-    stop_if_interrupted()?;
     let interpreters = discover(&config.discovery)?;
-    let deep = if config.prove_first {
-        Some(prove::run(&mut report, &config.prove, &interpreters)?)
+    let verbose = config.verbosity.verbose();
+    let (mut report, deep) = if config.prove_first {
+        // Proofs are recalled while the scan runs; a recalled fresh cache needs no repair.
+        let recall = prove::Recall::open(config.prove.cache_dir.as_deref(), &interpreters);
+        let mut report = scan::run_with(&config.scan, &|entry| {
+            !recall.apply(entry) || verbose || entry.verdict.state != State::Fresh
+        });
+        stop_if_interrupted()?;
+        let deep = prove::run(&mut report, &config.prove, &interpreters, &recall)?;
+        (report, Some(deep))
     } else {
-        None
+        let keep = if verbose { Keep::All } else { Keep::Problems };
+        let report = scan::run(&config.scan, keep);
+        stop_if_interrupted()?;
+        (report, None)
     };
     let header_only = report.summary.header_only;
     let walked = std::mem::take(&mut report.walk);

@@ -195,7 +195,8 @@ fn guard(config: &RunConfig, python: &Python) -> Result<Guarded, CommandError> {
     report
         .entries
         .retain(|e| read_by(e, interpreter, python.optimize));
-    prove::run(&mut report, &config.prove, &interpreters)?;
+    let recall = prove::Recall::open(config.prove.cache_dir.as_deref(), &interpreters);
+    prove::run(&mut report, &config.prove, &interpreters, &recall)?;
     let errors = std::mem::take(&mut report.errors);
     if config.check_only {
         let problems = report

@@ -229,7 +229,8 @@ fn repair(
         entries,
         ..Report::default()
     };
-    prove::run(&mut report, &config.prove, interpreters)?;
+    let recall = prove::Recall::open(config.prove.cache_dir.as_deref(), interpreters);
+    prove::run(&mut report, &config.prove, interpreters, &recall)?;
     let entries: Vec<Entry> = report
         .entries
         .into_iter()

@@ -150,7 +150,8 @@ fn judge(
     };
     report.summary.add(&report.entries[0].verdict);
     let provers = Interpreters::from_list(vec![interpreter.clone()]);
-    prove::run(&mut report, &config.prove, &provers)?;
+    let recall = prove::Recall::open(config.prove.cache_dir.as_deref(), &provers);
+    prove::run(&mut report, &config.prove, &provers, &recall)?;
     outcome.entry = report.entries.pop();
     if let Some(e) = report.errors.pop() {
         outcome.error = Some(e.message);

@@ -1,17 +1,23 @@
 //! `check --deep`: prove caches against their sources with the interpreter that wrote them.
 //!
-//! Runs after the normal check, on its report (which then keeps every entry). For every
-//! cache the interpreter accepts (header verdict fresh or suspect, hash-based ones
-//! included) whose source exists:
+//! Runs after the normal check, on its report. For every cache the interpreter accepts
+//! (header verdict fresh or suspect, hash-based ones included) whose source exists:
 //!
+//! 0. [`Recall`]: a cache whose files are unchanged (by identity) since they were proven
+//!    equal gets that proof without being read — during the scan for `check` and `fix`
+//!    (which then need not keep the entry), else first thing here;
 //! 1. read the cache and the source and hash both (blake3, in parallel); find the
 //!    interpreter with the cache's exact magic number ([`crate::interpreters`]); look the
-//!    pair up in the verification [`store`] ([`crate::store::proofs`]);
+//!    pair up in the verification [`store`] ([`crate::store::proofs`], loaded only when
+//!    something is left to look up), which holds proofs by content;
 //! 2. send what the store does not know to a [`pool::Pool`] of that interpreter's workers:
 //!    compile the source as the importer would (`dont_inherit=True`, the optimisation level
-//!    of the file name; a legacy cache tries 0, 1 and 2) and compare code objects
-//!    ([`compare`] turns the answer into a verdict);
-//! 3. remember the new proofs.
+//!    of the file name; a legacy cache tries 0, 1 and 2) and compare — first the bytes of
+//!    the marshalled code (compiled under the file name the cache records), then, when
+//!    they differ, the code objects field by field ([`compare`] turns the answer into a
+//!    verdict);
+//! 3. remember the new proofs, by content and (equal ones, whose files did not change
+//!    while they were read) by identity.
 //!
 //! Nothing is imported or executed: the workers only `compile()` and `marshal.loads()`.
 //! pytest-rewritten caches are not recompiled (their code is not a plain compile): a
@@ -22,9 +28,12 @@
 //! [`crate::signals`]).
 
 pub mod compare;
+pub mod recall;
+
+pub use recall::Recall;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,12 +47,13 @@ use crate::interpreters::{Interpreter, Interpreters};
 use crate::layout::CacheName;
 use crate::pyc::{header, magic};
 use crate::read::{self, Follow, ReadError, MAX_FILE_BYTES};
-use crate::report::{Entry, Report, ScanError, Summary};
+use crate::report::{Entry, Identities, Report, ScanError};
 use crate::signals::{interrupt_flag, Interrupted};
 use crate::store::proofs as store;
+use crate::store::FileIdentity;
 use crate::verdict::{Checked, State};
 use crate::worker::pool::{Job, JobOutcome, Pool, PoolError};
-use store::{FileFacts, Proof, Store};
+use store::{Proof, Store};
 
 /// How the deep stage runs (resolved by [`crate::settings`]).
 #[derive(Clone, Debug)]
@@ -63,7 +73,7 @@ pub struct ProveConfig {
 pub struct DeepSummary {
     /// Caches proven in this run by compiling their sources.
     pub compiled: usize,
-    /// Caches whose proof was found in the store.
+    /// Caches whose proof was remembered from an earlier run (by identity or by content).
     pub remembered: usize,
     /// Caches not proven because no interpreter with their magic number was found, by
     /// the interpreter that would prove them (`Python 3.9`).
@@ -93,29 +103,32 @@ struct Pending {
     key: store::Key,
 }
 
-/// What phase 1 learned about a cache file, for the store.
-type Learned = Option<(store::Key, FileFacts)>;
+/// A cache read and hashed in phase 1: its key, and what [`Recall::remember`] needs.
+struct Keyed {
+    pending: Pending,
+    interpreter: usize,
+    magic: [u8; 4],
+    read: Identities,
+}
 
 enum Looked {
-    Hit(Proof, usize),
-    Miss(Pending, usize),
+    Keyed(Keyed),
     NoInterpreter(String),
     Skip(String),
     Unreadable(String),
 }
 
-/// Prove the caches of `report` (see the module docs) with `interpreters`. The report's
-/// summary is recomputed; every entry must have been kept (`Keep::All`).
+/// Prove the caches of `report` (see the module docs) with `interpreters`; `recall` (opened
+/// before the scan) may already have upgraded some while the scan ran. The report's
+/// summary is recounted; every entry still to be proven must have been kept.
 pub fn run(
     report: &mut Report,
     config: &ProveConfig,
     interpreters: &Interpreters,
+    recall: &Recall<'_>,
 ) -> Result<DeepSummary, Interrupted> {
-    let result = prove_all(report, config, interpreters, &interrupt_flag());
-    report.summary = Summary::default();
-    for entry in &report.entries {
-        report.summary.add(&entry.verdict);
-    }
+    let result = prove_all(report, config, interpreters, recall, &interrupt_flag());
+    report.recount();
     result
 }
 
@@ -149,44 +162,50 @@ fn prove_all(
     report: &mut Report,
     config: &ProveConfig,
     interpreters: &Interpreters,
+    recall: &Recall<'_>,
     interrupt: &Arc<AtomicBool>,
 ) -> Result<DeepSummary, Interrupted> {
     let mut summary = DeepSummary::default();
-    let wanted = select(report, &mut summary);
-    let store = match &config.cache_dir {
-        Some(dir) => Store::load(dir),
-        None => Store::disabled(),
-    };
+    let wanted = select(report, recall, &mut summary);
+    summary.remembered = recall.recalled();
+    if wanted.is_empty() {
+        return Ok(summary);
+    }
     let progress = Progress::bar(config.progress, "proving caches", wanted.len() as u64);
     progress.set_message("hashing");
     let bar = progress.handle();
-    // Phase 1: hash, find the interpreter, look up the store (in parallel).
-    let looked = look_up_all(
-        report,
-        &wanted,
-        interpreters,
-        &store,
-        config,
-        interrupt,
-        &bar,
-    );
+    // Phase 1: hash, find the interpreter (in parallel); then look the keys up.
+    let looked = look_up_all(report, &wanted, interpreters, config, interrupt, &bar);
     if interrupt.load(Ordering::SeqCst) {
         progress.clear();
         return Err(Interrupted);
     }
-    let mut store = store;
+    let keys: HashSet<store::Key> = looked
+        .iter()
+        .filter_map(|(_, l)| match l {
+            Looked::Keyed(k) => Some(k.pending.key),
+            _ => None,
+        })
+        .collect();
+    let mut store = match &config.cache_dir {
+        Some(dir) => Store::load_matching(dir, &keys),
+        None => Store::disabled(),
+    };
     store.set_interrupt(Arc::clone(interrupt));
-    let groups = apply_looked(report, looked, interpreters, &mut store, &mut summary);
+    let groups = apply_looked(report, looked, interpreters, recall, &store, &mut summary);
     // Phase 2: compile and compare what the store did not know.
     progress.set_message("compiling");
     let proven = prove_groups(
         report,
         groups,
-        interpreters,
-        config,
-        interrupt,
+        &Context {
+            interpreters,
+            config,
+            interrupt,
+            recall,
+            bar: &bar,
+        },
         &mut store,
-        &bar,
         &mut summary,
     );
     store.save();
@@ -197,11 +216,13 @@ fn prove_all(
     Ok(summary)
 }
 
-/// The entries to prove; pytest's caches are counted (or, checked by hash, need nothing).
-fn select(report: &mut Report, summary: &mut DeepSummary) -> Vec<usize> {
+/// The entries to prove (those `recall` does not know); pytest's caches are counted (or,
+/// checked by hash, need nothing).
+fn select(report: &mut Report, recall: &Recall<'_>, summary: &mut DeepSummary) -> Vec<usize> {
     let mut wanted = Vec::new();
     for (i, entry) in report.entries.iter_mut().enumerate() {
-        if !provable(entry) {
+        // Proven already: recalled while the scan ran.
+        if !provable(entry) || entry.verdict.checked == Checked::Deep || recall.apply(entry) {
             continue;
         }
         if entry.name.is_pytest() {
@@ -227,14 +248,13 @@ fn look_up_all(
     report: &Report,
     wanted: &[usize],
     interpreters: &Interpreters,
-    store: &Store,
     config: &ProveConfig,
     interrupt: &AtomicBool,
     bar: &ProgressBar,
-) -> Vec<(usize, Looked, Learned)> {
+) -> Vec<(usize, Looked)> {
     let entries = &report.entries;
     let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<(usize, Looked, Learned)>> = Mutex::new(Vec::with_capacity(wanted.len()));
+    let out: Mutex<Vec<(usize, Looked)>> = Mutex::new(Vec::with_capacity(wanted.len()));
     std::thread::scope(|s| {
         for _ in 0..config.workers.max(1) {
             s.spawn(|| {
@@ -246,17 +266,16 @@ fn look_up_all(
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = wanted.get(n) else { break };
                     let entry = &entries[i];
-                    let (looked, file) = look_up(
+                    let looked = look_up(
                         &entry.path,
                         entry.source.as_deref().expect("filtered"),
                         &entry.name,
                         interpreters,
-                        store,
                     );
-                    if !matches!(looked, Looked::Miss(..)) {
+                    if !matches!(looked, Looked::Keyed(..)) {
                         bar.inc(1);
                     }
-                    mine.push((i, looked, file));
+                    mine.push((i, looked));
                 }
                 out.lock().expect("poisoned").extend(mine);
             });
@@ -269,27 +288,31 @@ fn look_up_all(
 /// the misses, grouped by interpreter, are left for phase 2.
 fn apply_looked(
     report: &mut Report,
-    looked: Vec<(usize, Looked, Learned)>,
+    looked: Vec<(usize, Looked)>,
     interpreters: &Interpreters,
-    store: &mut Store,
+    recall: &Recall<'_>,
+    store: &Store,
     summary: &mut DeepSummary,
 ) -> BTreeMap<usize, Vec<Pending>> {
     let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
-    for (i, looked, file) in looked {
-        if let Some((key, facts)) = file {
-            store.insert_file(key, facts);
-        }
+    for (i, looked) in looked {
         let entry = &mut report.entries[i];
         match looked {
-            Looked::Hit(proof, interp) => {
-                let prover = interpreters.all()[interp].display_name();
-                compare::apply_to(entry, &proof, &prover);
-                summary.remembered += 1;
-            }
-            Looked::Miss(mut pending, interp) => {
-                pending.entry = i;
-                groups.entry(interp).or_default().push(pending);
-            }
+            Looked::Keyed(keyed) => match store.get(&keyed.pending.key) {
+                Some(proof) => {
+                    let prover = interpreters.all()[keyed.interpreter].display_name();
+                    compare::apply_to(entry, proof, &prover);
+                    if *proof == Proof::Equal {
+                        recall.remember(entry, &keyed.read, keyed.magic, keyed.interpreter);
+                    }
+                    summary.remembered += 1;
+                }
+                None => {
+                    let mut pending = keyed.pending;
+                    pending.entry = i;
+                    groups.entry(keyed.interpreter).or_default().push(pending);
+                }
+            },
             Looked::NoInterpreter(who) => {
                 compare::not_proven(&mut entry.verdict, &format!("no {who} interpreter found"));
                 *summary.missing_interpreter.entry(who).or_default() += 1;
@@ -309,26 +332,30 @@ fn apply_looked(
     groups
 }
 
+/// What phase 2 needs besides the report, the store and the summary.
+struct Context<'a> {
+    interpreters: &'a Interpreters,
+    config: &'a ProveConfig,
+    interrupt: &'a Arc<AtomicBool>,
+    recall: &'a Recall<'a>,
+    bar: &'a ProgressBar,
+}
+
 /// Phase 2: each interpreter's pending caches through a pool of its workers.
-#[allow(clippy::too_many_arguments)]
 fn prove_groups(
     report: &mut Report,
     groups: BTreeMap<usize, Vec<Pending>>,
-    interpreters: &Interpreters,
-    config: &ProveConfig,
-    interrupt: &Arc<AtomicBool>,
+    cx: &Context<'_>,
     store: &mut Store,
-    bar: &ProgressBar,
     summary: &mut DeepSummary,
 ) -> Result<(), Interrupted> {
     for (interp, mut pending) in groups {
         pending.sort_by_key(|p| p.entry);
         let group = Group {
             pending: &pending,
-            interpreter: &interpreters.all()[interp],
-            config,
-            interrupt,
-            bar,
+            index: interp,
+            interpreter: &cx.interpreters.all()[interp],
+            cx,
         };
         match prove_group(report, &group, store, summary) {
             Ok(()) => {}
@@ -341,7 +368,7 @@ fn prove_groups(
                     let entry = &mut report.entries[p.entry];
                     compare::not_proven(&mut entry.verdict, &why);
                     summary.failed.push((entry.path.clone(), why.clone()));
-                    bar.inc(1);
+                    cx.bar.inc(1);
                 }
             }
             Err(PoolError::Interrupted) => return Err(Interrupted),
@@ -350,89 +377,77 @@ fn prove_groups(
     Ok(())
 }
 
-/// Hash one cache (or take its hash from the store when its identity is unchanged) and
-/// its source, and decide what to do with it. Also returns what was learned about the
-/// cache file, for the store.
+/// Read and hash one cache and its source, and decide what to do with it.
 fn look_up(
     cache_path: &Path,
     source_path: &Path,
     name: &CacheName,
     interpreters: &Interpreters,
-    store: &Store,
-) -> (Looked, Learned) {
+) -> Looked {
     let unreadable =
         |what: &str, e: ReadError| Looked::Unreadable(format!("cannot read {what}: {e}"));
-    // Opened once, without blocking, through a link as the importer reads it; its
-    // identity is the opened file's.
-    let (mut file, st) = match read::open(cache_path, Follow::Yes, "the cache") {
-        Ok(opened) => opened,
-        Err(e) => return (unreadable("the cache", e), None),
+    let mut cache = Vec::new();
+    // Through a link as the importer reads it; its identity is the opened file's.
+    let cache_st = match read::read_into(
+        cache_path,
+        Follow::Yes,
+        "the cache",
+        MAX_FILE_BYTES,
+        &mut cache,
+    ) {
+        Ok(st) => st,
+        Err(e) => return unreadable("the cache", e),
     };
-    let identity = store.identity_key(&st);
-    let mut learned = None;
-    let facts = match identity.and_then(|k| store.file(&k)) {
-        Some(facts) => facts,
-        None => {
-            let mut cache = Vec::new();
-            if let Err(e) = read::read_opened(&mut file, st.size, MAX_FILE_BYTES, &mut cache) {
-                return (unreadable("the cache", e), None);
-            }
-            let Some(magic) = cache.get(..4).and_then(|m| m.try_into().ok()) else {
-                return (
-                    Looked::Skip("it was truncated during the check".into()),
-                    None,
-                );
-            };
-            let facts = FileFacts {
-                hash: *blake3::hash(&cache).as_bytes(),
-                magic,
-            };
-            learned = identity.map(|k| (k, facts));
-            facts
-        }
+    let Some(raw) = cache.get(..4).and_then(|m| <[u8; 4]>::try_from(m).ok()) else {
+        return Looked::Skip("it was truncated during the check".into());
     };
-    let Some(info) = magic::lookup(facts.magic) else {
-        return (
-            Looked::Skip("its header changed during the check".into()),
-            learned,
-        );
+    let Some(info) = magic::lookup(raw) else {
+        return Looked::Skip("its header changed during the check".into());
     };
     let series = info.series;
-    let Some(index) = interpreters.for_cache(facts.magic, cache_path) else {
+    let Some(index) = interpreters.for_cache(raw, cache_path) else {
         // Another build of the series (a pre-release magic) would compile differently.
         let who = match interpreters.for_series(series) {
             Some(_) => format!("{series} (magic {})", info.value),
             None => series.to_string(),
         };
-        return (Looked::NoInterpreter(who), learned);
+        return Looked::NoInterpreter(who);
     };
     let interpreter = &interpreters.all()[index];
     let levels = match levels_for(name, series.major) {
         Ok(l) => l,
-        Err(why) => return (Looked::Skip(why.to_string()), learned),
+        Err(why) => return Looked::Skip(why.to_string()),
     };
-    let source = match read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES) {
-        Ok(b) => b,
-        Err(e) => return (unreadable("its source", e), learned),
+    let mut source = Vec::new();
+    let source_st = match read::read_into(
+        source_path,
+        Follow::Yes,
+        "the source",
+        MAX_FILE_BYTES,
+        &mut source,
+    ) {
+        Ok(st) => st,
+        Err(e) => return unreadable("its source", e),
     };
     let key = store::key(
         interpreter,
         &levels,
-        &blake3::Hash::from(facts.hash),
+        &blake3::hash(&cache),
         &blake3::hash(&source),
     );
-    let looked = match store.get(&key) {
-        Some(proof) => Looked::Hit(proof.clone(), index),
-        None => Looked::Miss(
-            Pending {
-                entry: 0,
-                levels,
-                key,
-            },
-            index,
-        ),
-    };
-    (looked, learned)
+    Looked::Keyed(Keyed {
+        pending: Pending {
+            entry: 0,
+            levels,
+            key,
+        },
+        interpreter: index,
+        magic: raw,
+        read: Identities {
+            cache: FileIdentity::of(&cache_st),
+            source: FileIdentity::of(&source_st),
+        },
+    })
 }
 
 /// Why a cache could not be sent to be proven (it is reported as not proven).
@@ -446,25 +461,55 @@ enum JobError {
     Header(#[source] header::HeaderError),
 }
 
+/// What a job was made of: the key of exactly the bytes sent, and for [`Recall::remember`]
+/// the cache's magic and the identities of the files those bytes were read from.
+#[derive(Clone, Copy)]
+struct Sent {
+    key: store::Key,
+    magic: [u8; 4],
+    read: Identities,
+}
+
 /// The job for one pending cache, read again now (so the bytes proven are the bytes
-/// hashed): the job, and the key of exactly those bytes.
+/// hashed).
 fn make_job(
     cache_path: &Path,
     source_path: &Path,
     levels: &[u8],
     interpreter: &Interpreter,
-) -> Result<(Job, store::Key), JobError> {
-    let cache = read::read(cache_path, Follow::Yes, "the cache", MAX_FILE_BYTES)
-        .map_err(JobError::Cache)?;
-    let source = read::read(source_path, Follow::Yes, "the source", MAX_FILE_BYTES)
-        .map_err(JobError::Source)?;
+) -> Result<(Job, Sent), JobError> {
+    let mut cache = Vec::new();
+    let cache_st = read::read_into(
+        cache_path,
+        Follow::Yes,
+        "the cache",
+        MAX_FILE_BYTES,
+        &mut cache,
+    )
+    .map_err(JobError::Cache)?;
+    let mut source = Vec::new();
+    let source_st = read::read_into(
+        source_path,
+        Follow::Yes,
+        "the source",
+        MAX_FILE_BYTES,
+        &mut source,
+    )
+    .map_err(JobError::Source)?;
     let h = header::parse(&cache).map_err(JobError::Header)?;
-    let key = store::key(
-        interpreter,
-        levels,
-        &blake3::hash(&cache),
-        &blake3::hash(&source),
-    );
+    let sent = Sent {
+        key: store::key(
+            interpreter,
+            levels,
+            &blake3::hash(&cache),
+            &blake3::hash(&source),
+        ),
+        magic: h.magic.raw,
+        read: Identities {
+            cache: FileIdentity::of(&cache_st),
+            source: FileIdentity::of(&source_st),
+        },
+    };
     let body = cache[h.byte_len()..].to_vec();
     Ok((
         Job::Prove {
@@ -473,17 +518,17 @@ fn make_job(
             body,
             optimize_levels: levels.to_vec(),
         },
-        key,
+        sent,
     ))
 }
 
 /// What one group of pending caches needs while its pool runs.
 struct Group<'a> {
     pending: &'a [Pending],
+    /// The interpreter's index in the [`Interpreters`].
+    index: usize,
     interpreter: &'a Interpreter,
-    config: &'a ProveConfig,
-    interrupt: &'a Arc<AtomicBool>,
-    bar: &'a ProgressBar,
+    cx: &'a Context<'a>,
 }
 
 /// Prove one interpreter's pending caches with a pool of its workers.
@@ -494,13 +539,14 @@ fn prove_group(
     summary: &mut DeepSummary,
 ) -> Result<(), PoolError> {
     let pending = group.pending;
-    let workers = group.config.workers.max(1).min(pending.len());
-    let mut pool = Pool::start(group.interpreter, workers, group.config.timeout)?;
-    pool.set_interrupt(Arc::clone(group.interrupt));
+    let config = group.cx.config;
+    let workers = config.workers.max(1).min(pending.len());
+    let mut pool = Pool::start(group.interpreter, workers, config.timeout)?;
+    pool.set_interrupt(Arc::clone(group.cx.interrupt));
     // The worker's own hello may have corrected a remembered version.
     let prover = pool.interpreter().display_name();
-    // Keys of the bytes actually sent (the file may have changed since phase 1).
-    let sent: RefCell<HashMap<usize, store::Key>> = RefCell::new(HashMap::new());
+    // What was actually sent (the file may have changed since phase 1).
+    let sent: RefCell<HashMap<usize, Sent>> = RefCell::new(HashMap::new());
     let unsent: RefCell<Vec<(usize, JobError)>> = RefCell::new(Vec::new());
     let entries = &mut report.entries;
     let paths: Vec<(PathBuf, PathBuf)> = pending
@@ -513,8 +559,8 @@ fn prove_group(
     let make = |i: usize| {
         let (cache, source) = &paths[i];
         match make_job(cache, source, &pending[i].levels, group.interpreter) {
-            Ok((job, key)) => {
-                sent.borrow_mut().insert(i, key);
+            Ok((job, what)) => {
+                sent.borrow_mut().insert(i, what);
                 Some(job)
             }
             Err(why) => {
@@ -524,9 +570,9 @@ fn prove_group(
         }
     };
     let on_done = |i: usize, outcome: JobOutcome| {
-        group.bar.inc(1);
+        group.cx.bar.inc(1);
         let entry = &mut entries[pending[i].entry];
-        let key = sent.borrow_mut().remove(&i).unwrap_or(pending[i].key);
+        let what = sent.borrow_mut().remove(&i);
         let proof = match outcome {
             JobOutcome::Proven { equal: true, .. } => Proof::Equal,
             JobOutcome::Proven { difference, .. } => Proof::Different(difference),
@@ -544,11 +590,17 @@ fn prove_group(
         };
         compare::apply_to(entry, &proof, &prover);
         summary.compiled += 1;
-        store.insert(key, proof);
+        if let (Proof::Equal, Some(what)) = (&proof, &what) {
+            group
+                .cx
+                .recall
+                .remember(entry, &what.read, what.magic, group.index);
+        }
+        store.insert(what.map_or(pending[i].key, |w| w.key), proof);
     };
     let outcome = pool.run_with(pending.len(), make, on_done);
     for (i, why) in unsent.into_inner() {
-        group.bar.inc(1);
+        group.cx.bar.inc(1);
         let entry = &mut report.entries[pending[i].entry];
         let why = why.to_string();
         compare::not_proven(&mut entry.verdict, &why);

@@ -25,7 +25,9 @@ use crate::stat::FileStat;
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// What identifies a file's content without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct FileIdentity {
     pub dev: u64,
     pub ino: u64,
@@ -86,6 +88,11 @@ impl RunStart {
     /// A given instant, in nanoseconds since the epoch.
     pub fn at_ns(ns: i64) -> RunStart {
         RunStart { ns }
+    }
+
+    /// Minutes since the epoch (what table slots are stamped with, for eviction by age).
+    pub fn minutes(&self) -> u32 {
+        u32::try_from(self.ns.max(0) / 60_000_000_000).unwrap_or(u32::MAX)
     }
 
     /// The racily-clean rule: may a file with this identity be remembered? Only when

@@ -1,6 +1,10 @@
-//! pycguard's cache directory and the three stores in it: the [`scan_memo`] (cache files
-//! whose body was found well-formed, so `check` of an unchanged tree costs a `stat` per
-//! cache), the [`proofs`] of `check --deep`, and the interpreters' [`probes`] answers.
+//! pycguard's cache directory and the stores in it: the [`scan_memo`] (cache files whose
+//! body was found well-formed, so `check` of an unchanged tree costs a `stat` per cache),
+//! the [`proven`] memo (pairs `check --deep` proved equal, by identity, so a warm proof
+//! reads no file), the [`proofs`] of `check --deep` by content (shared by every tree with
+//! the same files), and the interpreters' [`probes`] answers. The two memos are identity
+//! [`table`]s: bounded on-disk hash tables read a page at a time, so memory does not grow
+//! with the tree.
 //!
 //! The directory lives outside every checked tree (`--cache-dir`, `$PYCGUARD_CACHE_DIR`,
 //! `$XDG_CACHE_HOME/pycguard`, `~/.cache/pycguard`; chosen by the configuration) and is
@@ -27,7 +31,9 @@ pub mod identity;
 pub mod lock;
 pub mod probes;
 pub mod proofs;
+pub mod proven;
 pub mod scan_memo;
+pub mod table;
 
 use std::fs::{DirBuilder, File};
 use std::io;

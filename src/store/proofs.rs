@@ -1,11 +1,16 @@
-//! The verification store: remembered proofs, so that a repeated `check --deep` on an
-//! unchanged tree only hashes files, and an edit re-proves only what changed.
+//! The verification store: remembered proofs by content, so that a repeated `check
+//! --deep` proves nothing twice, and every tree holding the same files (another
+//! virtualenv with the same packages, a copy, a CI checkout) finds the proofs made in
+//! any of them.
 //!
-//! A record maps a key — blake3 of (format, prover version, the interpreter's identity,
-//! the optimisation levels tried, blake3 of the whole cache file, blake3 of the source) —
-//! to the outcome of the proof (equal, different with a reason, or a SyntaxError). A
-//! record can only be found again with byte-identical cache and source files compiled by
-//! the same interpreter build, so it can never vouch for anything it did not prove.
+//! A record maps a key — blake3 of (format, prover version, the interpreter build's
+//! identity, the optimisation levels tried, blake3 of the whole cache file, blake3 of
+//! the source) — to the outcome of the proof (equal, different with a reason, or a
+//! SyntaxError). A record can only be found again with byte-identical cache and source
+//! files compiled by the same interpreter build, so it can never vouch for anything it
+//! did not prove. (Pairs proven equal are also remembered by the files' identities, in
+//! the [`super::proven`] memo: a warm run of an unchanged tree does not read them at all,
+//! and loads this store only for what that memo does not know.)
 //!
 //! File: [`FILE_NAME`] in pycguard's cache directory. A [`super::format`] header (magic
 //! `PYCGPROF`, format [`FORMAT`]'s version, no parameters), then append-only records
@@ -13,19 +18,12 @@
 //! lock ([`super::lock`], waiting at most [`LOCK_WAIT`]) on [`LOCK_NAME`], re-read the
 //! file, and either append their new records in one write, or — when the file is absent,
 //! damaged, of an older format, or would outgrow [`MAX_BYTES`] — rewrite it (temporary
-//! file + rename) with the valid records, newest kept, and remove the files of earlier
-//! formats. Readers need no lock: a torn or damaged record ends the valid part of the
-//! file (the rest is ignored, and rebuilt by the next writer). Every failure to read or
-//! write is silent: the store only saves work.
-//!
-//! So that an unchanged tree does not even read its caches again, the store also keeps
-//! what was learned about each cache file — its blake3 and magic number — keyed by the
-//! file's [`FileIdentity`], when the racily-clean rule of [`super::identity`] allows it
-//! ([`RunStart::may_remember`]: not changed within two seconds of the run's start), so a
-//! write in the same timestamp tick as our read cannot hide behind a record. Sources are
-//! always hashed.
+//! file + rename) with the valid records, the newest kept (eviction by age), and remove
+//! the files of earlier formats. Readers need no lock: a torn or damaged record ends the
+//! valid part of the file (the rest is ignored, and rebuilt by the next writer). Every
+//! failure to read or write is silent: the store only saves work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,19 +31,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::format::{self, Format, CHECKSUM_LEN};
-use super::{lock, Access, CacheDir, FileIdentity, RunStart, StoreError};
-use crate::stat::FileStat;
+use super::{lock, Access, CacheDir, StoreError};
 
 /// File name of the store inside pycguard's cache directory.
-pub const FILE_NAME: &str = "deep-proofs-v2.bin";
+pub const FILE_NAME: &str = "deep-proofs-v3.bin";
 /// The lock writers take (the store itself is replaced by rename, so it cannot be it).
-pub const LOCK_NAME: &str = "deep-proofs-v2.lock";
+pub const LOCK_NAME: &str = "deep-proofs-v3.lock";
 /// Files of earlier formats, removed when the store is rebuilt.
-const OLD_FILE_NAMES: &[&str] = &["deep-proofs-v1.bin", "deep-proofs-v1.lock"];
+const OLD_FILE_NAMES: &[&str] = &[
+    "deep-proofs-v1.bin",
+    "deep-proofs-v1.lock",
+    "deep-proofs-v2.bin",
+    "deep-proofs-v2.lock",
+];
 /// The store's file format (its version is the one in [`FILE_NAME`]).
 pub const FORMAT: Format = Format {
     magic: *b"PYCGPROF",
-    version: 2,
+    version: 3,
 };
 const HEADER_LEN: usize = Format::header_len(0);
 /// Names the files in errors.
@@ -59,42 +61,10 @@ pub const MAX_BYTES: u64 = 32 << 20;
 /// Longest reason kept in a record.
 const MAX_TEXT: usize = 1024;
 /// Bump when the worker's comparison changes what it proves: old records then never match.
-pub const PROVER_VERSION: u32 = 1;
+pub const PROVER_VERSION: u32 = 2;
 
 /// A record key.
 pub type Key = [u8; 32];
-
-/// What is remembered about one cache file, by identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileFacts {
-    /// blake3 of the whole file.
-    pub hash: [u8; 32],
-    /// Its first four bytes.
-    pub magic: [u8; 4],
-}
-
-/// One record's value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    Proof(Proof),
-    File(FileFacts),
-}
-
-/// The key of a file's identity, or `None` when the racily-clean rule does not let a run
-/// started at `run` remember it.
-pub fn identity_key(identity: &FileIdentity, run: &RunStart) -> Option<Key> {
-    if !run.may_remember(identity) {
-        return None;
-    }
-    let mut h = blake3::Hasher::new();
-    h.update(b"pycguard file identity 2");
-    for v in [identity.dev, identity.ino, identity.size] {
-        h.update(&v.to_le_bytes());
-    }
-    h.update(&identity.mtime_ns.to_le_bytes());
-    h.update(&identity.ctime_ns.to_le_bytes());
-    Some(*h.finalize().as_bytes())
-}
 
 /// A remembered outcome (only outcomes that depend on nothing but the key's inputs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,19 +103,9 @@ pub fn key(
 }
 
 /// Encode one record (length, payload, checksum).
-pub fn encode_record(key: &Key, record: &Record) -> Vec<u8> {
+pub fn encode_record(key: &Key, proof: &Proof) -> Vec<u8> {
     let mut payload = Vec::with_capacity(80);
     payload.extend_from_slice(key);
-    let proof = match record {
-        Record::Proof(proof) => proof,
-        Record::File(facts) => {
-            payload.push(3);
-            payload.extend_from_slice(&0u32.to_le_bytes());
-            payload.extend_from_slice(&facts.hash);
-            payload.extend_from_slice(&facts.magic);
-            return seal(payload);
-        }
-    };
     let (kind, line, text): (u8, u32, &str) = match proof {
         Proof::Equal => (0, 0, ""),
         Proof::Different(reason) => (1, 0, reason.as_deref().unwrap_or("")),
@@ -182,24 +142,30 @@ fn truncate(text: &str, max: usize) -> &str {
 
 /// Decode the records of a whole store file. Returns the records in file order and
 /// whether the file is intact (right header, no damaged or torn record).
-pub fn decode_file(bytes: &[u8]) -> (Vec<(Key, Record)>, bool) {
+pub fn decode_file(bytes: &[u8]) -> (Vec<(Key, Proof)>, bool) {
     let mut records = Vec::new();
+    let intact = each_record(bytes, |key, proof| records.push((key, proof)));
+    (records, intact)
+}
+
+/// Hand every valid record of a store file to `f`, in file order; whether the file is
+/// intact.
+fn each_record(bytes: &[u8], mut f: impl FnMut(Key, Proof)) -> bool {
     let Ok(header_len) = FORMAT.check(bytes, &[]) else {
-        return (records, false);
+        return false;
     };
     let mut rest = &bytes[header_len..];
     while !rest.is_empty() {
-        let Some(record) = decode_record(rest) else {
-            return (records, false);
+        let Some((key, proof, used)) = decode_record(rest) else {
+            return false;
         };
-        let (key, proof, used) = record;
-        records.push((key, proof));
+        f(key, proof);
         rest = &rest[used..];
     }
-    (records, true)
+    true
 }
 
-fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
+fn decode_record(bytes: &[u8]) -> Option<(Key, Proof, usize)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     if !(37..=37 + MAX_TEXT).contains(&len) {
         return None;
@@ -211,17 +177,6 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
     }
     let key: Key = payload[..32].try_into().ok()?;
     let line = u32::from_le_bytes(payload[33..37].try_into().ok()?);
-    if payload[32] == 3 {
-        let rest = &payload[37..];
-        if rest.len() != 36 {
-            return None;
-        }
-        let facts = FileFacts {
-            hash: rest[..32].try_into().ok()?,
-            magic: rest[32..].try_into().ok()?,
-        };
-        return Some((key, Record::File(facts), 4 + len + CHECKSUM_LEN));
-    }
     let text = std::str::from_utf8(&payload[37..]).ok()?.to_owned();
     let proof = match payload[32] {
         0 if text.is_empty() => Proof::Equal,
@@ -232,7 +187,7 @@ fn decode_record(bytes: &[u8]) -> Option<(Key, Record, usize)> {
         },
         _ => return None,
     };
-    Some((key, Record::Proof(proof), 4 + len + CHECKSUM_LEN))
+    Some((key, proof, 4 + len + CHECKSUM_LEN))
 }
 
 fn header() -> Vec<u8> {
@@ -243,9 +198,8 @@ fn header() -> Vec<u8> {
 #[derive(Debug, Default)]
 pub struct Store {
     dir: Option<CacheDir>,
-    run: RunStart,
-    known: HashMap<Key, Record>,
-    added: Vec<(Key, Record)>,
+    known: HashMap<Key, Proof>,
+    added: Vec<(Key, Proof)>,
     /// Set on Ctrl-C: a save then stops waiting for another run's lock.
     interrupt: Option<Arc<AtomicBool>>,
 }
@@ -259,16 +213,28 @@ impl Store {
     /// Load the store in `dir`; a missing, damaged or older file gives an empty or partial
     /// store (what is valid is used).
     pub fn load(dir: &Path) -> Store {
-        // Before any file this run may learn is read.
-        let run = RunStart::now();
+        Store::load_where(dir, |_| true)
+    }
+
+    /// Load only the records of `keys` (what a run looks up: memory then grows with what
+    /// is left to prove, not with the store).
+    pub fn load_matching(dir: &Path, keys: &HashSet<Key>) -> Store {
+        Store::load_where(dir, |k| keys.contains(k))
+    }
+
+    fn load_where(dir: &Path, wanted: impl Fn(&Key) -> bool) -> Store {
         let dir = CacheDir::new(dir);
-        let (records, _) = read_store(&dir)
-            .map(|b| decode_file(&b))
-            .unwrap_or_default();
+        let mut known = HashMap::new();
+        if let Ok(bytes) = read_store(&dir) {
+            each_record(&bytes, |key, proof| {
+                if wanted(&key) {
+                    known.insert(key, proof);
+                }
+            });
+        }
         Store {
             dir: Some(dir),
-            run,
-            known: records.into_iter().collect(),
+            known,
             added: Vec::new(),
             interrupt: None,
         }
@@ -279,42 +245,16 @@ impl Store {
         self.interrupt = Some(flag);
     }
 
-    /// The key under which what is known about the file with this stat is remembered;
-    /// `None` when nothing may be (no store, or the racily-clean rule says no).
-    pub fn identity_key(&self, st: &FileStat) -> Option<Key> {
-        self.dir.as_ref()?;
-        identity_key(&FileIdentity::of(st), &self.run)
-    }
-
     pub fn get(&self, key: &Key) -> Option<&Proof> {
-        match self.known.get(key) {
-            Some(Record::Proof(proof)) => Some(proof),
-            _ => None,
-        }
-    }
-
-    /// What is remembered about the file with this identity key.
-    pub fn file(&self, key: &Key) -> Option<FileFacts> {
-        match self.known.get(key) {
-            Some(Record::File(facts)) => Some(*facts),
-            _ => None,
-        }
+        self.known.get(key)
     }
 
     pub fn insert(&mut self, key: Key, proof: Proof) {
-        self.insert_record(key, Record::Proof(proof));
-    }
-
-    pub fn insert_file(&mut self, key: Key, facts: FileFacts) {
-        self.insert_record(key, Record::File(facts));
-    }
-
-    fn insert_record(&mut self, key: Key, record: Record) {
-        if self.dir.is_none() || self.known.get(&key) == Some(&record) {
+        if self.dir.is_none() || self.known.get(&key) == Some(&proof) {
             return;
         }
-        self.known.insert(key, record.clone());
-        self.added.push((key, record));
+        self.known.insert(key, proof.clone());
+        self.added.push((key, proof));
     }
 
     /// Write what this run added. Never fails loudly.
@@ -339,16 +279,16 @@ impl Store {
         };
         let _held = lock::exclusive(&lock_file, LOCK_WAIT, &stop)?;
         let existing = read_store(dir).unwrap_or_default();
-        let (records, intact) = decode_file(&existing);
         let new: Vec<u8> = self
             .added
             .iter()
             .flat_map(|(k, p)| encode_record(k, p))
             .collect();
-        if intact && (existing.len() + new.len()) as u64 <= MAX_BYTES {
+        if (existing.len() + new.len()) as u64 <= MAX_BYTES && each_record(&existing, |_, _| {}) {
             let (mut file, _) = dir.open_write(FILE_NAME, WHAT, Access::Append)?;
             return Ok(file.write_all(&new)?);
         }
+        let (records, _) = decode_file(&existing);
         // Rebuild: the valid records (newest last wins), ours last, the oldest dropped
         // until the file fits in half the bound.
         let mut all = records;
@@ -410,33 +350,30 @@ mod tests {
         ];
         let mut file = header().to_vec();
         for (i, p) in proofs.iter().enumerate() {
-            file.extend(encode_record(&k(i as u8), &Record::Proof(p.clone())));
+            file.extend(encode_record(&k(i as u8), &p.clone()));
         }
         let (records, intact) = decode_file(&file);
         assert!(intact);
         assert_eq!(records.len(), proofs.len());
         for ((key, proof), (i, expected)) in records.iter().zip(proofs.iter().enumerate()) {
             assert_eq!(*key, k(i as u8));
-            assert_eq!(*proof, Record::Proof(expected.clone()));
+            assert_eq!(*proof, expected.clone());
         }
     }
 
     #[test]
     fn damage_ends_the_valid_part_and_never_yields_a_wrong_record() {
         let mut file = header().to_vec();
-        file.extend(encode_record(&k(1), &Record::Proof(Proof::Equal)));
+        file.extend(encode_record(&k(1), &Proof::Equal));
         let second = file.len();
-        file.extend(encode_record(
-            &k(2),
-            &Record::Proof(Proof::Different(Some("x".into()))),
-        ));
-        file.extend(encode_record(&k(3), &Record::Proof(Proof::Equal)));
+        file.extend(encode_record(&k(2), &Proof::Different(Some("x".into()))));
+        file.extend(encode_record(&k(3), &Proof::Equal));
         // Flip one bit in the second record's payload: it and everything after are dropped.
         let mut damaged = file.clone();
         damaged[second + 10] ^= 1;
         let (records, intact) = decode_file(&damaged);
         assert!(!intact);
-        assert_eq!(records, vec![(k(1), Record::Proof(Proof::Equal))]);
+        assert_eq!(records, vec![(k(1), Proof::Equal)]);
         // A torn tail.
         let (records, intact) = decode_file(&file[..file.len() - 3]);
         assert!(!intact);
@@ -451,13 +388,13 @@ mod tests {
     #[test]
     fn long_reasons_are_cut_at_a_char_boundary() {
         let long = "é".repeat(MAX_TEXT);
-        let rec = encode_record(&k(1), &Record::Proof(Proof::Different(Some(long))));
+        let rec = encode_record(&k(1), &Proof::Different(Some(long)));
         let mut file = header().to_vec();
         file.extend(rec);
         let (records, intact) = decode_file(&file);
         assert!(intact);
         match &records[0].1 {
-            Record::Proof(Proof::Different(Some(t))) => assert!(t.len() <= MAX_TEXT),
+            Proof::Different(Some(t)) => assert!(t.len() <= MAX_TEXT),
             other => panic!("{other:?}"),
         }
     }
@@ -491,57 +428,24 @@ mod tests {
     }
 
     #[test]
-    fn file_facts_round_trip_and_recent_files_are_not_trusted() {
-        let facts = FileFacts {
-            hash: [7; 32],
-            magic: [0xcb, 0x0d, 0x0d, 0x0a],
-        };
-        let mut file = header().to_vec();
-        file.extend(encode_record(&k(9), &Record::File(facts)));
-        let (records, intact) = decode_file(&file);
-        assert!(intact);
-        assert_eq!(records, vec![(k(9), Record::File(facts))]);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        fs::write(&path, b"x").unwrap();
-        let meta = FileIdentity::of_metadata(&fs::metadata(&path).unwrap());
-        let now = RunStart::now();
-        let at = |ns: i64| RunStart::at_ns(ns);
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as i64;
-        assert_eq!(identity_key(&meta, &now), None, "just written: racy");
-        let later = identity_key(&meta, &at(now_ns + 3_000_000_000)).unwrap();
-        assert_eq!(
-            Some(later),
-            identity_key(&meta, &at(now_ns + 9_000_000_000))
-        );
-        fs::write(&path, b"y").unwrap();
-        let meta2 = FileIdentity::of_metadata(&fs::metadata(&path).unwrap());
-        assert_ne!(
-            identity_key(&meta2, &at(now_ns + 9_000_000_000)),
-            Some(later)
-        );
-    }
-
-    #[test]
     fn an_older_format_is_never_believed_and_its_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         // What pycguard's format 1 wrote: a 16-byte header, then the same records.
         let mut v1 = b"PYCGPROF".to_vec();
         v1.extend_from_slice(&1u32.to_le_bytes());
         v1.extend_from_slice(&[0; 4]);
-        v1.extend(encode_record(&k(1), &Record::Proof(Proof::Equal)));
+        v1.extend(encode_record(&k(1), &Proof::Equal));
         fs::write(dir.path().join("deep-proofs-v1.bin"), &v1).unwrap();
         fs::write(dir.path().join("deep-proofs-v1.lock"), b"").unwrap();
+        fs::write(dir.path().join("deep-proofs-v2.bin"), b"PYCGPROF").unwrap();
+        fs::write(dir.path().join("deep-proofs-v2.lock"), b"").unwrap();
         // And the same records under the current name, with a format-1 header.
         let mut older = Format {
             version: 1,
             ..FORMAT
         }
         .header(&[]);
-        older.extend(encode_record(&k(1), &Record::Proof(Proof::Equal)));
+        older.extend(encode_record(&k(1), &Proof::Equal));
         fs::write(dir.path().join(FILE_NAME), &older).unwrap();
         assert_eq!(decode_file(&older), (vec![], false));
         let mut s = Store::load(dir.path());
@@ -550,9 +454,11 @@ mod tests {
         s.save();
         assert!(!dir.path().join("deep-proofs-v1.bin").exists());
         assert!(!dir.path().join("deep-proofs-v1.lock").exists());
+        assert!(!dir.path().join("deep-proofs-v2.bin").exists());
+        assert!(!dir.path().join("deep-proofs-v2.lock").exists());
         let (records, intact) = decode_file(&fs::read(dir.path().join(FILE_NAME)).unwrap());
         assert!(intact);
-        assert_eq!(records, vec![(k(2), Record::Proof(Proof::Equal))]);
+        assert_eq!(records, vec![(k(2), Proof::Equal)]);
     }
 
     #[test]
