@@ -6,6 +6,9 @@
 //! in parallel with the directory walk), and only what the consumer keeps is kept: a
 //! check of a healthy 100k-file tree keeps counts, not 100k records ([`run`]).
 //!
+//! A cache that vanishes between the directory listing and its read (another run removed
+//! it) is not reported at all: it is no longer part of the tree.
+//!
 //! Two rules that more than one command needs live here, once:
 //! - **sourceless or ghost without reading the cache** ([`Unjudged::presumed_sourceless`],
 //!   for `clean`, which removes without reading): a legacy cache whose source is gone is
@@ -207,13 +210,23 @@ pub fn judge_candidate(
     dirs: &DirSources,
     memo: &Memo,
 ) -> Result<Entry, ScanError> {
+    judge_found(candidate, dir, dirs, memo).map_err(|(path, e)| ScanError {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// [`judge_candidate`], with the typed error and the cache's path.
+fn judge_found(
+    candidate: Candidate,
+    dir: DirContext<'_>,
+    dirs: &DirSources,
+    memo: &Memo,
+) -> Result<Entry, (PathBuf, facts::FactsError)> {
     READ_BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let gathered =
-            facts::gather(&candidate, dir, &mut buf, dirs, memo).map_err(|e| ScanError {
-                path: candidate.path.clone(),
-                message: e.to_string(),
-            })?;
+        let gathered = facts::gather(&candidate, dir, &mut buf, dirs, memo)
+            .map_err(|e| (candidate.path.clone(), e))?;
         let source_name = candidate.source.as_deref().and_then(|s| s.file_name());
         let verdict = match gathered.not_a_file {
             Some(found) => {
@@ -280,9 +293,15 @@ where
         move |event: WalkEvent, dir: DirContext<'_>| {
             sink(match event {
                 WalkEvent::Cache(candidate) if with.judge => {
-                    match judge_candidate(candidate, dir, dirs, memo) {
+                    match judge_found(candidate, dir, dirs, memo) {
                         Ok(entry) => Scanned::Judged(entry),
-                        Err(error) => Scanned::Error(error),
+                        // Listed, then gone before it could be read (another run removed
+                        // it): not part of the tree any more, and no error of it.
+                        Err((_, facts::FactsError::CacheVanished)) => return,
+                        Err((path, e)) => Scanned::Error(ScanError {
+                            path,
+                            message: e.to_string(),
+                        }),
                     }
                 }
                 WalkEvent::Cache(candidate) => Scanned::Unjudged(Unjudged {
