@@ -651,3 +651,67 @@ fn compile_fills_a_tree_and_then_does_nothing() {
     assert_eq!(a[4], 3);
     assert_eq!(interp.import_value(tree.path(), "pkg.a"), Ok("a".into()));
 }
+
+/// The no-op pass proves an up-to-date tree from one walk without keeping anything per
+/// source; every way a tree can fall short of that — a cache missing, stale, of another
+/// invalidation mode when one is asked for, at a path the importer never reads, a new
+/// source — is still found and compiled, exactly that one.
+#[test]
+fn compile_no_op_pass_misses_no_cache_that_needs_compiling() {
+    let Some(interp) = newest() else { return };
+    let tag = interp.tag().unwrap();
+    let tree = Tree::new();
+    for m in ["a", "b", "c", "d"] {
+        let p = tree.write(format!("pkg/{m}.py"), format!("VALUE = '{m}'\n").as_bytes());
+        set_mtime(&p, T, 0);
+    }
+    let python = interp.path.to_str().unwrap();
+    let compile = |extra: &[&str]| {
+        let mut args = vec!["compile", "--python", python];
+        args.extend_from_slice(extra);
+        let out = run(tree.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        text(&out)
+    };
+    assert!(compile(&[]).contains("compiled 4, 0 up to date"));
+    assert!(compile(&[]).contains("compiled 0, 4 up to date"));
+    let cache = |m: &str| tree.join(format!("pkg/__pycache__/{m}.{tag}.pyc"));
+    // One cache missing.
+    fs::remove_file(cache("b")).unwrap();
+    let out = compile(&[]);
+    assert!(out.contains("compiled 1, 3 up to date"), "{out}");
+    assert!(cache("b").is_file());
+    // One source newer than its cache.
+    set_mtime(&tree.join("pkg/c.py"), T + 5, 0);
+    let out = compile(&[]);
+    assert!(out.contains("compiled 1, 3 up to date"), "{out}");
+    // Only at a path no importer reads (`opt-0`): still missing where it is read.
+    fs::rename(
+        cache("d"),
+        tree.join(format!("pkg/__pycache__/d.{tag}.opt-0.pyc")),
+    )
+    .unwrap();
+    let out = compile(&[]);
+    assert!(out.contains("compiled 1, 3 up to date"), "{out}");
+    // A new source, and a pytest cache that is no cache of the interpreter's.
+    let p = tree.write("pkg/e.py", b"VALUE = 'e'\n");
+    set_mtime(&p, T, 0);
+    fs::copy(
+        cache("a"),
+        tree.join(format!("pkg/__pycache__/e.{tag}-pytest-8.3.4.pyc")),
+    )
+    .unwrap();
+    let out = compile(&[]);
+    assert!(out.contains("compiled 1, 4 up to date"), "{out}");
+    // Another invalidation mode asked for: every fresh timestamp cache is converted.
+    let out = compile(&["--invalidation-mode", "checked-hash"]);
+    assert!(out.contains("compiled 5, 0 up to date"), "{out}");
+    assert!(compile(&["--invalidation-mode", "checked-hash"]).contains("compiled 0, 5 up to date"));
+    assert!(compile(&[]).contains("compiled 0, 5 up to date"));
+    for m in ["a", "b", "c", "d", "e"] {
+        assert_eq!(
+            interp.import_value(tree.path(), &format!("pkg.{m}")),
+            Ok(m.to_owned())
+        );
+    }
+}

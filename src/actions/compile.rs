@@ -168,6 +168,187 @@ pub fn find_sources(config: &ScanConfig) -> FoundTree {
     found
 }
 
+/// What a first walk of the tree learns so that an up-to-date tree needs nothing else,
+/// in memory that does not grow with the tree: the tags present, and per (tag, level) a
+/// multiset fingerprint of the sources that have a fresh cache — compared with the same
+/// fingerprint of every source found. A keyed 128-bit sum of the path hashes (the key
+/// chosen at random per run, so no file name can be crafted to collide): equal sums and
+/// counts mean the two multisets are equal, that is, every source has a fresh cache at
+/// exactly the path the plan would look for. Anything else — a missing or stale cache,
+/// a path in another form — is found unequal, and the tree is then walked again and
+/// planned source by source ([`find_sources`], [`run`]), as before: the survey can only
+/// save work, never skip a compile.
+#[derive(Debug, Default)]
+pub struct Survey {
+    sources: Fingerprint,
+    fresh: HashMap<(String, u8), Fingerprint>,
+    pub tags: BTreeSet<String>,
+    pub errors: Vec<ScanError>,
+    pub walk: walk::WalkSummary,
+}
+
+/// A multiset of paths, as a count and a wrapping sum of their keyed hashes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Fingerprint {
+    count: u64,
+    sum: u128,
+}
+
+impl Fingerprint {
+    fn add(&mut self, keys: &PathKeys, path: &Path) {
+        self.count += 1;
+        self.sum = self
+            .sum
+            .wrapping_add(keys.hash(path.as_os_str().as_bytes()));
+    }
+
+    fn merge(&mut self, other: Fingerprint) {
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
+/// The run's random keys for path hashes (two independent 64-bit SipHash keys).
+struct PathKeys(std::hash::RandomState, std::hash::RandomState);
+
+impl PathKeys {
+    fn new() -> PathKeys {
+        PathKeys(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+
+    fn hash(&self, bytes: &[u8]) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.0.hash_one(bytes)) << 64) | u128::from(self.1.hash_one(bytes))
+    }
+}
+
+impl Survey {
+    /// When the survey proves the tree up to date for `interpreters` with `options`, the
+    /// number of caches that are (what [`run`] would report); `None` when the tree must be
+    /// planned source by source.
+    pub fn up_to_date(
+        &self,
+        interpreters: &[Interpreter],
+        options: &CompileOptions,
+    ) -> Option<usize> {
+        if options.force {
+            return None;
+        }
+        let mut caches = 0;
+        for i in interpreters {
+            let Some(tag) = &i.cache_tag else {
+                continue;
+            };
+            // Caches under a pycache prefix are planned by their absolute paths.
+            if options.prefix.is_some() && layout::reads_pycache_prefix(i.version_info) {
+                return None;
+            }
+            for &level in &options.levels {
+                if self.fresh.get(&(tag.clone(), level)) != Some(&self.sources) {
+                    return None;
+                }
+                caches += self.sources.count as usize;
+            }
+        }
+        Some(caches)
+    }
+
+    fn merge(&mut self, other: Survey) {
+        self.sources.merge(other.sources);
+        for (k, f) in other.fresh {
+            self.fresh.entry(k).or_default().merge(f);
+        }
+        self.tags.extend(other.tags);
+        self.errors.extend(other.errors);
+    }
+}
+
+/// Walk the sources and the caches under `config` once, judging each cache as it is found,
+/// and keep only the [`Survey`].
+pub fn survey(config: &ScanConfig, options: &CompileOptions) -> Survey {
+    let convert_to = options.convert.then_some(options.mode);
+    let keys = PathKeys::new();
+    let shared = Mutex::new(Survey::default());
+    let make_sink = || {
+        let mut mine = SurveySink {
+            local: Survey::default(),
+            keys: &keys,
+            convert_to,
+            shared: &shared,
+            path: Vec::with_capacity(256),
+        };
+        move |scanned| mine.found(scanned)
+    };
+    let with = ScanWith {
+        sources: true,
+        ..ScanWith::CACHES
+    };
+    let walked = scan::scan(config, with, &make_sink);
+    let mut survey = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    survey.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    survey.walk = walked;
+    survey
+}
+
+/// One walker thread's share of a [`Survey`], merged when the thread is done.
+struct SurveySink<'a> {
+    local: Survey,
+    keys: &'a PathKeys,
+    /// `--invalidation-mode` given: a fresh cache of another mode is to be recompiled.
+    convert_to: Option<Mode>,
+    shared: &'a Mutex<Survey>,
+    path: Vec<u8>,
+}
+
+impl SurveySink<'_> {
+    fn found(&mut self, found: Scanned) {
+        match found {
+            Scanned::Source { path, .. } => self.local.sources.add(self.keys, &path),
+            Scanned::Judged(entry) => {
+                let layout::CacheName::Tagged {
+                    tag, optimization, ..
+                } = &entry.name
+                else {
+                    return;
+                };
+                if !tag.contains("-pytest-") && !self.local.tags.contains(tag.as_str()) {
+                    self.local.tags.insert(tag.clone());
+                }
+                let converts = self
+                    .convert_to
+                    .is_some_and(|mode| entry.verdict.invalidation.is_some_and(|had| had != mode));
+                let (State::Fresh, false, Some(source)) =
+                    (entry.verdict.state, converts, &entry.source)
+                else {
+                    return;
+                };
+                // Counted only at the very path the plan would look the source's cache up.
+                if layout::write_cache_path(source, tag, *optimization, &mut self.path)
+                    && self.path == entry.path.as_os_str().as_bytes()
+                {
+                    self.local
+                        .fresh
+                        .entry((tag.clone(), *optimization))
+                        .or_default()
+                        .add(self.keys, source);
+                }
+            }
+            Scanned::Error(error) => self.local.errors.push(error),
+            Scanned::Unjudged(_) | Scanned::Debris { .. } => {}
+        }
+    }
+}
+
+impl Drop for SurveySink<'_> {
+    fn drop(&mut self) {
+        let local = std::mem::take(&mut self.local);
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(local);
+    }
+}
+
 /// The interpreters to compile for, each with why: `--python` given: exactly those; else
 /// the interpreters whose caches the tree holds (one per tag); else the one the tree is
 /// for ([`interpreter_for_tree`]).

@@ -1,8 +1,10 @@
-//! `pycguard compile`: find the sources and the interpreters (at once), choose which
-//! interpreters to compile for, compile what is missing or not fresh, print, and count
-//! what decides the exit status (compiles that failed, entries that could not be read).
+//! `pycguard compile`: survey the tree and find the interpreters (at once), choose which
+//! interpreters to compile for; unless the survey proves the tree up to date (the no-op
+//! pass, in memory flat in the size of the tree), walk it again and compile what is
+//! missing or not fresh; print, and count what decides the exit status (compiles that
+//! failed, entries that could not be read).
 
-use crate::actions::compile::{self, FoundTree};
+use crate::actions::compile::{self, CompileOutcome, Survey};
 use crate::actions::recompile::WriteOptions;
 use crate::commands::{discover, stop_if_interrupted, CommandError, CommandResult, Finished};
 use crate::exit::Tally;
@@ -13,12 +15,12 @@ use crate::settings::CompileConfig;
 
 /// Run `compile`.
 pub fn run(config: &CompileConfig) -> CommandResult {
-    let (found_tree, found) = find(config)?;
+    let (survey, found) = find(config)?;
     stop_if_interrupted()?;
     let chosen = compile::choose_interpreters(
         &found,
         !config.discovery.pythons.is_empty(),
-        &found_tree.tags,
+        &survey.tags,
         &config.scan.roots,
         &config.discovery.search,
     );
@@ -27,16 +29,33 @@ pub fn run(config: &CompileConfig) -> CommandResult {
     }
     let mut out = config.verbosity.stdout();
     print_chosen(&mut out, &chosen, config.format, config.verbosity)?;
-    let errors = found_tree.errors.clone();
-    let walk = found_tree.walk.clone();
     let (chosen, reasons): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
-    let progress = Progress::bar(config.verbosity.normal(), "compiling", 0);
-    let write = WriteOptions {
-        progress: progress.handle(),
-        ..config.write.clone()
+    let (outcome, errors, walk) = match survey.up_to_date(&chosen, &config.options) {
+        // Nothing to do, and nothing kept per source to know it.
+        Some(up_to_date) => (
+            CompileOutcome {
+                up_to_date,
+                ..CompileOutcome::default()
+            },
+            survey.errors,
+            survey.walk,
+        ),
+        None => {
+            drop(survey);
+            let found_tree = compile::find_sources(&config.scan);
+            stop_if_interrupted()?;
+            let errors = found_tree.errors.clone();
+            let walk = found_tree.walk.clone();
+            let progress = Progress::bar(config.verbosity.normal(), "compiling", 0);
+            let write = WriteOptions {
+                progress: progress.handle(),
+                ..config.write.clone()
+            };
+            let outcome = compile::run(found_tree, &chosen, &config.options, &write);
+            drop(progress);
+            (outcome, errors, walk)
+        }
     };
-    let outcome = compile::run(found_tree, &chosen, &config.options, &write);
-    drop(progress);
     stop_if_interrupted()?;
     print(
         &mut out,
@@ -59,17 +78,17 @@ pub fn run(config: &CompileConfig) -> CommandResult {
     }))
 }
 
-/// The sources and caches of the tree, and the interpreters on the machine.
-fn find(config: &CompileConfig) -> Result<(FoundTree, Interpreters), CommandError> {
+/// The survey of the tree (see [`Survey`]), and the interpreters on the machine.
+fn find(config: &CompileConfig) -> Result<(Survey, Interpreters), CommandError> {
     if !config.discovery.pythons.is_empty() {
         // A bad --python is reported before any walk.
         let found = discover(&config.discovery)?;
-        return Ok((compile::find_sources(&config.scan), found));
+        return Ok((compile::survey(&config.scan, &config.options), found));
     }
     // Finding the interpreters (a few stats, probes remembered) overlaps the walk.
     std::thread::scope(|s| {
         let discovering = s.spawn(|| discover(&config.discovery));
-        let found_tree = compile::find_sources(&config.scan);
+        let found_tree = compile::survey(&config.scan, &config.options);
         let found = discovering
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
