@@ -1187,3 +1187,40 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Identical caches of identical sources in one tree (a copied package, hard links, the
+/// same virtualenv twice) are compiled once: the others get the same proof.
+#[test]
+fn twins_in_one_tree_are_compiled_once() {
+    let Some(i) = provers().into_iter().rev().find(|i| i.major >= 3) else {
+        return;
+    };
+    let tree = module_tree(&i, 3);
+    replace_keeping_mtime(&tree.join("pkg/m1.py"), b"VALUE = 8\n");
+    for copy in ["pkg2", "pkg3"] {
+        fs::create_dir_all(tree.join(copy).join("__pycache__")).unwrap();
+        for rel in walk_files(&tree.join("pkg")) {
+            let from = tree.join("pkg").join(&rel);
+            let to = tree.join(copy).join(&rel);
+            fs::copy(&from, &to).unwrap();
+            let (secs, nanos) = common::mtime(&from);
+            set_mtime(&to, secs as u64, nanos as u32);
+        }
+    }
+    let store = Tree::new();
+    let text = human_deep(tree.path(), store.path());
+    assert!(
+        text.contains("9 caches proven against their source (3 compiled now, 6 remembered"),
+        "{text}"
+    );
+    // The twins of the edited module are found out like it.
+    let (report, _, _) = deep(tree.path(), store.path(), &[]);
+    let entries = by_path(&report);
+    for dir in ["pkg", "pkg2", "pkg3"] {
+        for k in 0..3 {
+            let e = entry(&entries, &cache_of(&i, dir, &format!("m{k}"), 0));
+            let want = if k == 1 { "hidden-stale" } else { "fresh" };
+            assert_eq!(state_of(e).0, want, "{dir}/m{k}: {e}");
+        }
+    }
+}

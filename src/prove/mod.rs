@@ -103,6 +103,12 @@ struct Pending {
     key: store::Key,
 }
 
+/// The caches phase 2 proves, by the index of the interpreter that proves them.
+type Groups = BTreeMap<usize, Vec<Pending>>;
+
+/// A cache with the same key as one sent to be proven (its entry index, and it).
+type Twin = (usize, Keyed);
+
 /// A cache read and hashed in phase 1: its key, and what [`Recall::remember`] needs.
 struct Keyed {
     pending: Pending,
@@ -192,22 +198,30 @@ fn prove_all(
         None => Store::disabled(),
     };
     store.set_interrupt(Arc::clone(interrupt));
-    let groups = apply_looked(report, looked, interpreters, recall, &store, &mut summary);
-    // Phase 2: compile and compare what the store did not know.
+    let (groups, twins) = apply_looked(report, looked, interpreters, recall, &store, &mut summary);
+    // Phase 2: compile and compare what the store did not know, each distinct (cache,
+    // source, build) once; then give its twins (hard links, copies) the same proof.
     progress.set_message("compiling");
-    let proven = prove_groups(
-        report,
-        groups,
-        &Context {
+    let cx = Context {
+        interpreters,
+        config,
+        interrupt,
+        recall,
+        bar: &bar,
+    };
+    let mut proven = prove_groups(report, groups, &cx, &mut store, &mut summary);
+    if proven.is_ok() {
+        let left = apply_twins(
+            report,
+            twins,
             interpreters,
-            config,
-            interrupt,
             recall,
-            bar: &bar,
-        },
-        &mut store,
-        &mut summary,
-    );
+            &store,
+            &mut summary,
+            &bar,
+        );
+        proven = prove_groups(report, left, &cx, &mut store, &mut summary);
+    }
     store.save();
     progress.clear();
     proven?;
@@ -293,8 +307,10 @@ fn apply_looked(
     recall: &Recall<'_>,
     store: &Store,
     summary: &mut DeepSummary,
-) -> BTreeMap<usize, Vec<Pending>> {
-    let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
+) -> (Groups, Vec<Twin>) {
+    let mut groups = Groups::new();
+    let mut first_of: HashSet<store::Key> = HashSet::new();
+    let mut twins = Vec::new();
     for (i, looked) in looked {
         let entry = &mut report.entries[i];
         match looked {
@@ -307,6 +323,7 @@ fn apply_looked(
                     }
                     summary.remembered += 1;
                 }
+                None if !first_of.insert(keyed.pending.key) => twins.push((i, keyed)),
                 None => {
                     let mut pending = keyed.pending;
                     pending.entry = i;
@@ -329,7 +346,42 @@ fn apply_looked(
             }
         }
     }
-    groups
+    (groups, twins)
+}
+
+/// Give each twin (the same cache and source bytes, for the same build, as a cache proven
+/// in this run) its twin's proof; the twins whose twin could not be proven are returned,
+/// to be proven themselves.
+fn apply_twins(
+    report: &mut Report,
+    twins: Vec<Twin>,
+    interpreters: &Interpreters,
+    recall: &Recall<'_>,
+    store: &Store,
+    summary: &mut DeepSummary,
+    bar: &ProgressBar,
+) -> Groups {
+    let mut left = Groups::new();
+    for (i, keyed) in twins {
+        let entry = &mut report.entries[i];
+        match store.get(&keyed.pending.key) {
+            Some(proof) => {
+                let prover = interpreters.all()[keyed.interpreter].display_name();
+                compare::apply_to(entry, proof, &prover);
+                if *proof == Proof::Equal {
+                    recall.remember(entry, &keyed.read, keyed.magic, keyed.interpreter);
+                }
+                summary.remembered += 1;
+                bar.inc(1);
+            }
+            None => {
+                let mut pending = keyed.pending;
+                pending.entry = i;
+                left.entry(keyed.interpreter).or_default().push(pending);
+            }
+        }
+    }
+    left
 }
 
 /// What phase 2 needs besides the report, the store and the summary.
