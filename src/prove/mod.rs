@@ -316,19 +316,11 @@ fn apply_looked(
         match looked {
             Looked::Keyed(keyed) => match store.get(&keyed.pending.key) {
                 Some(proof) => {
-                    let prover = interpreters.all()[keyed.interpreter].display_name();
-                    compare::apply_to(entry, proof, &prover);
-                    if *proof == Proof::Equal {
-                        recall.remember(entry, &keyed.read, keyed.magic, keyed.interpreter);
-                    }
+                    remembered(entry, &keyed, proof, interpreters, recall);
                     summary.remembered += 1;
                 }
                 None if !first_of.insert(keyed.pending.key) => twins.push((i, keyed)),
-                None => {
-                    let mut pending = keyed.pending;
-                    pending.entry = i;
-                    groups.entry(keyed.interpreter).or_default().push(pending);
-                }
+                None => keyed.pend(i, &mut groups),
             },
             Looked::NoInterpreter(who) => {
                 compare::not_proven(&mut entry.verdict, &format!("no {who} interpreter found"));
@@ -366,22 +358,39 @@ fn apply_twins(
         let entry = &mut report.entries[i];
         match store.get(&keyed.pending.key) {
             Some(proof) => {
-                let prover = interpreters.all()[keyed.interpreter].display_name();
-                compare::apply_to(entry, proof, &prover);
-                if *proof == Proof::Equal {
-                    recall.remember(entry, &keyed.read, keyed.magic, keyed.interpreter);
-                }
+                remembered(entry, &keyed, proof, interpreters, recall);
                 summary.remembered += 1;
                 bar.inc(1);
             }
-            None => {
-                let mut pending = keyed.pending;
-                pending.entry = i;
-                left.entry(keyed.interpreter).or_default().push(pending);
-            }
+            None => keyed.pend(i, &mut left),
         }
     }
     left
+}
+
+/// Give `entry` a proof found for its key (remembered, or made for its twin in this run);
+/// an equal one is remembered by identity too.
+fn remembered(
+    entry: &mut Entry,
+    keyed: &Keyed,
+    proof: &Proof,
+    interpreters: &Interpreters,
+    recall: &Recall<'_>,
+) {
+    let prover = interpreters.all()[keyed.interpreter].display_name();
+    compare::apply_to(entry, proof, &prover);
+    if *proof == Proof::Equal {
+        recall.remember(entry, &keyed.read, keyed.magic, keyed.interpreter);
+    }
+}
+
+impl Keyed {
+    /// Leave the cache of entry `i` for phase 2, in its interpreter's group.
+    fn pend(self, i: usize, groups: &mut Groups) {
+        let mut pending = self.pending;
+        pending.entry = i;
+        groups.entry(self.interpreter).or_default().push(pending);
+    }
 }
 
 /// What phase 2 needs besides the report, the store and the summary.
