@@ -438,6 +438,15 @@ fn prove_groups(
     Ok(())
 }
 
+/// Read a cache or a source whole, through a link as the importer reads it (without
+/// blocking, a regular file only, at most [`MAX_FILE_BYTES`]); its bytes and the identity
+/// of the file opened.
+fn read_file(path: &Path, what: &'static str) -> Result<(Vec<u8>, FileIdentity), ReadError> {
+    let mut bytes = Vec::new();
+    let st = read::read_into(path, Follow::Yes, what, MAX_FILE_BYTES, &mut bytes)?;
+    Ok((bytes, FileIdentity::of(&st)))
+}
+
 /// Read and hash one cache and its source, and decide what to do with it.
 fn look_up(
     cache_path: &Path,
@@ -447,16 +456,8 @@ fn look_up(
 ) -> Looked {
     let unreadable =
         |what: &str, e: ReadError| Looked::Unreadable(format!("cannot read {what}: {e}"));
-    let mut cache = Vec::new();
-    // Through a link as the importer reads it; its identity is the opened file's.
-    let cache_st = match read::read_into(
-        cache_path,
-        Follow::Yes,
-        "the cache",
-        MAX_FILE_BYTES,
-        &mut cache,
-    ) {
-        Ok(st) => st,
+    let (cache, cache_id) = match read_file(cache_path, "the cache") {
+        Ok(read) => read,
         Err(e) => return unreadable("the cache", e),
     };
     let Some(raw) = cache.get(..4).and_then(|m| <[u8; 4]>::try_from(m).ok()) else {
@@ -479,15 +480,8 @@ fn look_up(
         Ok(l) => l,
         Err(why) => return Looked::Skip(why.to_string()),
     };
-    let mut source = Vec::new();
-    let source_st = match read::read_into(
-        source_path,
-        Follow::Yes,
-        "the source",
-        MAX_FILE_BYTES,
-        &mut source,
-    ) {
-        Ok(st) => st,
+    let (source, source_id) = match read_file(source_path, "the source") {
+        Ok(read) => read,
         Err(e) => return unreadable("its source", e),
     };
     let key = store::key(
@@ -505,8 +499,8 @@ fn look_up(
         interpreter: index,
         magic: raw,
         read: Identities {
-            cache: FileIdentity::of(&cache_st),
-            source: FileIdentity::of(&source_st),
+            cache: cache_id,
+            source: source_id,
         },
     })
 }
@@ -539,24 +533,8 @@ fn make_job(
     levels: &[u8],
     interpreter: &Interpreter,
 ) -> Result<(Job, Sent), JobError> {
-    let mut cache = Vec::new();
-    let cache_st = read::read_into(
-        cache_path,
-        Follow::Yes,
-        "the cache",
-        MAX_FILE_BYTES,
-        &mut cache,
-    )
-    .map_err(JobError::Cache)?;
-    let mut source = Vec::new();
-    let source_st = read::read_into(
-        source_path,
-        Follow::Yes,
-        "the source",
-        MAX_FILE_BYTES,
-        &mut source,
-    )
-    .map_err(JobError::Source)?;
+    let (cache, cache_id) = read_file(cache_path, "the cache").map_err(JobError::Cache)?;
+    let (source, source_id) = read_file(source_path, "the source").map_err(JobError::Source)?;
     let h = header::parse(&cache).map_err(JobError::Header)?;
     let sent = Sent {
         key: store::key(
@@ -567,8 +545,8 @@ fn make_job(
         ),
         magic: h.magic.raw,
         read: Identities {
-            cache: FileIdentity::of(&cache_st),
-            source: FileIdentity::of(&source_st),
+            cache: cache_id,
+            source: source_id,
         },
     };
     let body = cache[h.byte_len()..].to_vec();
